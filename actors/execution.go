@@ -1,0 +1,412 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/stent-go/stent/messages"
+	"github.com/stent-go/stent/persistence"
+)
+
+// execution is one activation of an execution on this node: its lease, its
+// in-memory journal and the channels its body waits on.
+type execution struct {
+	rt    *Runtime
+	id    string
+	rec   *persistence.Execution
+	fresh bool
+	self  *actor.PID
+	fn    *Function
+
+	mu      sync.Mutex
+	epoch   int64
+	entries map[int]*persistence.JournalEntry
+	waiters map[int]chan struct{}
+	next    int
+	// snapAt is the last position covered by the stored snapshot; sinceSnap
+	// counts journal writes since.
+	snapAt    int
+	sinceSnap int
+	// closed is set once the activation has passivated, finished or lost its
+	// lease: durable operations then fail instead of writing.
+	closed     error
+	passivated bool
+	nondet     *persistence.ErrorInfo
+	wakeC      chan struct{}
+}
+
+func newExecution(rt *Runtime, rec *persistence.Execution, fresh bool) *execution {
+	return &execution{
+		rt:      rt,
+		id:      rec.ID,
+		rec:     rec,
+		fresh:   fresh,
+		epoch:   rec.Epoch,
+		entries: make(map[int]*persistence.JournalEntry),
+		waiters: make(map[int]chan struct{}),
+		snapAt:  -1,
+		wakeC:   make(chan struct{}, 1),
+	}
+}
+
+type execKey struct{}
+
+// fromContext returns the execution a body's context carries.
+func fromContext(ctx context.Context) *execution {
+	e, _ := ctx.Value(execKey{}).(*execution)
+	return e
+}
+
+// ExecutionID returns the ID of the execution ctx belongs to, or "".
+func ExecutionID(ctx context.Context) string {
+	if e := fromContext(ctx); e != nil {
+		return e.id
+	}
+	return ""
+}
+
+// InExecution reports whether ctx belongs to a running execution body.
+func InExecution(ctx context.Context) bool { return fromContext(ctx) != nil }
+
+type bodyResult struct {
+	out    []byte
+	err    error
+	panic  any
+	stack  []byte
+	exited bool
+}
+
+// run is the runner goroutine of one activation.
+func (e *execution) run() {
+	rt := e.rt
+	defer func() {
+		if r := recover(); r != nil {
+			rt.log.Error("execution runner panicked", slog.String("execution_id", e.id), slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+		}
+		e.close(errPassivated)
+		rt.runners.Done()
+		rt.system.Root.Send(e.self, &runnerDone{})
+	}()
+	ctx := rt.baseCtx
+	if e.epoch == 0 {
+		rec, err := rt.backend.AcquireLease(ctx, e.id, rt.cfg.NodeID, rt.cfg.LeaseTTL)
+		if err != nil {
+			if !errors.Is(err, persistence.ErrLeaseHeld) && !errors.Is(err, persistence.ErrNotFound) && ctx.Err() == nil {
+				rt.log.Error("acquiring a lease", slog.String("execution_id", e.id), slog.Any("error", err))
+			}
+			return
+		}
+		e.rec = rec
+		e.mu.Lock()
+		e.epoch = rec.Epoch
+		e.mu.Unlock()
+	}
+	rec := e.rec
+	if rec.Status.Terminal() {
+		return
+	}
+	fn, ok := rt.cfg.Lookup(rec.Function)
+	if !ok {
+		e.settle(rec.Attempts+1, bodyResult{err: NonRetryable(fmt.Errorf("function %q is not registered on node %s", rec.Function, rt.cfg.NodeID))}, persistence.ErrorKindUnknownFunction)
+		return
+	}
+	e.fn = fn
+	if !e.fresh {
+		if err := e.load(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			// A journal that does not decode: quarantine the execution with
+			// the reason, never run it on a guess.
+			rt.log.Error("loading a journal", slog.String("execution_id", e.id), slog.Any("error", err))
+			e.settle(rec.Attempts+1, bodyResult{err: NonRetryable(err)}, persistence.ErrorKindError)
+			return
+		}
+	}
+	if !rec.Deadline.IsZero() && !time.Now().Before(rec.Deadline) {
+		e.settle(rec.Attempts+1, bodyResult{err: NonRetryable(fmt.Errorf("execution %s passed its deadline: %w", e.id, ErrTimeout))}, persistence.ErrorKindTimeout)
+		return
+	}
+	attempt := rec.Attempts + 1
+	bctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	bctx = context.WithValue(bctx, execKey{}, e)
+	var timeout <-chan time.Time
+	if fn.Timeout > 0 {
+		t := time.NewTimer(fn.Timeout)
+		defer t.Stop()
+		timeout = t.C
+		var tcancel context.CancelFunc
+		bctx, tcancel = context.WithTimeoutCause(bctx, fn.Timeout, ErrTimeout)
+		defer tcancel()
+	}
+	if !rec.Deadline.IsZero() {
+		var dcancel context.CancelFunc
+		bctx, dcancel = context.WithDeadlineCause(bctx, rec.Deadline, ErrTimeout)
+		defer dcancel()
+	}
+	done := make(chan bodyResult, 1)
+	go e.body(bctx, fn, rec.Input, done)
+	var r bodyResult
+	select {
+	case r = <-done:
+	case <-timeout:
+		r = bodyResult{err: fmt.Errorf("attempt %d of %s ran longer than %s: %w", attempt, fn.Name, fn.Timeout, ErrTimeout)}
+		cancel()
+	}
+	if r.err != nil && !rec.Deadline.IsZero() && !time.Now().Before(rec.Deadline) {
+		r.err = NonRetryable(fmt.Errorf("execution %s ran past its deadline (%s): %w", e.id, rec.Deadline.Format(time.RFC3339Nano), ErrTimeout))
+	}
+	e.settle(attempt, r, "")
+}
+
+// body runs the user's function on its own goroutine, turning a panic into
+// the attempt's failure and noticing a runtime.Goexit (passivation).
+func (e *execution) body(ctx context.Context, fn *Function, input []byte, done chan<- bodyResult) {
+	returned := false
+	defer func() {
+		if r := recover(); r != nil {
+			done <- bodyResult{panic: r, stack: debug.Stack()}
+			return
+		}
+		if !returned {
+			done <- bodyResult{exited: true}
+		}
+	}()
+	out, err := fn.Run(ctx, input)
+	returned = true
+	done <- bodyResult{out: out, err: err}
+}
+
+// load reads the snapshot and journal tail into memory.
+func (e *execution) load(ctx context.Context) error {
+	snap, tail, err := e.rt.backend.LoadJournal(ctx, e.id)
+	if err != nil {
+		return fmt.Errorf("loading journal of %s: %w", e.id, err)
+	}
+	var prefix []*persistence.JournalEntry
+	if snap != nil {
+		if prefix, err = decodeSnapshot(e.id, snap); err != nil {
+			return err
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, list := range [][]*persistence.JournalEntry{prefix, tail} {
+		for _, ent := range list {
+			// A child's outcome delivered while we were loading wins over
+			// the intent we read.
+			if cur, ok := e.entries[ent.Position]; ok && cur.Done {
+				continue
+			}
+			e.entries[ent.Position] = ent
+		}
+	}
+	if snap != nil {
+		e.snapAt = snap.Position
+	}
+	return nil
+}
+
+// close ends the activation's right to write.
+func (e *execution) close(reason error) {
+	e.mu.Lock()
+	if e.closed == nil {
+		e.closed = reason
+	}
+	for p, w := range e.waiters {
+		close(w)
+		delete(e.waiters, p)
+	}
+	e.mu.Unlock()
+}
+
+// settle records the outcome of an attempt.
+func (e *execution) settle(attempt int, r bodyResult, kind persistence.ErrorKind) {
+	rt := e.rt
+	e.mu.Lock()
+	closed, passivated, nondet := e.closed, e.passivated, e.nondet
+	e.mu.Unlock()
+	if passivated {
+		return
+	}
+	if errors.Is(closed, errLeaseLost) {
+		rt.log.Debug("activation lost its lease", slog.String("execution_id", e.id))
+		return
+	}
+	if rt.isStopping() {
+		// Shutting down: leave the attempt unrecorded; the lease is released
+		// and the execution replays elsewhere or at the next start.
+		return
+	}
+	var info *persistence.ErrorInfo
+	switch {
+	case nondet != nil:
+		info = nondet
+	case r.panic != nil:
+		info = &persistence.ErrorInfo{Message: fmt.Sprintf("panic: %v", r.panic), Kind: persistence.ErrorKindPanic, Stack: string(r.stack)}
+	case r.exited:
+		info = &persistence.ErrorInfo{Message: "the body called runtime.Goexit without returning", Kind: persistence.ErrorKindError, NonRetryable: true}
+	case r.err != nil:
+		info = classify(r.err)
+		if kind != "" {
+			info.Kind = kind
+		}
+	}
+	fname := e.rec.Function
+	c := &persistence.Commit{ExecutionID: e.id, Epoch: e.currentEpoch(), Update: &persistence.Update{Attempts: attempt}}
+	var outcome *Outcome
+	var retryIn time.Duration
+	if info == nil {
+		c.Update.Status = persistence.StatusCompleted
+		c.Update.Output = r.out
+		c.Update.ClearError = true
+		outcome = &Outcome{Status: persistence.StatusCompleted, Output: r.out, Function: fname, Attempts: attempt}
+	} else {
+		info.Function, info.ExecutionID, info.Attempts = fname, e.id, attempt
+		maxAttempts := 1
+		if e.fn != nil {
+			maxAttempts = e.fn.Retry.MaxAttempts
+		}
+		if !info.NonRetryable && attempt < maxAttempts {
+			retryIn = e.fn.Retry.Delay(attempt)
+			c.Update.Status = persistence.StatusPending
+			c.Update.Error = info
+			c.Update.SetRunAt, c.Update.RunAfter = true, retryIn
+			c.Update.Release = true
+			e.mu.Lock()
+			c.DeleteJournal = failedPositions(e.entries)
+			e.mu.Unlock()
+		} else {
+			status := persistence.StatusFailed
+			switch info.Kind {
+			case persistence.ErrorKindCanceled:
+				status = persistence.StatusCanceled
+			case persistence.ErrorKindTimeout:
+				if !e.rec.Deadline.IsZero() && !time.Now().Before(e.rec.Deadline) {
+					status = persistence.StatusTimedOut
+				}
+			}
+			c.Update.Status = status
+			c.Update.Error = info
+			if status == persistence.StatusFailed {
+				c.DeadLetter = &persistence.DeadLetter{ID: NewID(), ExecutionID: e.id, Function: fname, Input: e.rec.Input, Error: info, Attempts: attempt}
+			}
+			outcome = &Outcome{Status: status, Error: info, Function: fname, Attempts: attempt}
+		}
+	}
+	if outcome != nil && e.rec.ParentID != "" {
+		c.Deliver = &persistence.JournalEntry{
+			ExecutionID: e.rec.ParentID, Position: e.rec.ParentPos, Kind: persistence.EntryCall,
+			Name: fname, ChildID: e.id, Done: true, Output: outcome.Output, Error: outcome.Error,
+		}
+	}
+	if err := e.applyRetrying(c); err != nil {
+		return
+	}
+	e.close(errPassivated)
+	if outcome == nil {
+		rt.log.Info("attempt failed, retrying", slog.String("execution_id", e.id), slog.String("function", fname),
+			slog.Int("attempt", attempt), slog.Duration("retry_in", retryIn), slog.String("error", info.Message))
+		rt.kickAt(retryIn)
+		return
+	}
+	if info != nil {
+		rt.log.Warn("execution failed", slog.String("execution_id", e.id), slog.String("function", fname),
+			slog.Int("attempt", attempt), slog.String("status", string(outcome.Status)), slog.String("error", info.Message))
+	} else {
+		rt.log.Debug("execution completed", slog.String("execution_id", e.id), slog.String("function", fname), slog.Int("attempt", attempt))
+	}
+	if c.Deliver != nil {
+		if p := rt.lookupActive(e.rec.ParentID); p != nil && p.self != nil {
+			rt.system.Root.Send(p.self, &messages.ChildOutcome{
+				ParentId: e.rec.ParentID, Position: int32(e.rec.ParentPos), ChildId: e.id,
+				Output: outcome.Output, Error: infoToProto(outcome.Error),
+			})
+		}
+	}
+	rt.finished(e.id, outcome)
+}
+
+// applyRetrying writes a final commit, retrying a failing database with
+// backoff until it succeeds, the lease is lost, or the node stops.
+func (e *execution) applyRetrying(c *persistence.Commit) error {
+	backoff := 50 * time.Millisecond
+	for {
+		err := e.apply(e.rt.baseCtx, c)
+		if err == nil || errors.Is(err, errLeaseLost) {
+			return err
+		}
+		if e.rt.baseCtx.Err() != nil {
+			return err
+		}
+		e.rt.log.Error("recording an outcome", slog.String("execution_id", e.id), slog.Any("error", err))
+		select {
+		case <-e.rt.baseCtx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func (e *execution) currentEpoch() int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.epoch
+}
+
+// apply writes one commit of this execution, fenced by its epoch.
+func (e *execution) apply(ctx context.Context, c *persistence.Commit) error {
+	errs, err := e.rt.backend.Apply(ctx, []*persistence.Commit{c})
+	if err == nil && len(errs) == 1 {
+		err = errs[0]
+	}
+	if errors.Is(err, persistence.ErrStaleEpoch) {
+		e.close(errLeaseLost)
+		return fmt.Errorf("writing %s: %w", e.id, errLeaseLost)
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", e.id, err)
+	}
+	return nil
+}
+
+// deliver records a child's outcome that arrived as a message.
+func (e *execution) deliver(m *messages.ChildOutcome) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	pos := int(m.Position)
+	cur := e.entries[pos]
+	if cur != nil && cur.Done {
+		return
+	}
+	ent := &persistence.JournalEntry{ExecutionID: e.id, Position: pos, Kind: persistence.EntryCall, ChildID: m.ChildId,
+		Done: true, Output: m.Output, Error: infoFromProto(m.Error)}
+	if cur != nil {
+		ent.Name = cur.Name
+		if cur.ChildID != "" && cur.ChildID != m.ChildId {
+			return // an outcome of a child from an earlier attempt
+		}
+	}
+	e.entries[pos] = ent
+	if w, ok := e.waiters[pos]; ok {
+		close(w)
+		delete(e.waiters, pos)
+	}
+}
+
+// wake interrupts a sleep in progress (its timer fired elsewhere).
+func (e *execution) wake() {
+	select {
+	case e.wakeC <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,392 @@
+package actors
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/stent-go/stent/persistence"
+)
+
+// CallOptions are the per-call options of a child or root start.
+type CallOptions struct {
+	// Queue overrides the function's queue when not "".
+	Queue string
+	// Priority orders executions waiting in a queue; higher first.
+	Priority int
+	// Delay postpones the start.
+	Delay time.Duration
+	// MaxDuration is a deadline for the whole execution, children included.
+	MaxDuration time.Duration
+	// IdempotencyKey makes a root start idempotent.
+	IdempotencyKey string
+}
+
+// Future is a child started by an execution.
+type Future struct {
+	e       *execution
+	pos     int
+	childID string
+}
+
+// ID returns the child's execution ID.
+func (f *Future) ID() string { return f.childID }
+
+// begin takes the next journal position for an operation of kind and name
+// and returns what the journal holds there (nil when it is new).
+func (e *execution) begin(kind persistence.EntryKind, name string) (int, *persistence.JournalEntry, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed != nil {
+		return 0, nil, e.closed
+	}
+	if e.rt.isStopping() {
+		return 0, nil, errShutdown
+	}
+	pos := e.next
+	e.next++
+	ent := e.entries[pos]
+	if ent != nil && (ent.Kind != kind || ent.Name != name) {
+		err := fmt.Errorf("%w: position %d of %s recorded %s %q, the replay issued %s %q",
+			ErrNonDeterministic, pos, e.id, ent.Kind, ent.Name, kind, name)
+		if e.nondet == nil {
+			e.nondet = &persistence.ErrorInfo{Message: err.Error(), Kind: persistence.ErrorKindNonDeterministic, NonRetryable: true}
+		}
+		return 0, nil, err
+	}
+	return pos, ent, nil
+}
+
+// write applies a commit made by the body, adding a snapshot when enough
+// journal entries have been written since the last one.
+func (e *execution) write(ctx context.Context, c *persistence.Commit) error {
+	snapPos := -1
+	e.mu.Lock()
+	e.sinceSnap += len(c.Journal)
+	if e.sinceSnap >= e.rt.cfg.SnapshotEvery || (c.Update != nil && c.Update.Release) {
+		snapPos = e.attachSnapshot(c)
+	}
+	c.Epoch = e.epoch
+	e.mu.Unlock()
+	if err := e.apply(ctx, c); err != nil {
+		return err
+	}
+	if snapPos >= 0 {
+		e.mu.Lock()
+		e.snapAt, e.sinceSnap = snapPos, 0
+		e.mu.Unlock()
+	}
+	return nil
+}
+
+// attachSnapshot adds the completed prefix of the journal, plus the entries
+// c writes, to c as a snapshot when it reaches past the stored one. It
+// returns the snapshot's position or -1. e.mu is held.
+func (e *execution) attachSnapshot(c *persistence.Commit) int {
+	view := make(map[int]*persistence.JournalEntry, len(e.entries)+len(c.Journal))
+	for p, ent := range e.entries {
+		view[p] = ent
+	}
+	for _, ent := range c.Journal {
+		view[ent.Position] = ent
+	}
+	prefix := donePrefix(view)
+	if len(prefix)-1 <= e.snapAt {
+		return -1
+	}
+	data, pos := encodeSnapshot(e.id, prefix)
+	if data == nil {
+		return -1
+	}
+	c.Snapshot = &persistence.Snapshot{ExecutionID: e.id, Position: pos, Data: data}
+	return pos
+}
+
+// remember puts entries written by the body into the in-memory journal.
+func (e *execution) remember(entries ...*persistence.JournalEntry) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, ent := range entries {
+		if cur, ok := e.entries[ent.Position]; ok && cur.Done && !ent.Done {
+			continue
+		}
+		e.entries[ent.Position] = ent
+	}
+}
+
+func (e *execution) attempt() int { return e.rec.Attempts + 1 }
+
+func (e *execution) childID(pos int) string {
+	if a := e.attempt(); a > 1 {
+		return e.id + "." + strconv.Itoa(pos) + "-" + strconv.Itoa(a)
+	}
+	return e.id + "." + strconv.Itoa(pos)
+}
+
+// StartChildren starts one child of fn per input, at consecutive journal
+// positions, in one write. Children already recorded (a replay) are not
+// started again. It must be called from an execution body.
+func StartChildren(ctx context.Context, fn *Function, inputs [][]byte, opts CallOptions) ([]*Future, error) {
+	e := fromContext(ctx)
+	if e == nil {
+		return nil, errors.New("actors: StartChildren outside an execution")
+	}
+	rt := e.rt
+	futures := make([]*Future, len(inputs))
+	var creates []*persistence.Execution
+	var intents []*persistence.JournalEntry
+	queue := opts.Queue
+	if queue == "" {
+		queue = fn.Queue
+	}
+	local := rt.Serves(queue) && opts.Delay <= 0 && rt.Serving()
+	now := time.Now().UTC()
+	deadline := e.rec.Deadline
+	if opts.MaxDuration > 0 {
+		if d := now.Add(opts.MaxDuration); deadline.IsZero() || d.Before(deadline) {
+			deadline = d
+		}
+	}
+	rootID := e.rec.RootID
+	if rootID == "" {
+		rootID = e.id
+	}
+	for i, in := range inputs {
+		pos, ent, err := e.begin(persistence.EntryCall, fn.Name)
+		if err != nil {
+			return nil, err
+		}
+		if ent != nil {
+			futures[i] = &Future{e: e, pos: pos, childID: ent.ChildID}
+			continue
+		}
+		id := e.childID(pos)
+		futures[i] = &Future{e: e, pos: pos, childID: id}
+		child := &persistence.Execution{
+			ID: id, Function: fn.Name, Queue: queue, Status: persistence.StatusPending, Input: in,
+			ParentID: e.id, ParentPos: pos, RootID: rootID, Priority: opts.Priority, Version: fn.Version,
+			Deadline: deadline, CreatedAt: now, UpdatedAt: now,
+		}
+		if opts.Delay > 0 {
+			child.RunAt = now.Add(opts.Delay)
+		}
+		if local {
+			child.Status = persistence.StatusRunning
+			child.Owner = rt.cfg.NodeID
+			child.Epoch = 1
+			child.LeaseExpiresAt = now.Add(rt.cfg.LeaseTTL)
+		}
+		creates = append(creates, child)
+		intents = append(intents, &persistence.JournalEntry{ExecutionID: e.id, Position: pos, Kind: persistence.EntryCall, Name: fn.Name, ChildID: id})
+	}
+	if len(creates) == 0 {
+		return futures, nil
+	}
+	if err := e.write(ctx, &persistence.Commit{ExecutionID: e.id, Create: creates, Journal: intents}); err != nil {
+		return nil, err
+	}
+	e.remember(intents...)
+	for _, c := range creates {
+		if local {
+			rt.activate(c, true)
+		}
+	}
+	if !local {
+		if opts.Delay > 0 {
+			rt.kickAt(opts.Delay)
+		} else {
+			rt.Kick()
+		}
+	}
+	return futures, nil
+}
+
+// Await waits for the child's outcome: its JSON output, or an
+// *ExecutionError. While it waits it checks the child's row now and then, in
+// case the child finished on another node.
+func (f *Future) Await(ctx context.Context) ([]byte, error) {
+	e := f.e
+	poll := e.rt.cfg.PollInterval
+	for {
+		e.mu.Lock()
+		if e.closed != nil {
+			err := e.closed
+			e.mu.Unlock()
+			return nil, err
+		}
+		ent := e.entries[f.pos]
+		if ent != nil && ent.Done {
+			e.mu.Unlock()
+			return ent.Output, errorFromInfo(ent.Error)
+		}
+		w, ok := e.waiters[f.pos]
+		if !ok {
+			w = make(chan struct{})
+			e.waiters[f.pos] = w
+		}
+		e.mu.Unlock()
+		t := time.NewTimer(poll)
+		select {
+		case <-w:
+			t.Stop()
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctxError(ctx)
+		case <-t.C:
+			rec, err := e.rt.backend.GetExecution(ctx, f.childID)
+			if err == nil && rec.Status.Terminal() {
+				info := rec.Error
+				if info != nil && info.ExecutionID == "" {
+					c := *info
+					c.Function, c.ExecutionID, c.Attempts = rec.Function, rec.ID, rec.Attempts
+					info = &c
+				}
+				e.remember(&persistence.JournalEntry{ExecutionID: e.id, Position: f.pos, Kind: persistence.EntryCall,
+					Name: rec.Function, ChildID: rec.ID, Done: true, Output: rec.Output, Error: info})
+			}
+		}
+	}
+}
+
+// ctxError is what a durable operation returns when the body's context ends.
+func ctxError(ctx context.Context) error {
+	if cause := context.Cause(ctx); cause != nil && cause != ctx.Err() {
+		return cause
+	}
+	return ctx.Err()
+}
+
+// Sleep is a durable timer. Inside an execution it records its end in the
+// journal; a sleep of PassivateAfter or more passivates the execution (its
+// actor and goroutines end, and a timer in the database brings it back).
+// Outside an execution it is a plain sleep that honours ctx.
+func Sleep(ctx context.Context, d time.Duration) error {
+	e := fromContext(ctx)
+	if e == nil {
+		return plainSleep(ctx, d)
+	}
+	pos, ent, err := e.begin(persistence.EntrySleep, "")
+	if err != nil {
+		return err
+	}
+	var fireAt time.Time
+	if ent != nil {
+		fireAt = ent.FireAt
+	} else {
+		if d <= 0 {
+			return nil
+		}
+		fireAt = time.Now().UTC().Add(d)
+		intent := &persistence.JournalEntry{ExecutionID: e.id, Position: pos, Kind: persistence.EntrySleep, FireAt: fireAt}
+		if d >= e.rt.cfg.PassivateAfter {
+			return e.passivate(ctx, intent, d)
+		}
+		if err := e.write(ctx, &persistence.Commit{ExecutionID: e.id, Journal: []*persistence.JournalEntry{intent}}); err != nil {
+			return err
+		}
+		e.remember(intent)
+	}
+	remaining := time.Until(fireAt)
+	if remaining <= 0 {
+		return nil
+	}
+	if remaining >= e.rt.cfg.PassivateAfter {
+		return e.passivate(ctx, nil, remaining)
+	}
+	return plainSleep(ctx, remaining)
+}
+
+// passivate records the sleep (intent may be nil on a replay), schedules the
+// wake-up, releases the lease and ends the body's goroutine.
+func (e *execution) passivate(ctx context.Context, intent *persistence.JournalEntry, d time.Duration) error {
+	c := &persistence.Commit{ExecutionID: e.id, Update: &persistence.Update{
+		Status: persistence.StatusWaiting, SetRunAt: true, RunAfter: d, Release: true,
+	}}
+	if intent != nil {
+		c.Journal = []*persistence.JournalEntry{intent}
+	}
+	e.mu.Lock()
+	if e.hasOpenChildren() {
+		e.mu.Unlock()
+		// Children started and not awaited still report to this activation:
+		// stay in memory rather than miss them.
+		if intent != nil {
+			c.Update = nil
+			if err := e.write(ctx, c); err != nil {
+				return err
+			}
+			e.remember(intent)
+		}
+		return plainSleep(ctx, d)
+	}
+	e.mu.Unlock()
+	if err := e.write(ctx, c); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.passivated = true
+	e.mu.Unlock()
+	e.close(errPassivated)
+	e.rt.kickAt(d)
+	runtime.Goexit()
+	return nil
+}
+
+// hasOpenChildren reports whether a started child has no outcome yet. e.mu is held.
+func (e *execution) hasOpenChildren() bool {
+	for _, ent := range e.entries {
+		if ent.Kind == persistence.EntryCall && !ent.Done {
+			return true
+		}
+	}
+	return false
+}
+
+func plainSleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctxError(ctx)
+	}
+}
+
+// Now returns a time recorded once in the journal and returned again on
+// replay. Outside an execution it is time.Now.
+func Now(ctx context.Context) (time.Time, error) {
+	e := fromContext(ctx)
+	if e == nil {
+		return time.Now(), nil
+	}
+	pos, ent, err := e.begin(persistence.EntryNow, "")
+	if err != nil {
+		return time.Time{}, err
+	}
+	if ent != nil && ent.Done {
+		var t time.Time
+		if err := json.Unmarshal(ent.Output, &t); err != nil {
+			return time.Time{}, fmt.Errorf("decoding the time recorded at position %d of %s: %w", pos, e.id, err)
+		}
+		return t, nil
+	}
+	t := time.Now().UTC()
+	out, err := json.Marshal(t)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("encoding a time: %w", err)
+	}
+	ent = &persistence.JournalEntry{ExecutionID: e.id, Position: pos, Kind: persistence.EntryNow, Done: true, Output: out}
+	if err := e.write(ctx, &persistence.Commit{ExecutionID: e.id, Journal: []*persistence.JournalEntry{ent}}); err != nil {
+		return time.Time{}, err
+	}
+	e.remember(ent)
+	return t, nil
+}

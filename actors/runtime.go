@@ -1,0 +1,452 @@
+package actors
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/stent-go/stent/internal/retry"
+	"github.com/stent-go/stent/persistence"
+)
+
+// Function is a registered durable function, type-erased: JSON in, JSON out.
+type Function struct {
+	Name    string
+	Queue   string
+	Retry   retry.Policy
+	Timeout time.Duration
+	Version string
+	// Run runs one attempt of the body.
+	Run func(ctx context.Context, input []byte) ([]byte, error)
+}
+
+// Config configures a Runtime. Zero fields take the defaults noted.
+type Config struct {
+	Backend persistence.Backend
+	// Lookup finds a registered function by name.
+	Lookup func(name string) (*Function, bool)
+	// NodeID names this node as the owner of leases; default a random ID.
+	NodeID string
+	// Queues served; empty serves every queue.
+	Queues []string
+	// LeaseTTL is how long a lease lasts without renewal; default 10s.
+	// Leases are renewed every LeaseTTL/3.
+	LeaseTTL time.Duration
+	// PollInterval bounds how long due work can wait unnoticed when no
+	// wake-up arrives; default 500ms.
+	PollInterval time.Duration
+	// SnapshotEvery is the number of journal entries between snapshots;
+	// default 64.
+	SnapshotEvery int
+	// Concurrency caps the executions this node claims from the database at
+	// once; default 1000. Executions started by this node run regardless.
+	Concurrency int
+	// PassivateAfter is the shortest sleep that passivates; default 1s.
+	PassivateAfter time.Duration
+	Logger         *slog.Logger
+}
+
+// Outcome is the terminal state of an execution.
+type Outcome struct {
+	Status   persistence.Status
+	Output   []byte
+	Error    *persistence.ErrorInfo
+	Function string
+	Attempts int
+}
+
+// Runtime runs executions on one node.
+type Runtime struct {
+	cfg     Config
+	backend persistence.Backend
+	log     *slog.Logger
+	system  *actor.ActorSystem
+	sup     *actor.PID
+
+	baseCtx    context.Context
+	baseCancel context.CancelFunc
+
+	mu       sync.Mutex
+	active   map[string]*execution
+	waiters  map[string][]chan *Outcome
+	serving  bool
+	stopping bool
+	runners  sync.WaitGroup
+
+	kick  chan struct{}
+	ready chan struct{}
+	done  chan struct{}
+}
+
+// New builds a runtime. It starts the actor system but claims no work until
+// Serve runs.
+func New(cfg Config) (*Runtime, error) {
+	if cfg.Backend == nil {
+		return nil, errors.New("actors: Config.Backend is nil")
+	}
+	if cfg.Lookup == nil {
+		return nil, errors.New("actors: Config.Lookup is nil")
+	}
+	if cfg.NodeID == "" {
+		cfg.NodeID = "node-" + NewID()[:12]
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 10 * time.Second
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 500 * time.Millisecond
+	}
+	if cfg.SnapshotEvery <= 0 {
+		cfg.SnapshotEvery = 64
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 1000
+	}
+	if cfg.PassivateAfter <= 0 {
+		cfg.PassivateAfter = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	rt := &Runtime{
+		cfg:     cfg,
+		backend: cfg.Backend,
+		log:     cfg.Logger.With(slog.String("node", cfg.NodeID)),
+		active:  make(map[string]*execution),
+		waiters: make(map[string][]chan *Outcome),
+		kick:    make(chan struct{}, 1),
+		ready:   make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	rt.baseCtx, rt.baseCancel = context.WithCancel(context.Background())
+	actorLog := rt.log.With(slog.String("component", "protoactor"))
+	rt.system = actor.NewActorSystem(
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return actorLog }),
+		actor.WithDeadLetterRequestLogging(false),
+	)
+	sup, err := rt.system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &supervisor{rt: rt} }), "executions")
+	if err != nil {
+		return nil, fmt.Errorf("spawning the executions supervisor: %w", err)
+	}
+	rt.sup = sup
+	return rt, nil
+}
+
+// NodeID returns the name this node holds leases under.
+func (rt *Runtime) NodeID() string { return rt.cfg.NodeID }
+
+// Backend returns the backend the runtime writes to.
+func (rt *Runtime) Backend() persistence.Backend { return rt.backend }
+
+// Serving reports whether Serve is running.
+func (rt *Runtime) Serving() bool {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return rt.serving && !rt.stopping
+}
+
+// Serves reports whether this node runs executions of queue.
+func (rt *Runtime) Serves(queue string) bool {
+	if len(rt.cfg.Queues) == 0 {
+		return true
+	}
+	for _, q := range rt.cfg.Queues {
+		if q == queue {
+			return true
+		}
+	}
+	return false
+}
+
+// LeaseTTL returns the lease duration.
+func (rt *Runtime) LeaseTTL() time.Duration { return rt.cfg.LeaseTTL }
+
+// Ready is closed once Serve has recovered due work for the first time.
+func (rt *Runtime) Ready() <-chan struct{} { return rt.ready }
+
+// Serve claims and runs due executions until ctx ends or Stop is called:
+// first the executions whose lease expired (recovery after a crash), then
+// whatever falls due. It renews this node's leases every LeaseTTL/3.
+func (rt *Runtime) Serve(ctx context.Context) error {
+	rt.mu.Lock()
+	if rt.serving {
+		rt.mu.Unlock()
+		return errors.New("actors: Serve called twice")
+	}
+	if rt.stopping {
+		rt.mu.Unlock()
+		return persistence.ErrClosed
+	}
+	rt.serving = true
+	rt.mu.Unlock()
+	defer close(rt.done)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-rt.baseCtx.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	renewDone := make(chan struct{})
+	go func() {
+		defer close(renewDone)
+		rt.renewLoop(ctx)
+	}()
+	defer func() { <-renewDone }()
+
+	first := true
+	for {
+		n, err := rt.claim(ctx)
+		if first {
+			if err == nil {
+				close(rt.ready)
+				first = false
+			} else if ctx.Err() == nil {
+				rt.log.Error("claiming due executions", slog.Any("error", err))
+			}
+		} else if err != nil && ctx.Err() == nil {
+			rt.log.Error("claiming due executions", slog.Any("error", err))
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if n > 0 && err == nil {
+			continue // a full batch: there may be more
+		}
+		wait := rt.cfg.PollInterval
+		if err == nil {
+			if next, nerr := rt.backend.NextRunAt(ctx, rt.cfg.Queues); nerr == nil && !next.IsZero() {
+				if d := time.Until(next); d < wait {
+					wait = max(d, time.Millisecond)
+				}
+			}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-rt.kick:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// claim leases a batch of due executions and activates them. It returns how
+// many were claimed when the batch was full (so the caller loops at once).
+func (rt *Runtime) claim(ctx context.Context) (int, error) {
+	rt.mu.Lock()
+	free := rt.cfg.Concurrency - len(rt.active)
+	rt.mu.Unlock()
+	if free <= 0 {
+		return 0, nil
+	}
+	limit := min(free, 256)
+	recs, err := rt.backend.ClaimDue(ctx, rt.cfg.NodeID, rt.cfg.Queues, rt.cfg.LeaseTTL, limit)
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range recs {
+		rt.activate(r, false)
+	}
+	if len(recs) == limit {
+		return len(recs), nil
+	}
+	return 0, nil
+}
+
+func (rt *Runtime) renewLoop(ctx context.Context) {
+	t := time.NewTicker(rt.cfg.LeaseTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := rt.backend.RenewLeases(ctx, rt.cfg.NodeID, rt.cfg.LeaseTTL); err != nil && ctx.Err() == nil {
+				rt.log.Error("renewing leases", slog.Any("error", err))
+			}
+		}
+	}
+}
+
+// Kick makes the serve loop look for due work now.
+func (rt *Runtime) Kick() {
+	select {
+	case rt.kick <- struct{}{}:
+	default:
+	}
+}
+
+// kickAt makes the serve loop look for due work after d.
+func (rt *Runtime) kickAt(d time.Duration) {
+	if d > 10*time.Minute {
+		return // the poll's NextRunAt finds it
+	}
+	time.AfterFunc(d, rt.Kick)
+}
+
+// activate runs an execution this node holds the lease of. fresh means the
+// execution was just created here: it has no journal to load.
+func (rt *Runtime) activate(rec *persistence.Execution, fresh bool) {
+	rt.system.Root.Send(rt.sup, &activate{rec: rec, fresh: fresh})
+}
+
+// StartLocal creates a root execution leased by this node and runs it here
+// at once. The record must have Owner, Epoch and LeaseExpiresAt unset; it
+// returns the stored execution and whether it was created.
+func (rt *Runtime) StartLocal(ctx context.Context, rec *persistence.Execution) (*persistence.Execution, bool, error) {
+	rec.Owner = rt.cfg.NodeID
+	rec.Epoch = 1
+	rec.Status = persistence.StatusRunning
+	rec.LeaseExpiresAt = time.Now().Add(rt.cfg.LeaseTTL).UTC()
+	got, created, err := rt.backend.CreateExecution(ctx, rec)
+	if err != nil {
+		return nil, false, err
+	}
+	if created {
+		rt.activate(got, true)
+	}
+	return got, created, nil
+}
+
+// Await waits for execution id to reach a terminal status and returns its
+// outcome. It listens for a local finish and polls the database as a
+// fallback (for executions that run on other nodes).
+func (rt *Runtime) Await(ctx context.Context, id string) (*Outcome, error) {
+	ch := make(chan *Outcome, 1)
+	rt.mu.Lock()
+	rt.waiters[id] = append(rt.waiters[id], ch)
+	rt.mu.Unlock()
+	defer rt.removeWaiter(id, ch)
+	backoff := 2 * time.Millisecond
+	for {
+		rec, err := rt.backend.GetExecution(ctx, id)
+		if err != nil {
+			if errors.Is(err, persistence.ErrNotFound) {
+				return nil, fmt.Errorf("awaiting %s: %w", id, ErrNotFound)
+			}
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			rt.log.Warn("polling an execution", slog.String("execution_id", id), slog.Any("error", err))
+		} else if rec.Status.Terminal() {
+			return &Outcome{Status: rec.Status, Output: rec.Output, Error: rec.Error, Function: rec.Function, Attempts: rec.Attempts}, nil
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case o := <-ch:
+			t.Stop()
+			return o, nil
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(backoff*2, 250*time.Millisecond)
+	}
+}
+
+func (rt *Runtime) removeWaiter(id string, ch chan *Outcome) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	ws := rt.waiters[id]
+	for i, w := range ws {
+		if w == ch {
+			ws = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(rt.waiters, id)
+	} else {
+		rt.waiters[id] = ws
+	}
+}
+
+// finished hands an outcome to local waiters.
+func (rt *Runtime) finished(id string, o *Outcome) {
+	rt.mu.Lock()
+	ws := rt.waiters[id]
+	delete(rt.waiters, id)
+	rt.mu.Unlock()
+	for _, w := range ws {
+		select {
+		case w <- o:
+		default:
+		}
+	}
+}
+
+// lookupActive returns the local activation of id, if any.
+func (rt *Runtime) lookupActive(id string) *execution {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return rt.active[id]
+}
+
+// isStopping reports whether Stop has begun.
+func (rt *Runtime) isStopping() bool {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return rt.stopping
+}
+
+// Stop stops claiming work, abandons running attempts at their next durable
+// operation (they are not recorded as failed), waits for them up to ctx's
+// deadline, gives up this node's leases so another node can take the
+// executions at once, and stops the actor system.
+func (rt *Runtime) Stop(ctx context.Context) error {
+	rt.mu.Lock()
+	if rt.stopping {
+		rt.mu.Unlock()
+		return nil
+	}
+	rt.stopping = true
+	serving := rt.serving
+	rt.mu.Unlock()
+	rt.baseCancel()
+	if serving {
+		<-rt.done
+	}
+	waited := make(chan struct{})
+	go func() {
+		rt.runners.Wait()
+		close(waited)
+	}()
+	var err error
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		err = fmt.Errorf("stopping node %s: executions still running: %w", rt.cfg.NodeID, ctx.Err())
+	}
+	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if rerr := rt.backend.ReleaseLeases(rctx, rt.cfg.NodeID); rerr != nil && !errors.Is(rerr, persistence.ErrClosed) {
+		err = errors.Join(err, fmt.Errorf("releasing leases of %s: %w", rt.cfg.NodeID, rerr))
+	}
+	rt.system.Root.Stop(rt.sup)
+	rt.system.Shutdown()
+	return err
+}
+
+// NewID returns a random execution or dead-letter ID: 32 hex digits.
+func NewID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("reading random bytes: %v", err)) // crypto/rand never fails on Linux
+	}
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,434 @@
+package sdk
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/stent-go/stent/actors"
+	"github.com/stent-go/stent/persistence"
+)
+
+// executorOptions are the options of an Executor.
+type executorOptions struct {
+	serve        bool
+	queues       []string
+	concurrency  int
+	lease        time.Duration
+	poll         time.Duration
+	nodeID       string
+	logger       *slog.Logger
+	closeTimeout time.Duration
+}
+
+// ExecutorOption configures an Executor.
+type ExecutorOption func(*executorOptions)
+
+// Serve makes Bootstrap start the executor's worker, so that it runs
+// executions (and recovers those left by a crash), and wait until it is ready.
+func Serve() ExecutorOption { return func(o *executorOptions) { o.serve = true } }
+
+// WithQueues names the queues the executor's worker serves. The default is
+// every queue.
+func WithQueues(queues ...string) ExecutorOption {
+	return func(o *executorOptions) { o.queues = append([]string(nil), queues...) }
+}
+
+// WithConcurrency caps how many executions the worker takes from the
+// database at once; the default is 1000. Sleeping and waiting executions do
+// not count.
+func WithConcurrency(n int) ExecutorOption { return func(o *executorOptions) { o.concurrency = n } }
+
+// WithLeaseDuration sets how long this node's claim on a running execution
+// lasts without renewal (default 10s). After a crash, other nodes (or the
+// restarted process) take its executions over once their leases run out.
+// Shorter recovers sooner; it must stay well above the time a healthy node
+// may stall.
+func WithLeaseDuration(d time.Duration) ExecutorOption { return func(o *executorOptions) { o.lease = d } }
+
+// WithPollInterval sets how often the worker looks for due work when no
+// wake-up arrives (default 500ms).
+func WithPollInterval(d time.Duration) ExecutorOption { return func(o *executorOptions) { o.poll = d } }
+
+// WithNodeID names this executor's node as the owner of leases (default a
+// random ID).
+func WithNodeID(id string) ExecutorOption { return func(o *executorOptions) { o.nodeID = id } }
+
+// WithLogger sets the logger of the executor and its actor system (default
+// slog.Default()).
+func WithLogger(l *slog.Logger) ExecutorOption { return func(o *executorOptions) { o.logger = l } }
+
+// WithCloseTimeout bounds how long Close waits for running attempts to
+// reach a durable operation and stop (default 10s).
+func WithCloseTimeout(d time.Duration) ExecutorOption {
+	return func(o *executorOptions) { o.closeTimeout = d }
+}
+
+// Executor starts, runs and inspects executions on one backend.
+type Executor struct {
+	backend persistence.Backend
+	rt      *actors.Runtime
+	opts    executorOptions
+
+	mu        sync.Mutex
+	serving   bool
+	closed    bool
+	serveStop context.CancelFunc
+	serveDone chan struct{}
+}
+
+var defaultExecutor struct {
+	sync.RWMutex
+	ex *Executor
+}
+
+type executorKey struct{}
+
+// WithExecutor returns a context that binds e: calls made with it outside
+// any execution start their executions on e.
+func WithExecutor(ctx context.Context, e *Executor) context.Context {
+	return context.WithValue(ctx, executorKey{}, e)
+}
+
+// executorFrom returns the executor bound to ctx, or the process default.
+func executorFrom(ctx context.Context) *Executor {
+	if e, ok := ctx.Value(executorKey{}).(*Executor); ok && e != nil {
+		return e
+	}
+	defaultExecutor.RLock()
+	defer defaultExecutor.RUnlock()
+	return defaultExecutor.ex
+}
+
+// New makes an executor on b without making it the process default. The
+// schema must exist (b.Init). Call Serve to run executions.
+func New(b persistence.Backend, opts ...ExecutorOption) (*Executor, error) {
+	if b == nil {
+		return nil, errors.New("sdk: nil backend")
+	}
+	o := executorOptions{logger: slog.Default(), closeTimeout: 10 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.Default()
+	}
+	if o.concurrency < 0 || o.lease < 0 || o.poll < 0 {
+		return nil, errors.New("sdk: negative concurrency, lease duration or poll interval")
+	}
+	if o.lease > 0 && o.lease < 100*time.Millisecond {
+		return nil, fmt.Errorf("sdk: lease duration %s is too short (100ms at least)", o.lease)
+	}
+	rt, err := actors.New(actors.Config{
+		Backend:      b,
+		Lookup:       lookup,
+		NodeID:       o.nodeID,
+		Queues:       o.queues,
+		LeaseTTL:     o.lease,
+		PollInterval: o.poll,
+		Concurrency:  o.concurrency,
+		Logger:       o.logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Executor{backend: b, rt: rt, opts: o}, nil
+}
+
+// Use makes an executor on b and makes it the process default, used by
+// calls whose context binds no executor. The schema must exist (b.Init).
+// It panics only on invalid options, a programming error.
+func Use(b persistence.Backend, opts ...ExecutorOption) *Executor {
+	e, err := New(b, opts...)
+	if err != nil {
+		panic(err)
+	}
+	defaultExecutor.Lock()
+	defaultExecutor.ex = e
+	defaultExecutor.Unlock()
+	return e
+}
+
+// Bootstrap creates or migrates the schema (b.Init), makes an executor the
+// process default (Use), and, with Serve(), starts its worker in the
+// background and waits until it is ready.
+func Bootstrap(ctx context.Context, b persistence.Backend, opts ...ExecutorOption) (*Executor, error) {
+	if b == nil {
+		return nil, errors.New("sdk: nil backend")
+	}
+	if err := b.Init(ctx); err != nil {
+		return nil, fmt.Errorf("initialising the backend: %w", err)
+	}
+	e, err := New(b, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if e.opts.serve {
+		if err := e.startServing(); err != nil {
+			return nil, err
+		}
+		if err := e.WaitUntilReady(ctx); err != nil {
+			return nil, errors.Join(err, e.Close())
+		}
+	}
+	defaultExecutor.Lock()
+	defaultExecutor.ex = e
+	defaultExecutor.Unlock()
+	return e, nil
+}
+
+func (e *Executor) startServing() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return persistence.ErrClosed
+	}
+	if e.serving {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.serving, e.serveStop, e.serveDone = true, cancel, make(chan struct{})
+	go func() {
+		defer close(e.serveDone)
+		if err := e.rt.Serve(ctx); err != nil {
+			e.opts.logger.Error("serving", slog.Any("error", err))
+		}
+	}()
+	return nil
+}
+
+// Serve runs the worker: it recovers executions left by a crash (once their
+// leases run out), runs executions that fall due, and renews its leases. It
+// blocks until ctx ends or Close is called, and returns nil then.
+func (e *Executor) Serve(ctx context.Context) error {
+	if err := e.startServing(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	done := e.serveDone
+	e.mu.Unlock()
+	select {
+	case <-ctx.Done():
+		return e.Close()
+	case <-done:
+		return nil
+	}
+}
+
+// WaitUntilReady waits until the worker has made its first pass over due
+// work, or, for an executor that does not serve, until the backend answers.
+func (e *Executor) WaitUntilReady(ctx context.Context) error {
+	e.mu.Lock()
+	serving := e.serving
+	done := e.serveDone
+	e.mu.Unlock()
+	if !serving {
+		if _, err := e.backend.ListExecutions(ctx, persistence.ListFilter{Limit: 1}); err != nil {
+			return fmt.Errorf("reaching the backend: %w", err)
+		}
+		return nil
+	}
+	select {
+	case <-e.rt.Ready():
+		return nil
+	case <-done:
+		return errors.New("sdk: the worker stopped before it was ready")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops the worker, gives running attempts until the close timeout to
+// reach a durable operation (they are not recorded as failed, and resume on
+// the next start or on another node at once, as Close releases their leases),
+// and closes the backend. If e is the process default, it no longer is.
+func (e *Executor) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	stop := e.serveStop
+	e.mu.Unlock()
+	defaultExecutor.Lock()
+	if defaultExecutor.ex == e {
+		defaultExecutor.ex = nil
+	}
+	defaultExecutor.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), e.opts.closeTimeout)
+	defer cancel()
+	err := e.rt.Stop(ctx)
+	if stop != nil {
+		stop()
+	}
+	return errors.Join(err, e.backend.Close())
+}
+
+// NodeID returns the name this executor holds leases under.
+func (e *Executor) NodeID() string { return e.rt.NodeID() }
+
+// Backend returns the executor's backend.
+func (e *Executor) Backend() persistence.Backend { return e.backend }
+
+// startRoot records a root execution and, when this executor serves its
+// queue, runs it here at once.
+func (e *Executor) startRoot(ctx context.Context, fn *actors.Function, input []byte, o actors.CallOptions) (string, error) {
+	queue := o.Queue
+	if queue == "" {
+		queue = fn.Queue
+	}
+	now := time.Now().UTC()
+	rec := &persistence.Execution{
+		ID: actors.NewID(), Function: fn.Name, Queue: queue, Status: persistence.StatusPending, Input: input,
+		Priority: o.Priority, Version: fn.Version, CreatedAt: now, UpdatedAt: now,
+	}
+	rec.RootID = rec.ID
+	if o.MaxDuration > 0 {
+		rec.Deadline = now.Add(o.MaxDuration)
+	}
+	if o.Delay > 0 {
+		rec.RunAt = now.Add(o.Delay)
+	}
+	if e.rt.Serving() && e.rt.Serves(queue) && o.Delay <= 0 {
+		got, _, err := e.rt.StartLocal(ctx, rec)
+		if err != nil {
+			return "", fmt.Errorf("starting %q: %w", fn.Name, err)
+		}
+		return got.ID, nil
+	}
+	got, _, err := e.backend.CreateExecution(ctx, rec)
+	if err != nil {
+		return "", fmt.Errorf("starting %q: %w", fn.Name, err)
+	}
+	e.rt.Kick()
+	return got.ID, nil
+}
+
+// ExecutionInfo describes one execution.
+type ExecutionInfo struct {
+	ID       string
+	Function string
+	Queue    string
+	Status   Status
+	ParentID string
+	Attempts int
+	Input    json.RawMessage
+	Output   json.RawMessage
+	// Error is the last failure's message ("" if none).
+	Error     string
+	Priority  int
+	Version   string
+	Owner     string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+func infoOf(r *persistence.Execution) ExecutionInfo {
+	i := ExecutionInfo{
+		ID: r.ID, Function: r.Function, Queue: r.Queue, Status: r.Status, ParentID: r.ParentID,
+		Attempts: r.Attempts, Input: json.RawMessage(r.Input), Output: json.RawMessage(r.Output),
+		Priority: r.Priority, Version: r.Version, Owner: r.Owner, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+	}
+	if r.Error != nil {
+		i.Error = r.Error.Message
+	}
+	return i
+}
+
+// Execution returns one execution, or an error matching ErrNotFound.
+func (e *Executor) Execution(ctx context.Context, id string) (ExecutionInfo, error) {
+	r, err := e.backend.GetExecution(ctx, id)
+	if err != nil {
+		if errors.Is(err, persistence.ErrNotFound) {
+			return ExecutionInfo{}, fmt.Errorf("execution %q: %w", id, ErrNotFound)
+		}
+		return ExecutionInfo{}, fmt.Errorf("reading execution %q: %w", id, err)
+	}
+	return infoOf(r), nil
+}
+
+// ListFilter selects executions for List. Zero fields select everything.
+type ListFilter struct {
+	Status   Status
+	Function string
+	ParentID string
+	// Limit caps the executions returned; 0 means 100.
+	Limit int
+}
+
+// List returns executions matching f, newest first.
+func (e *Executor) List(ctx context.Context, f ListFilter) ([]ExecutionInfo, error) {
+	if f.Status != "" && !f.Status.Valid() {
+		return nil, fmt.Errorf("listing executions: unknown status %q", f.Status)
+	}
+	rs, err := e.backend.ListExecutions(ctx, persistence.ListFilter{Status: f.Status, Function: f.Function, ParentID: f.ParentID, Limit: f.Limit})
+	if err != nil {
+		return nil, fmt.Errorf("listing executions: %w", err)
+	}
+	out := make([]ExecutionInfo, len(rs))
+	for i, r := range rs {
+		out[i] = infoOf(r)
+	}
+	return out, nil
+}
+
+// DeadLetter is an execution that failed for good: its retries ran out or
+// its error was not retryable.
+type DeadLetter struct {
+	ID          string
+	ExecutionID string
+	Function    string
+	Input       json.RawMessage
+	Error       string
+	Attempts    int
+	CreatedAt   time.Time
+}
+
+// DeadLetters returns the dead-letter queue, oldest first (at most 1000).
+func (e *Executor) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
+	ds, err := e.backend.ListDeadLetters(ctx, 1000)
+	if err != nil {
+		return nil, fmt.Errorf("listing dead letters: %w", err)
+	}
+	out := make([]DeadLetter, len(ds))
+	for i, d := range ds {
+		out[i] = DeadLetter{ID: d.ID, ExecutionID: d.ExecutionID, Function: d.Function, Input: json.RawMessage(d.Input),
+			Attempts: d.Attempts, CreatedAt: d.CreatedAt}
+		if d.Error != nil {
+			out[i].Error = d.Error.Message
+		}
+	}
+	return out, nil
+}
+
+// ReplayDeadLetter runs a dead-lettered execution again from a fresh attempt
+// count, keeping the outcomes its journal recorded. Replaying a child's dead
+// letter also resumes the parent that waits on it. It returns an error
+// matching ErrNotFound for an unknown dead letter.
+func (e *Executor) ReplayDeadLetter(ctx context.Context, id string) error {
+	if _, err := e.backend.ReplayDeadLetter(ctx, id); err != nil {
+		if errors.Is(err, persistence.ErrNotFound) {
+			return fmt.Errorf("dead letter %q: %w", id, ErrNotFound)
+		}
+		return fmt.Errorf("replaying dead letter %q: %w", id, err)
+	}
+	e.rt.Kick()
+	return nil
+}
+
+// DiscardDeadLetter removes a dead letter; its execution stays failed. It
+// returns an error matching ErrNotFound for an unknown dead letter.
+func (e *Executor) DiscardDeadLetter(ctx context.Context, id string) error {
+	if err := e.backend.DeleteDeadLetter(ctx, id); err != nil {
+		if errors.Is(err, persistence.ErrNotFound) {
+			return fmt.Errorf("dead letter %q: %w", id, ErrNotFound)
+		}
+		return fmt.Errorf("discarding dead letter %q: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,84 @@
+package sdk
+
+import (
+	"time"
+
+	"github.com/stent-go/stent/internal/retry"
+)
+
+// RetryPolicy says how a failed attempt is retried. The delay before attempt
+// n+1 is min(MaxDelay, InitialDelay × Multiplier^(n−1)), spread by ±Jitter
+// (a fraction of it), waited as a durable timer. MaxAttempts counts the first
+// attempt. Zero fields take the defaults: 3 attempts, 1s, 60s, 2.0 and 0.1;
+// a negative Jitter means none.
+type RetryPolicy struct {
+	MaxAttempts  int
+	InitialDelay time.Duration
+	MaxDelay     time.Duration
+	Multiplier   float64
+	Jitter       float64
+}
+
+func (p RetryPolicy) normalize() retry.Policy {
+	return retry.Normalize(retry.Policy{
+		MaxAttempts: p.MaxAttempts, InitialDelay: p.InitialDelay, MaxDelay: p.MaxDelay,
+		Multiplier: p.Multiplier, Jitter: p.Jitter,
+	})
+}
+
+// funcOptions are the options of a durable function.
+type funcOptions struct {
+	retry    RetryPolicy
+	queue    string
+	timeout  time.Duration
+	version  string
+	priority int
+}
+
+// Option configures a durable function.
+type Option func(*funcOptions)
+
+// WithRetry sets the retry policy of the function's attempts. Without it,
+// the defaults of RetryPolicy apply (3 attempts).
+func WithRetry(p RetryPolicy) Option { return func(o *funcOptions) { o.retry = p } }
+
+// WithQueue puts the function's executions on a queue; only executors that
+// serve it (WithQueues) run them. The default queue is "default".
+func WithQueue(name string) Option { return func(o *funcOptions) { o.queue = name } }
+
+// WithTimeout fails one attempt that runs longer than d with ErrTimeout; the
+// retry policy then applies. The body's context is cancelled at the deadline.
+func WithTimeout(d time.Duration) Option { return func(o *funcOptions) { o.timeout = d } }
+
+// WithVersion records v on every execution of the function, so that
+// executions of a changed function can be told apart.
+func WithVersion(v string) Option { return func(o *funcOptions) { o.version = v } }
+
+// WithPriority sets the default priority of the function's executions:
+// higher runs first among those waiting in a queue. The default is 0.
+func WithPriority(p int) Option { return func(o *funcOptions) { o.priority = p } }
+
+// callOptions are the options of one call.
+type callOptions struct {
+	queue       string
+	priority    *int
+	delay       time.Duration
+	maxDuration time.Duration
+}
+
+// CallOption configures one call or start.
+type CallOption func(*callOptions)
+
+// WithDelay starts the execution no earlier than d from now.
+func WithDelay(d time.Duration) CallOption { return func(o *callOptions) { o.delay = d } }
+
+// WithMaxDuration sets a deadline for the whole execution, children
+// included: past it the execution ends as timed_out and Result returns an
+// error matching ErrTimeout.
+func WithMaxDuration(d time.Duration) CallOption { return func(o *callOptions) { o.maxDuration = d } }
+
+// WithCallQueue overrides the function's queue for this call.
+func WithCallQueue(q string) CallOption { return func(o *callOptions) { o.queue = q } }
+
+// WithCallPriority overrides the function's priority for this call.
+func WithCallPriority(p int) CallOption { return func(o *callOptions) { o.priority = &p } }
