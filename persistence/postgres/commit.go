@@ -1,0 +1,338 @@
+package postgres
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/stent-go/stent/persistence"
+)
+
+// The parts a Commit's statement can hold. The statement of a Commit is the
+// fence plus the parts its fields need; each of the 32 combinations is
+// built once, so pgx prepares and caches it like any fixed query.
+const (
+	partUpdate = 1 << iota
+	partCreate
+	partJournal
+	partJournalDelete
+	partSnapshot
+	partDeadLetter
+	partCount = 1 << iota
+)
+
+// commitCache holds the statement of every combination of parts.
+type commitCache struct {
+	sql [partCount]string
+}
+
+func newCommitCache(q queries) *commitCache {
+	c := &commitCache{}
+	for mask := range partCount {
+		var b strings.Builder
+		b.WriteString("WITH ")
+		offset := 0
+		add := func(name string) {
+			frag, n := renumber(q[name], offset)
+			if offset > 0 {
+				b.WriteString(",\n")
+			}
+			b.WriteString(frag)
+			offset += n
+		}
+		if mask&partUpdate != 0 {
+			add(qCommitFenceUpdate)
+		} else {
+			add(qCommitFence)
+		}
+		for _, p := range []struct {
+			bit  int
+			name string
+		}{
+			{partCreate, qCommitCreate},
+			{partJournalDelete, qCommitJournalDelete},
+			{partJournal, qCommitJournal},
+			{partSnapshot, qCommitSnapshot},
+			{partDeadLetter, qCommitDeadLetter},
+		} {
+			if mask&p.bit != 0 {
+				add(p.name)
+			}
+		}
+		frag, _ := renumber(q[qCommitResult], offset)
+		b.WriteString("\n")
+		b.WriteString(frag)
+		c.sql[mask] = b.String()
+	}
+	return c
+}
+
+// build returns the statement and arguments of one Commit, or an error
+// naming what is invalid in it. The argument order follows newCommitCache.
+func (c *commitCache) build(cm *persistence.Commit) (string, []any, error) {
+	if cm == nil {
+		return "", nil, errors.New("validating commit: nil")
+	}
+	id := cm.ExecutionID
+	if id == "" {
+		return "", nil, errors.New("validating commit: empty execution ID")
+	}
+	mask := 0
+	args := []any{id, cm.Epoch}
+
+	if u := cm.Update; u != nil {
+		mask |= partUpdate
+		var status *string
+		if u.Status != "" {
+			if !u.Status.Valid() {
+				return "", nil, fmt.Errorf("validating commit of %s: invalid status %q", id, u.Status)
+			}
+			s := string(u.Status)
+			status = &s
+		}
+		errJSON, err := encodeError(u.Error)
+		if err != nil {
+			return "", nil, fmt.Errorf("encoding error of %s: %w", id, err)
+		}
+		args = append(args, status, u.Output, errJSON, u.ClearError, int32(u.Attempts),
+			u.SetRunAt, u.NoRunAt, u.RunAfter.Microseconds(), u.Release)
+	}
+
+	if len(cm.Create) > 0 {
+		mask |= partCreate
+		a, err := createArgs(cm.Create)
+		if err != nil {
+			return "", nil, fmt.Errorf("validating commit of %s: %w", id, err)
+		}
+		args = append(args, a...)
+	}
+
+	entries := make([]*persistence.JournalEntry, 0, len(cm.Journal)+1)
+	owners := make([]string, 0, len(cm.Journal)+1)
+	for _, e := range cm.Journal {
+		if e == nil {
+			return "", nil, fmt.Errorf("validating commit of %s: nil journal entry", id)
+		}
+		entries, owners = addEntry(entries, owners, id, e)
+	}
+	if d := cm.Deliver; d != nil {
+		if d.ExecutionID == "" {
+			return "", nil, fmt.Errorf("validating commit of %s: delivery without an execution ID", id)
+		}
+		entries, owners = addEntry(entries, owners, d.ExecutionID, d)
+	}
+
+	if len(cm.DeleteJournal) > 0 {
+		// A position both deleted and upserted ends up upserted: one
+		// statement cannot touch a row twice.
+		del := make([]int32, 0, len(cm.DeleteJournal))
+		for _, p := range cm.DeleteJournal {
+			if !ownedBy(entries, owners, id, p) {
+				del = append(del, int32(p))
+			}
+		}
+		if len(del) > 0 {
+			mask |= partJournalDelete
+			args = append(args, id, del)
+		}
+	}
+
+	if len(entries) > 0 {
+		mask |= partJournal
+		a, err := journalArgs(entries, owners)
+		if err != nil {
+			return "", nil, fmt.Errorf("encoding journal of %s: %w", id, err)
+		}
+		args = append(args, a...)
+	}
+
+	if s := cm.Snapshot; s != nil {
+		mask |= partSnapshot
+		data := s.Data
+		if data == nil {
+			data = []byte{}
+		}
+		args = append(args, id, int32(s.Position), data)
+	}
+
+	if dl := cm.DeadLetter; dl != nil {
+		mask |= partDeadLetter
+		dlID := dl.ID
+		if dlID == "" {
+			dlID = newID()
+		}
+		execID := dl.ExecutionID
+		if execID == "" {
+			execID = id
+		}
+		errJSON, err := encodeError(dl.Error)
+		if err != nil {
+			return "", nil, fmt.Errorf("encoding dead letter error of %s: %w", id, err)
+		}
+		args = append(args, dlID, execID, dl.Function, dl.Input, errJSON, int32(dl.Attempts))
+	}
+
+	args = append(args, id)
+	return c.sql[mask], args, nil
+}
+
+// addEntry appends e for execution owner, replacing an earlier entry at the
+// same position: one INSERT cannot upsert a row twice.
+func addEntry(entries []*persistence.JournalEntry, owners []string, owner string, e *persistence.JournalEntry) ([]*persistence.JournalEntry, []string) {
+	for i := range entries {
+		if owners[i] == owner && entries[i].Position == e.Position {
+			entries[i] = e
+			return entries, owners
+		}
+	}
+	return append(entries, e), append(owners, owner)
+}
+
+func ownedBy(entries []*persistence.JournalEntry, owners []string, owner string, pos int) bool {
+	for i, e := range entries {
+		if owners[i] == owner && e.Position == pos {
+			return true
+		}
+	}
+	return false
+}
+
+// journalArgs returns the column arrays of CommitJournal.
+func journalArgs(entries []*persistence.JournalEntry, owners []string) ([]any, error) {
+	n := len(entries)
+	pos := make([]int32, n)
+	kinds := make([]string, n)
+	names := make([]string, n)
+	children := make([]string, n)
+	fireAt := make([]pgtype.Timestamptz, n)
+	done := make([]bool, n)
+	outputs := make([][]byte, n)
+	errs := make([]*string, n)
+	for i, e := range entries {
+		pos[i] = int32(e.Position)
+		kinds[i] = string(e.Kind)
+		names[i] = e.Name
+		children[i] = e.ChildID
+		fireAt[i] = timestamptz(e.FireAt)
+		done[i] = e.Done
+		outputs[i] = e.Output
+		s, err := encodeError(e.Error)
+		if err != nil {
+			return nil, fmt.Errorf("at position %d: %w", e.Position, err)
+		}
+		errs[i] = s
+	}
+	return []any{owners, pos, kinds, names, children, fireAt, done, outputs, errs}, nil
+}
+
+// createArgs returns the column arrays of CommitCreate.
+func createArgs(execs []*persistence.Execution) ([]any, error) {
+	n := len(execs)
+	ids := make([]string, n)
+	functions := make([]string, n)
+	queues := make([]string, n)
+	statuses := make([]string, n)
+	inputs := make([][]byte, n)
+	parents := make([]string, n)
+	parentPos := make([]int32, n)
+	roots := make([]string, n)
+	keys := make([]*string, n)
+	attempts := make([]int32, n)
+	priorities := make([]int32, n)
+	versions := make([]string, n)
+	runAt := make([]pgtype.Timestamptz, n)
+	deadlines := make([]pgtype.Timestamptz, n)
+	for i, e := range execs {
+		if e == nil {
+			return nil, errors.New("nil execution to create")
+		}
+		if err := validateNew(e); err != nil {
+			return nil, err
+		}
+		ids[i] = e.ID
+		functions[i] = e.Function
+		queues[i] = e.Queue
+		statuses[i] = string(statusOrPending(e.Status))
+		inputs[i] = e.Input
+		parents[i] = e.ParentID
+		parentPos[i] = int32(e.ParentPos)
+		roots[i] = rootOf(e)
+		keys[i] = nullString(e.IdempotencyKey)
+		attempts[i] = int32(e.Attempts)
+		priorities[i] = int32(e.Priority)
+		versions[i] = e.Version
+		runAt[i] = timestamptz(e.RunAt)
+		deadlines[i] = timestamptz(e.Deadline)
+	}
+	return []any{ids, functions, queues, statuses, inputs, parents, parentPos, roots, keys,
+		attempts, priorities, versions, runAt, deadlines}, nil
+}
+
+// validateNew checks an execution about to be inserted.
+func validateNew(e *persistence.Execution) error {
+	if e.ID == "" {
+		return errors.New("validating execution: empty ID")
+	}
+	if e.Function == "" {
+		return fmt.Errorf("validating execution %s: empty function name", e.ID)
+	}
+	if e.Status != "" && !e.Status.Valid() {
+		return fmt.Errorf("validating execution %s: invalid status %q", e.ID, e.Status)
+	}
+	return nil
+}
+
+func statusOrPending(s persistence.Status) persistence.Status {
+	if s == "" {
+		return persistence.StatusPending
+	}
+	return s
+}
+
+func rootOf(e *persistence.Execution) string {
+	if e.RootID == "" {
+		return e.ID
+	}
+	return e.RootID
+}
+
+// encodeError returns e as JSON text for a jsonb column, or nil for NULL.
+func encodeError(e *persistence.ErrorInfo) (*string, error) {
+	if e == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	s := string(b)
+	return &s, nil
+}
+
+func nullString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// timestamptz maps the zero time to NULL.
+func timestamptz(t time.Time) pgtype.Timestamptz {
+	if t.IsZero() {
+		return pgtype.Timestamptz{}
+	}
+	return pgtype.Timestamptz{Time: t, Valid: true}
+}
+
+// newID returns a random 128-bit identifier in hex.
+func newID() string {
+	var b [16]byte
+	rand.Read(b[:]) // crypto/rand.Read never fails since Go 1.24
+	return hex.EncodeToString(b[:])
+}

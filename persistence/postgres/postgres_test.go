@@ -1,0 +1,369 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/stent-go/stent/persistence"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// testDSN returns the DSN of the test server from STENT_TEST_POSTGRES. It
+// skips the test when the variable is unset, and fails it under CI.
+func testDSN(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv("STENT_TEST_POSTGRES")
+	if dsn == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("STENT_TEST_POSTGRES must be set under CI")
+		}
+		t.Skip("STENT_TEST_POSTGRES is not set; set it to a PostgreSQL DSN to run the PostgreSQL tests")
+	}
+	return dsn
+}
+
+// withParam adds a connection parameter to a URL or key=value DSN.
+func withParam(t testing.TB, dsn, key, value string) string {
+	t.Helper()
+	if !strings.Contains(dsn, "://") {
+		return dsn + " " + key + "=" + value
+	}
+	u, err := url.Parse(dsn)
+	require.NoError(t, err)
+	q := u.Query()
+	q.Set(key, value)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func randomName(prefix string) string {
+	var b [6]byte
+	rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// testBundle is what a test needs beside its backend.
+type testBundle struct {
+	dsn     string // the DSN the backend opened, with its application_name
+	schema  string
+	appName string
+}
+
+// openTestDB opens a backend on a fresh schema, dropped when the test ends,
+// with an application_name of its own (the schema's name).
+func openTestDB(t testing.TB, opts ...Option) (*Backend, *testBundle) {
+	t.Helper()
+	base := testDSN(t)
+	schema := randomName("stent_test_")
+	dsn := withParam(t, base, "application_name", schema)
+	ctx := context.Background()
+	b, err := Open(ctx, dsn, append([]Option{WithSchema(schema)}, opts...)...)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		require.NoError(t, b.Close())
+		dropSchema(t, base, schema)
+	})
+	require.NoError(t, b.Init(ctx))
+	return b, &testBundle{dsn: dsn, schema: schema, appName: schema}
+}
+
+func dropSchema(t testing.TB, dsn, schema string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
+	require.NoError(t, err)
+}
+
+// exec runs a statement on the test server outside the backend, with the
+// backend's schema first on the search path.
+func exec(t testing.TB, b *Backend, sql string, args ...any) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := b.Pool().Exec(ctx, strings.ReplaceAll(sql, "$schema", pgx.Identifier{b.Schema()}.Sanitize()), args...)
+	require.NoError(t, err)
+}
+
+// terminate ends every server connection with application_name appName and
+// returns how many it ended.
+func terminate(t testing.TB, dsn, appName string) int {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, withParam(t, dsn, "application_name", "stent_test_terminator"))
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var n int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = $1`, appName).Scan(&n))
+	return n
+}
+
+func newExecution(id string) *persistence.Execution {
+	return &persistence.Execution{ID: id, Function: "fn", Queue: "default", Input: []byte(`{"n":1}`)}
+}
+
+// createLeased creates an execution and leases it to owner.
+func createLeased(t testing.TB, b *Backend, id, owner string) *persistence.Execution {
+	t.Helper()
+	ctx := context.Background()
+	_, created, err := b.CreateExecution(ctx, newExecution(id))
+	require.NoError(t, err)
+	require.True(t, created)
+	e, err := b.AcquireLease(ctx, id, owner, time.Minute)
+	require.NoError(t, err)
+	return e
+}
+
+func applyOne(t testing.TB, b *Backend, c *persistence.Commit) error {
+	t.Helper()
+	errs, err := b.Apply(context.Background(), []*persistence.Commit{c})
+	require.NoError(t, err)
+	require.Len(t, errs, 1)
+	return errs[0]
+}
+
+func TestOpen(t *testing.T) {
+	t.Parallel()
+	dsn := testDSN(t)
+	ctx := context.Background()
+
+	t.Run("BadDSN", func(t *testing.T) {
+		t.Parallel()
+		_, err := Open(ctx, "postgres://user:secretpw@127.0.0.1:notaport/test")
+		require.ErrorContains(t, err, "parsing postgres DSN")
+		require.NotContains(t, err.Error(), "secretpw")
+	})
+	t.Run("Unreachable", func(t *testing.T) {
+		t.Parallel()
+		_, err := Open(ctx, "postgres://user:secretpw@127.0.0.1:1/test?sslmode=disable")
+		require.ErrorContains(t, err, "127.0.0.1:1")
+		require.NotContains(t, err.Error(), "secretpw")
+	})
+	t.Run("LoginRefused", func(t *testing.T) {
+		t.Parallel()
+		u, err := url.Parse(dsn)
+		if err != nil || u.Host == "" {
+			t.Skip("STENT_TEST_POSTGRES is not a URL")
+		}
+		u.User = url.UserPassword("stent_no_such_role", "secretpw")
+		_, err = Open(ctx, u.String())
+		require.ErrorContains(t, err, u.Host)
+		require.ErrorContains(t, err, "stent_no_such_role")
+		require.NotContains(t, err.Error(), "secretpw")
+	})
+	t.Run("BadSchema", func(t *testing.T) {
+		t.Parallel()
+		_, err := Open(ctx, dsn, WithSchema(strings.Repeat("x", 64)))
+		require.ErrorContains(t, err, "schema name")
+		_, err = Open(ctx, dsn, WithSchema(""))
+		require.ErrorContains(t, err, "schema name")
+	})
+	t.Run("Closed", func(t *testing.T) {
+		t.Parallel()
+		b, _ := openTestDB(t)
+		require.NoError(t, b.Close())
+		require.NoError(t, b.Close())
+		_, err := b.GetExecution(ctx, "x")
+		require.ErrorIs(t, err, persistence.ErrClosed)
+		_, err = b.Apply(ctx, []*persistence.Commit{{ExecutionID: "x"}})
+		require.ErrorIs(t, err, persistence.ErrClosed)
+		_, _, err = b.CreateExecution(ctx, newExecution("x"))
+		require.ErrorIs(t, err, persistence.ErrClosed)
+	})
+}
+
+func TestInit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("Idempotent", func(t *testing.T) {
+		t.Parallel()
+		b, _ := openTestDB(t)
+		require.NoError(t, b.Init(ctx))
+		var n int
+		require.NoError(t, b.Pool().QueryRow(ctx, "SELECT count(*) FROM "+
+			pgx.Identifier{b.Schema(), "stent_migration"}.Sanitize()).Scan(&n))
+		require.Equal(t, SchemaVersion(), n)
+	})
+	t.Run("Concurrent", func(t *testing.T) {
+		t.Parallel()
+		dsn := testDSN(t)
+		schema := randomName("stent_test_")
+		t.Cleanup(func() { dropSchema(t, dsn, schema) })
+		var wg sync.WaitGroup
+		errs := make([]error, 4)
+		for i := range errs {
+			wg.Go(func() {
+				b, err := Open(ctx, dsn, WithSchema(schema))
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				defer b.Close()
+				errs[i] = b.Init(ctx)
+			})
+		}
+		wg.Wait()
+		for _, err := range errs {
+			require.NoError(t, err)
+		}
+	})
+	t.Run("SchemaTooNew", func(t *testing.T) {
+		t.Parallel()
+		b, _ := openTestDB(t)
+		exec(t, b, "INSERT INTO $schema.stent_migration (version) VALUES (999)")
+		err := b.Init(ctx)
+		require.ErrorIs(t, err, persistence.ErrSchemaTooNew)
+		require.ErrorContains(t, err, "999")
+		require.ErrorContains(t, err, fmt.Sprint(SchemaVersion()))
+	})
+	t.Run("SchemasIsolated", func(t *testing.T) {
+		t.Parallel()
+		a, _ := openTestDB(t)
+		b, _ := openTestDB(t)
+		_, created, err := a.CreateExecution(ctx, newExecution("shared-id"))
+		require.NoError(t, err)
+		require.True(t, created)
+		_, err = b.GetExecution(ctx, "shared-id")
+		require.ErrorIs(t, err, persistence.ErrNotFound)
+		_, created, err = b.CreateExecution(ctx, newExecution("shared-id"))
+		require.NoError(t, err)
+		require.True(t, created)
+	})
+	t.Run("QuotedSchemaName", func(t *testing.T) {
+		t.Parallel()
+		b, _ := openTestDB(t)
+		odd := `stent test "` + randomName("") + `"; DROP TABLE x; --`
+		other, err := Open(ctx, testDSN(t), WithSchema(odd))
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			require.NoError(t, other.Close())
+			exec(t, b, "DROP SCHEMA IF EXISTS "+pgx.Identifier{odd}.Sanitize()+" CASCADE")
+		})
+		require.NoError(t, other.Init(ctx))
+		_, created, err := other.CreateExecution(ctx, newExecution("a"))
+		require.NoError(t, err)
+		require.True(t, created)
+	})
+}
+
+// TestConnectionLoss terminates every connection of a backend, several
+// times, in the middle of a stream of Applies from many goroutines, and
+// checks that every Apply succeeds and is written exactly once.
+func TestConnectionLoss(t *testing.T) {
+	t.Parallel()
+	b, bundle := openTestDB(t)
+	ctx := context.Background()
+
+	const workers, steps = 8, 40
+	execs := make([]*persistence.Execution, workers)
+	for i := range execs {
+		execs[i] = createLeased(t, b, fmt.Sprintf("exec-%d", i), "node-a")
+	}
+
+	stop := make(chan struct{})
+	killed := make(chan int, 1)
+	go func() {
+		total := 0
+		defer func() { killed <- total }()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+				total += terminate(t, bundle.dsn, bundle.appName)
+			}
+		}
+	}()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*steps)
+	for w := range workers {
+		wg.Go(func() {
+			e := execs[w]
+			for pos := range steps {
+				commit := &persistence.Commit{
+					ExecutionID: e.ID,
+					Epoch:       e.Epoch,
+					Journal: []*persistence.JournalEntry{{
+						Position: pos, Kind: persistence.EntryNow, Done: true, Output: []byte(fmt.Sprint(pos)),
+					}},
+					Update: &persistence.Update{Attempts: pos + 1},
+				}
+				if pos%10 == 0 {
+					// No ID: the backend makes one, which retries must keep.
+					commit.DeadLetter = &persistence.DeadLetter{Function: "fn", Attempts: pos}
+				}
+				res, err := b.Apply(ctx, []*persistence.Commit{commit})
+				if err != nil {
+					errs <- fmt.Errorf("apply %s/%d: %w", e.ID, pos, err)
+					return
+				}
+				if res[0] != nil {
+					errs <- fmt.Errorf("commit %s/%d: %w", e.ID, pos, res[0])
+					return
+				}
+				root := newExecution(fmt.Sprintf("root-%d-%d", w, pos))
+				if _, created, err := b.CreateExecution(ctx, root); err != nil || !created {
+					errs <- fmt.Errorf("create %s: created %v: %w", root.ID, created, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	n := <-killed
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	require.Positive(t, n, "no connection was terminated")
+	t.Logf("terminated %d connections during %d commits", n, workers*steps)
+
+	for _, e := range execs {
+		_, entries, err := b.LoadJournal(ctx, e.ID)
+		require.NoError(t, err)
+		require.Len(t, entries, steps)
+		for i, en := range entries {
+			require.Equal(t, i, en.Position)
+			require.Equal(t, fmt.Sprint(i), string(en.Output))
+		}
+		got, err := b.GetExecution(ctx, e.ID)
+		require.NoError(t, err)
+		require.Equal(t, steps, got.Attempts)
+		require.Equal(t, e.Epoch, got.Epoch)
+	}
+	var deadLetters, roots int
+	require.NoError(t, b.Pool().QueryRow(ctx, "SELECT count(*) FROM "+
+		pgx.Identifier{b.Schema(), "stent_dead_letter"}.Sanitize()).Scan(&deadLetters))
+	require.Equal(t, workers*steps/10, deadLetters)
+	require.NoError(t, b.Pool().QueryRow(ctx, "SELECT count(*) FROM "+
+		pgx.Identifier{b.Schema(), "stent_execution"}.Sanitize()+" WHERE id LIKE 'root-%'").Scan(&roots))
+	require.Equal(t, workers*steps, roots)
+
+	// Reads and leases carry on too.
+	terminate(t, bundle.dsn, bundle.appName)
+	_, err := b.GetExecution(ctx, execs[0].ID)
+	require.NoError(t, err)
+	terminate(t, bundle.dsn, bundle.appName)
+	_, err = b.ClaimDue(ctx, "node-b", nil, time.Minute, 10)
+	require.NoError(t, err)
+}

@@ -1,0 +1,228 @@
+-- Queries of the PostgreSQL backend. Each starts at a "-- name: X" line and
+-- runs to the next one. Table names are qualified with the backend's schema
+-- when the backend opens, and {{execution_columns}} expands to the column list
+-- that scanExecution reads. Parameters are positional; the Commit* fragments
+-- number theirs from $1 and are renumbered when a Commit's statement is built.
+
+-- name: ExecutionGet
+SELECT {{execution_columns}} FROM stent_execution WHERE id = $1;
+
+-- name: ExecutionInsert
+-- A root execution, inserted unless its ID or idempotency key is taken; the
+-- second branch returns the row that took it (the key's first).
+WITH ins AS (
+    INSERT INTO stent_execution (id, function, queue, status, input, parent_id, parent_pos, root_id,
+        idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at, run_at, deadline)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+    ON CONFLICT DO NOTHING
+    RETURNING {{execution_columns}}
+)
+SELECT true, * FROM ins
+UNION ALL
+(SELECT false, {{execution_columns}} FROM stent_execution
+ WHERE NOT EXISTS (SELECT 1 FROM ins) AND (id = $1 OR idempotency_key = $9)
+ ORDER BY idempotency_key IS NOT DISTINCT FROM $9 DESC
+ LIMIT 1);
+
+-- name: ExecutionFindConflict
+SELECT {{execution_columns}} FROM stent_execution
+WHERE id = $1 OR idempotency_key = $2
+ORDER BY idempotency_key IS NOT DISTINCT FROM $2 DESC
+LIMIT 1;
+
+-- name: ExecutionList
+-- Zero filters are passed as NULL and select everything.
+SELECT {{execution_columns}} FROM stent_execution
+WHERE ($1::text IS NULL OR status = $1)
+  AND ($2::text IS NULL OR function = $2)
+  AND ($3::text IS NULL OR parent_id = $3)
+ORDER BY created_at DESC, id DESC
+LIMIT $4;
+
+-- name: LeaseAcquire
+-- Takes the lease when it is free, expired or already this owner's. The
+-- second branch tells a held lease (a row) from a missing execution (none).
+WITH acq AS (
+    UPDATE stent_execution
+    SET owner = $2, lease_epoch = lease_epoch + 1,
+        lease_expires_at = now() + $3::bigint * interval '1 microsecond',
+        status = 'running', run_at = NULL, updated_at = now()
+    WHERE id = $1
+      AND status IN ('pending', 'running', 'waiting')
+      AND (owner = '' OR owner = $2 OR lease_expires_at IS NULL OR lease_expires_at <= now())
+    RETURNING {{execution_columns}}
+)
+SELECT true, * FROM acq
+UNION ALL
+SELECT false, {{execution_columns}} FROM stent_execution
+WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM acq);
+
+-- name: LeaseClaimDue
+-- SKIP LOCKED lets concurrent claimers pass over each other's candidates
+-- instead of waiting on them or taking the same ones.
+WITH due AS (
+    SELECT id FROM stent_execution
+    WHERE status IN ('pending', 'running', 'waiting')
+      AND ($2::text[] IS NULL OR queue = ANY ($2))
+      AND (run_at <= now() OR (run_at IS NULL AND status IN ('pending', 'running')))
+      AND (owner = '' OR lease_expires_at IS NULL OR lease_expires_at <= now())
+    ORDER BY priority DESC, created_at, id
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE stent_execution e
+SET owner = $1, lease_epoch = e.lease_epoch + 1,
+    lease_expires_at = now() + $3::bigint * interval '1 microsecond',
+    status = 'running', run_at = NULL, updated_at = now()
+FROM due
+WHERE e.id = due.id
+RETURNING {{execution_columns_e}};
+
+-- name: LeaseRenew
+UPDATE stent_execution
+SET lease_expires_at = now() + $2::bigint * interval '1 microsecond'
+WHERE owner = $1;
+
+-- name: LeaseRelease
+UPDATE stent_execution
+SET owner = '', lease_expires_at = now(), updated_at = now()
+WHERE owner = $1;
+
+-- name: ExecutionNextRunAt
+SELECT min(run_at) FROM stent_execution
+WHERE status IN ('pending', 'waiting')
+  AND run_at IS NOT NULL
+  AND ($1::text[] IS NULL OR queue = ANY ($1))
+  AND (owner = '' OR lease_expires_at IS NULL OR lease_expires_at <= now());
+
+-- name: JournalLoadBegin
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- name: SnapshotGet
+SELECT position, data FROM stent_snapshot WHERE execution_id = $1;
+
+-- name: JournalList
+SELECT position, kind, name, child_id, fire_at, done, output, error
+FROM stent_journal
+WHERE execution_id = $1
+  AND position > coalesce((SELECT position FROM stent_snapshot WHERE execution_id = $1), -2147483648)
+ORDER BY position;
+
+-- name: JournalLoadEnd
+COMMIT;
+
+-- name: DeadLetterList
+SELECT id, execution_id, function, input, error, attempts, created_at
+FROM stent_dead_letter
+ORDER BY created_at, id
+LIMIT $1;
+
+-- name: DeadLetterGet
+SELECT id, execution_id, function, input, error, attempts, created_at
+FROM stent_dead_letter
+WHERE id = $1;
+
+-- name: DeadLetterDelete
+DELETE FROM stent_dead_letter WHERE id = $1;
+
+-- name: DeadLetterTake
+DELETE FROM stent_dead_letter WHERE id = $1 RETURNING execution_id;
+
+-- name: ExecutionReplay
+-- Makes a failed execution run again: fresh attempts, no outcome, no lease.
+-- The epoch is kept, so the next acquisition moves past it.
+UPDATE stent_execution
+SET status = 'pending', attempts = 0, error = NULL, output = NULL,
+    owner = '', lease_expires_at = now(), run_at = NULL, updated_at = now()
+WHERE id = $1
+RETURNING {{execution_columns}};
+
+-- name: ExecutionReplayCleanup
+-- The snapshot and failed outcomes of a replayed execution go; the dead
+-- letters of a parent replayed along with its child go too.
+WITH s AS (
+    DELETE FROM stent_snapshot WHERE execution_id = $1
+), j AS (
+    DELETE FROM stent_journal WHERE execution_id = $1 AND done AND error IS NOT NULL
+)
+DELETE FROM stent_dead_letter WHERE execution_id = $1;
+
+-- name: JournalReopen
+-- Turns a parent's recorded failure of a child back into an intent.
+UPDATE stent_journal
+SET done = false, output = NULL, error = NULL
+WHERE execution_id = $1 AND position = $2 AND done AND error IS NOT NULL;
+
+-- name: CommitFence
+-- Locks the execution's row if the epoch is current. Every other fragment of
+-- a Commit is gated on this CTE returning a row.
+fence AS (
+    UPDATE stent_execution SET updated_at = now()
+    WHERE id = $1 AND lease_epoch = $2
+    RETURNING id
+)
+
+-- name: CommitFenceUpdate
+fence AS (
+    UPDATE stent_execution SET
+        status = coalesce($3::text, status),
+        output = CASE WHEN $3::text = 'completed' THEN $4::bytea ELSE output END,
+        error = CASE WHEN $5::jsonb IS NOT NULL THEN $5::jsonb WHEN $6::bool THEN NULL ELSE error END,
+        attempts = CASE WHEN $7::int > 0 THEN $7::int ELSE attempts END,
+        run_at = CASE WHEN NOT $8::bool THEN run_at WHEN $9::bool THEN NULL
+                      ELSE now() + $10::bigint * interval '1 microsecond' END,
+        owner = CASE WHEN $11::bool THEN '' ELSE owner END,
+        lease_expires_at = CASE WHEN $11::bool THEN now() ELSE lease_expires_at END,
+        updated_at = now()
+    WHERE id = $1 AND lease_epoch = $2
+    RETURNING id
+)
+
+-- name: CommitCreate
+created AS (
+    INSERT INTO stent_execution (id, function, queue, status, input, parent_id, parent_pos, root_id,
+        idempotency_key, attempts, priority, version, run_at, deadline)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[],
+        $7::int[], $8::text[], $9::text[], $10::int[], $11::int[], $12::text[], $13::timestamptz[],
+        $14::timestamptz[])
+    WHERE EXISTS (SELECT 1 FROM fence)
+    ON CONFLICT DO NOTHING
+)
+
+-- name: CommitJournalDelete
+journal_deleted AS (
+    DELETE FROM stent_journal
+    WHERE execution_id = $1 AND position = ANY ($2::int[]) AND EXISTS (SELECT 1 FROM fence)
+)
+
+-- name: CommitJournal
+journal AS (
+    INSERT INTO stent_journal (execution_id, position, kind, name, child_id, fire_at, done, output, error)
+    SELECT u.execution_id, u.position, u.kind, u.name, u.child_id, u.fire_at, u.done, u.output, u.error::jsonb
+    FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+        $7::bool[], $8::bytea[], $9::text[])
+        AS u (execution_id, position, kind, name, child_id, fire_at, done, output, error)
+    WHERE EXISTS (SELECT 1 FROM fence)
+    ON CONFLICT (execution_id, position) DO UPDATE SET
+        kind = excluded.kind, name = excluded.name, child_id = excluded.child_id,
+        fire_at = excluded.fire_at, done = excluded.done, output = excluded.output, error = excluded.error
+)
+
+-- name: CommitSnapshot
+snapshot AS (
+    INSERT INTO stent_snapshot (execution_id, position, data)
+    SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM fence)
+    ON CONFLICT (execution_id) DO UPDATE SET position = excluded.position, data = excluded.data
+)
+
+-- name: CommitDeadLetter
+dead_letter AS (
+    INSERT INTO stent_dead_letter (id, execution_id, function, input, error, attempts)
+    SELECT $1, $2, $3, $4, $5::jsonb, $6 WHERE EXISTS (SELECT 1 FROM fence)
+    ON CONFLICT (id) DO NOTHING
+)
+
+-- name: CommitResult
+-- Whether the fence held, and the epoch before this statement (NULL when
+-- the execution does not exist).
+SELECT EXISTS (SELECT 1 FROM fence), (SELECT lease_epoch FROM stent_execution WHERE id = $1);

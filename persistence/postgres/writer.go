@@ -1,0 +1,349 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/stent-go/stent/internal/retry"
+	"github.com/stent-go/stent/persistence"
+)
+
+// writeOp is one statement of a group-commit batch: a Commit or an insert.
+type writeOp struct {
+	sql    string
+	args   []any
+	create bool   // an ExecutionInsert, else a Commit
+	id     string // the execution, for error messages
+
+	// Outcome, set once the batch holding the op committed or gave up.
+	err       error
+	fatal     bool    // err is the whole call's: context, connection
+	ambiguous bool    // an earlier attempt may have committed
+	fenced    bool    // a Commit's fence held
+	exists    bool    // a Commit's execution exists
+	created   bool    // an insert inserted
+	found     bool    // an insert returned a row
+	row       execRow // the row an insert returned
+}
+
+// writeRequest is what one caller hands the writers: its ops, settled
+// together when done is closed.
+type writeRequest struct {
+	ctx  context.Context
+	ops  []*writeOp
+	done chan struct{}
+}
+
+// backoff spaces the retries of an operation after a connection loss.
+var backoff = retry.Normalize(retry.Policy{
+	InitialDelay: 5 * time.Millisecond,
+	MaxDelay:     time.Second,
+	Multiplier:   2,
+	Jitter:       0.2,
+})
+
+// Apply writes each Commit atomically, fenced by its epoch, and returns one
+// error per commit: nil, persistence.ErrStaleEpoch (wrapped) when the epoch
+// is not the execution's current one, persistence.ErrNotFound (wrapped) when
+// the execution does not exist, or a validation or database error. Commits
+// from concurrent callers share transactions (group commit); a refused
+// commit never affects the others. The returned error is ctx's error,
+// persistence.ErrClosed, or a connection failure that outlasted the retries;
+// then nothing tells which commits were written.
+func (b *Backend) Apply(ctx context.Context, commits []*persistence.Commit) ([]error, error) {
+	errs := make([]error, len(commits))
+	ops := make([]*writeOp, 0, len(commits))
+	index := make([]int, 0, len(commits))
+	for i, c := range commits {
+		sql, args, err := b.commits.build(c)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		ops = append(ops, &writeOp{sql: sql, args: args, id: c.ExecutionID})
+		index = append(index, i)
+	}
+	if len(ops) == 0 {
+		return errs, b.checkOpen()
+	}
+	if err := b.write(ctx, ops); err != nil {
+		return nil, err
+	}
+	for j, op := range ops {
+		i := index[j]
+		switch {
+		case op.err != nil && op.fatal:
+			return nil, op.err
+		case op.err != nil:
+			errs[i] = fmt.Errorf("applying commit of %s: %w", op.id, op.err)
+		case op.fenced:
+		case op.exists:
+			errs[i] = fmt.Errorf("applying commit of %s at epoch %d: %w", op.id, commits[i].Epoch, persistence.ErrStaleEpoch)
+		default:
+			errs[i] = fmt.Errorf("applying commit of %s: %w", op.id, persistence.ErrNotFound)
+		}
+	}
+	return errs, nil
+}
+
+// CreateExecution inserts a root execution with status pending (unless
+// e.Status is set), RootID its own ID (unless set), and CreatedAt and
+// UpdatedAt the server's clock. When its ID or its idempotency key is taken,
+// the existing execution is returned with created false, or
+// persistence.ErrIdempotencyConflict (wrapped) when the function or input
+// differ. The insert shares a group-commit transaction with concurrent
+// writes.
+func (b *Backend) CreateExecution(ctx context.Context, e *persistence.Execution) (*persistence.Execution, bool, error) {
+	if e == nil {
+		return nil, false, errors.New("creating execution: nil")
+	}
+	if err := validateNew(e); err != nil {
+		return nil, false, err
+	}
+	op := &writeOp{
+		sql:    b.q[qExecutionInsert],
+		create: true,
+		id:     e.ID,
+		args: []any{e.ID, e.Function, e.Queue, string(statusOrPending(e.Status)), e.Input, e.ParentID,
+			int32(e.ParentPos), rootOf(e), nullString(e.IdempotencyKey), int32(e.Attempts), int32(e.Priority),
+			e.Version, e.Owner, e.Epoch, timestamptz(e.LeaseExpiresAt), timestamptz(e.RunAt), timestamptz(e.Deadline)},
+	}
+	for range 3 {
+		if err := b.write(ctx, []*writeOp{op}); err != nil {
+			return nil, false, err
+		}
+		if op.err != nil && op.fatal {
+			return nil, false, op.err
+		}
+		if op.err != nil {
+			return nil, false, fmt.Errorf("creating execution %s: %w", e.ID, op.err)
+		}
+		if !op.found {
+			// The row that took the ID or key was committed after the
+			// insert's snapshot was taken: read it with a fresh one.
+			row, ok, err := b.findConflict(ctx, e)
+			if err != nil {
+				return nil, false, err
+			}
+			if !ok { // its transaction rolled back: insert again
+				continue
+			}
+			op.row = row
+		}
+		got, err := op.row.decode()
+		if err != nil {
+			return nil, false, err
+		}
+		if op.created {
+			return got, true, nil
+		}
+		if op.ambiguous && sameRequest(got, e) {
+			// An earlier attempt, cut off by a connection loss, inserted it.
+			return got, true, nil
+		}
+		if got.Function != e.Function || !bytes.Equal(got.Input, e.Input) {
+			return got, false, fmt.Errorf("creating execution %s with idempotency key %q: existing execution %s runs %s: %w",
+				e.ID, e.IdempotencyKey, got.ID, got.Function, persistence.ErrIdempotencyConflict)
+		}
+		return got, false, nil
+	}
+	return nil, false, fmt.Errorf("creating execution %s: the conflicting row keeps disappearing", e.ID)
+}
+
+// sameRequest reports whether got is the row that inserting e makes.
+func sameRequest(got, e *persistence.Execution) bool {
+	return got.ID == e.ID && got.Function == e.Function && bytes.Equal(got.Input, e.Input) &&
+		got.IdempotencyKey == e.IdempotencyKey && got.ParentID == e.ParentID && got.Queue == e.Queue
+}
+
+func (b *Backend) findConflict(ctx context.Context, e *persistence.Execution) (execRow, bool, error) {
+	var row execRow
+	err := b.do(ctx, true, func(ctx context.Context) error {
+		return b.pool.QueryRow(ctx, b.q[qExecutionFindConflict], e.ID, nullString(e.IdempotencyKey)).Scan(row.dest()...)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return row, false, nil
+	}
+	if err != nil {
+		return row, false, fmt.Errorf("reading execution %s: %w", e.ID, interpretError(err))
+	}
+	return row, true, nil
+}
+
+// write queues ops for the writers and waits until they are settled or ctx
+// ends. It returns ctx's error or persistence.ErrClosed; each op carries its
+// own outcome.
+func (b *Backend) write(ctx context.Context, ops []*writeOp) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	req := &writeRequest{ctx: ctx, ops: ops, done: make(chan struct{})}
+	b.mu.RLock()
+	if b.closed {
+		b.mu.RUnlock()
+		return persistence.ErrClosed
+	}
+	select {
+	case b.queue <- req:
+		b.mu.RUnlock()
+	case <-ctx.Done():
+		b.mu.RUnlock()
+		return ctx.Err()
+	}
+	select {
+	case <-req.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// runWriter takes requests from the queue, as many as are waiting up to
+// maxBatch ops, and writes them in one transaction, until Close.
+func (b *Backend) runWriter() {
+	defer b.writers.Done()
+	for {
+		req, ok := <-b.queue
+		if !ok {
+			return
+		}
+		reqs := []*writeRequest{req}
+		n := len(req.ops)
+	fill:
+		for n < b.opts.maxBatch {
+			select {
+			case r, ok := <-b.queue:
+				if !ok {
+					break fill
+				}
+				reqs = append(reqs, r)
+				n += len(r.ops)
+			default:
+				break fill
+			}
+		}
+		b.runBatch(reqs)
+	}
+}
+
+// runBatch writes the ops of reqs in one transaction, retrying after a
+// connection loss, and settles every op.
+func (b *Backend) runBatch(reqs []*writeRequest) {
+	start := time.Now()
+	var pending []*writeOp
+	owner := make(map[*writeOp]*writeRequest)
+	for _, r := range reqs {
+		for _, op := range r.ops {
+			if err := r.ctx.Err(); err != nil {
+				op.err, op.fatal = err, true
+				continue
+			}
+			pending = append(pending, op)
+			owner[op] = r
+		}
+	}
+	for attempt := 1; len(pending) > 0; {
+		ctx, cancel := context.WithTimeout(context.Background(), b.opts.retryTimeout)
+		failed, err := b.sendBatch(ctx, pending)
+		cancel()
+		if err == nil {
+			break
+		}
+		if failed >= 0 {
+			// One statement was refused: it fails alone, the rest go again.
+			pending[failed].err = interpretError(err)
+			pending = append(pending[:failed], pending[failed+1:]...)
+			continue
+		}
+		if !retryable(err) || time.Since(start) > b.opts.retryTimeout {
+			for _, op := range pending {
+				op.err, op.fatal = fmt.Errorf("writing to postgres: %w", interpretError(err)), true
+			}
+			break
+		}
+		if !notApplied(err) {
+			for _, op := range pending {
+				op.ambiguous = true
+			}
+		}
+		b.logger.Warn("postgres write failed, retrying",
+			slog.String("schema", b.schema), slog.Int("attempt", attempt),
+			slog.Int("ops", len(pending)), slog.String("error", err.Error()))
+		time.Sleep(backoff.Delay(attempt))
+		attempt++
+		kept := pending[:0]
+		for _, op := range pending {
+			if err := owner[op].ctx.Err(); err != nil {
+				op.err, op.fatal = err, true
+				continue
+			}
+			kept = append(kept, op)
+		}
+		pending = kept
+	}
+	for _, r := range reqs {
+		close(r.done)
+	}
+}
+
+// opResult is an op's outcome while its transaction is not yet committed.
+type opResult struct {
+	fenced, exists, created, found bool
+	row                            execRow
+}
+
+// sendBatch sends ops as one pipelined batch, which PostgreSQL runs as one
+// implicit transaction. When a statement raises an error that is its own
+// (not the connection's), it returns that statement's index; else -1.
+func (b *Backend) sendBatch(ctx context.Context, ops []*writeOp) (int, error) {
+	conn, err := b.pool.Acquire(ctx)
+	if err != nil {
+		return -1, err
+	}
+	defer conn.Release()
+	batch := &pgx.Batch{}
+	for _, op := range ops {
+		batch.Queue(op.sql, op.args...)
+	}
+	results := make([]opResult, len(ops))
+	br := conn.SendBatch(ctx, batch)
+	for i, op := range ops {
+		r := &results[i]
+		if op.create {
+			err = br.QueryRow().Scan(append([]any{&r.created}, r.row.dest()...)...)
+			if errors.Is(err, pgx.ErrNoRows) {
+				err = nil
+			} else {
+				r.found = err == nil
+			}
+		} else {
+			var epoch *int64
+			err = br.QueryRow().Scan(&r.fenced, &epoch)
+			r.exists = epoch != nil
+		}
+		if err != nil {
+			// Close reports the same error: the batch rolled back.
+			if closeErr := br.Close(); closeErr != nil && !statementError(closeErr) {
+				return -1, closeErr
+			}
+			if statementError(err) {
+				return i, err
+			}
+			return -1, err
+		}
+	}
+	if err := br.Close(); err != nil {
+		return -1, err
+	}
+	for i, op := range ops {
+		r := &results[i]
+		op.fenced, op.exists, op.created, op.found, op.row = r.fenced, r.exists, r.created, r.found, r.row
+	}
+	return -1, nil
+}
