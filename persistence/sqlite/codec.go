@@ -1,0 +1,183 @@
+package sqlite
+
+import (
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/stent-go/stent/persistence"
+)
+
+// scanner is a *sql.Row or a *sql.Rows.
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+// nullString stores "" as NULL.
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// nullBlob stores a nil slice as NULL.
+func nullBlob(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return b
+}
+
+// nullTime stores the zero time as NULL and any other as unix milliseconds.
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMilli()
+}
+
+// fromMillis is the inverse of nullTime.
+func fromMillis(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return time.UnixMilli(v.Int64).UTC()
+}
+
+// millis truncates t to what the database keeps of it: milliseconds, UTC.
+func millis(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return time.UnixMilli(t.UnixMilli()).UTC()
+}
+
+// encodeError stores a nil error as NULL and any other as JSON text.
+func encodeError(e *persistence.ErrorInfo) (any, error) {
+	if e == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
+}
+
+// decodeError is the inverse of encodeError.
+func decodeError(v sql.NullString) (*persistence.ErrorInfo, error) {
+	if !v.Valid {
+		return nil, nil
+	}
+	e := new(persistence.ErrorInfo)
+	if err := json.Unmarshal([]byte(v.String), e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// executionArgs are the parameters ?1 to ?21 of ExecutionInsert and
+// ExecutionInsertChild.
+func executionArgs(e *persistence.Execution, status persistence.Status, errJSON any, created, now int64) []any {
+	return []any{
+		e.ID, e.Function, e.Queue, string(status), nullBlob(e.Input), nullBlob(e.Output), errJSON,
+		nullString(e.ParentID), int64(e.ParentPos), e.RootID, nullString(e.IdempotencyKey),
+		int64(e.Attempts), int64(e.Priority), e.Version, nullString(e.Owner), e.Epoch,
+		nullTime(e.LeaseExpiresAt), nullTime(e.RunAt), nullTime(e.Deadline), created, now,
+	}
+}
+
+// scanExecution reads one execution row in the column order of
+// ExecutionGet. A missing row is persistence.ErrNotFound; a row that does not
+// decode is an error naming the execution.
+func scanExecution(s scanner) (*persistence.Execution, error) {
+	var (
+		e                             persistence.Execution
+		status                        string
+		errText, parentID, key, owner sql.NullString
+		parentPos, attempts, priority int64
+		leaseExpires, runAt, deadline sql.NullInt64
+		created, updated              int64
+	)
+	err := s.Scan(&e.ID, &e.Function, &e.Queue, &status, &e.Input, &e.Output, &errText,
+		&parentID, &parentPos, &e.RootID, &key, &attempts, &priority, &e.Version, &owner,
+		&e.Epoch, &leaseExpires, &runAt, &deadline, &created, &updated)
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	e.Status = persistence.Status(status)
+	if !e.Status.Valid() {
+		return nil, fmt.Errorf("decoding execution %s: invalid status %q", e.ID, status)
+	}
+	if e.Error, err = decodeError(errText); err != nil {
+		return nil, fmt.Errorf("decoding error of execution %s: %w", e.ID, err)
+	}
+	e.ParentID = parentID.String
+	e.ParentPos = int(parentPos)
+	e.IdempotencyKey = key.String
+	e.Attempts = int(attempts)
+	e.Priority = int(priority)
+	e.Owner = owner.String
+	e.LeaseExpiresAt = fromMillis(leaseExpires)
+	e.RunAt = fromMillis(runAt)
+	e.Deadline = fromMillis(deadline)
+	e.CreatedAt = time.UnixMilli(created).UTC()
+	e.UpdatedAt = time.UnixMilli(updated).UTC()
+	return &e, nil
+}
+
+// scanJournalRow reads one row of JournalLoad: a snapshot when the first
+// column is 0, a journal entry otherwise.
+func scanJournalRow(s scanner, id string) (*persistence.Snapshot, *persistence.JournalEntry, error) {
+	var (
+		rowKind, position int64
+		kind, name, child sql.NullString
+		fireAt            sql.NullInt64
+		done              bool
+		data              []byte
+		errText           sql.NullString
+	)
+	if err := s.Scan(&rowKind, &position, &kind, &name, &child, &fireAt, &done, &data, &errText); err != nil {
+		return nil, nil, interpretError(err)
+	}
+	if rowKind == 0 {
+		return &persistence.Snapshot{ExecutionID: id, Position: int(position), Data: data}, nil, nil
+	}
+	je := &persistence.JournalEntry{
+		ExecutionID: id,
+		Position:    int(position),
+		Kind:        persistence.EntryKind(kind.String),
+		Name:        name.String,
+		ChildID:     child.String,
+		FireAt:      fromMillis(fireAt),
+		Done:        done,
+		Output:      data,
+	}
+	var err error
+	if je.Error, err = decodeError(errText); err != nil {
+		return nil, nil, fmt.Errorf("decoding error of journal entry %d of %s: %w", position, id, err)
+	}
+	return nil, je, nil
+}
+
+// scanDeadLetter reads one row in the column order of DeadLetterGet.
+func scanDeadLetter(s scanner) (*persistence.DeadLetter, error) {
+	var (
+		d        persistence.DeadLetter
+		errText  sql.NullString
+		attempts int64
+		created  int64
+	)
+	if err := s.Scan(&d.ID, &d.ExecutionID, &d.Function, &d.Input, &errText, &attempts, &created); err != nil {
+		return nil, interpretError(err)
+	}
+	var err error
+	if d.Error, err = decodeError(errText); err != nil {
+		return nil, fmt.Errorf("decoding error of dead letter %s: %w", d.ID, err)
+	}
+	d.Attempts = int(attempts)
+	d.CreatedAt = time.UnixMilli(created).UTC()
+	return &d, nil
+}

@@ -1,0 +1,57 @@
+// Package sqlite is the SQLite implementation of persistence.Backend, on
+// modernc.org/sqlite (pure Go, no cgo). It suits one host: one process, or
+// several processes sharing one database file.
+//
+// # Usage
+//
+//	b, err := sqlite.Open("stent.db")
+//	if err != nil { ... }
+//	defer b.Close()
+//	if err := b.Init(ctx); err != nil { ... }
+//
+// Init must be called once per Backend before any other method; it creates
+// or migrates the schema from the embedded migration/NNN_name.up.sql files,
+// recorded in the stent_migration table, and is safe to call again or from
+// several processes at once.
+//
+// # Durability
+//
+// The database runs in WAL mode. An acknowledged write has been committed
+// to the write-ahead log. With the default synchronous mode NORMAL, the log
+// is not synced at every commit: a commit survives a crash of the process
+// (the operating system holds the written log) but the last commits may be
+// lost on power loss or an operating-system crash; the database itself stays
+// consistent. WithSynchronous("FULL") syncs the log at every commit and
+// survives power loss, at the cost of one fsync per group commit.
+// WithSynchronous("OFF") is for tests.
+//
+// # Writes and reads
+//
+// Every write goes through one writer goroutine that owns the only write
+// connection. It takes every request queued (up to WithMaxBatch), runs them
+// in one BEGIN IMMEDIATE ... COMMIT, each commit or operation inside its own
+// SAVEPOINT so that a refused or failing one rolls back only itself, and
+// then answers all callers: group commit, so many concurrent writers share
+// one transaction. Reads use a separate pool of connections that WAL lets
+// run beside the writer. Several processes may share one file; their
+// writers take turns on SQLite's write lock, waiting up to WithBusyTimeout.
+//
+// The path ":memory:" gives a private in-memory database, gone when the
+// Backend is closed. It lives on one connection, which reads and the writer
+// share in turn; it is meant for tests and examples.
+//
+// # Time
+//
+// Times are stored as INTEGER unix milliseconds, UTC, so they come back
+// truncated to the millisecond. The backend's clock is this host's
+// (time.Now().UTC()): due times and lease expiry are compared with it.
+// The run_at column of stent_execution is the execution's durable timer:
+// ClaimDue leases an execution once run_at is reached, and NextRunAt
+// reports the earliest one.
+//
+// # Fencing
+//
+// A Commit for an execution is checked, first and inside its savepoint,
+// against the row's lease_epoch; a stale one returns an error wrapping
+// persistence.ErrStaleEpoch and writes nothing.
+package sqlite

@@ -1,0 +1,179 @@
+-- Queries of the SQLite backend, named <Entity><Verb> as in the Postgres
+-- backend. Parameters are ?NNN. Times are unix milliseconds, UTC.
+-- Every query that returns executions selects the same columns in the same
+-- order (see scanExecution).
+
+-- name: MigrationCreateTable
+CREATE TABLE IF NOT EXISTS stent_migration (
+    version    INTEGER NOT NULL PRIMARY KEY,
+    applied_at INTEGER NOT NULL
+) STRICT;
+
+-- name: MigrationVersion
+SELECT COALESCE(MAX(version), 0) FROM stent_migration;
+
+-- name: MigrationInsert
+INSERT INTO stent_migration (version, applied_at) VALUES (?1, ?2);
+
+-- name: ExecutionInsert
+-- An empty root_id (?10) becomes the parent's root, or the execution's own ID.
+-- A conflict on the ID or on the idempotency key inserts nothing; the caller
+-- then looks the existing row up.
+INSERT INTO stent_execution (
+    id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
+    idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at,
+    run_at, deadline, created_at, updated_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
+        COALESCE(NULLIF(?10, ''), (SELECT p.root_id FROM stent_execution p WHERE p.id = ?8), ?1),
+        ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)
+ON CONFLICT DO NOTHING;
+
+-- name: ExecutionInsertChild
+-- A replayed start of a child finds its row and leaves it as it is.
+INSERT INTO stent_execution (
+    id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
+    idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at,
+    run_at, deadline, created_at, updated_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
+        COALESCE(NULLIF(?10, ''), (SELECT p.root_id FROM stent_execution p WHERE p.id = ?8), ?1),
+        ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)
+ON CONFLICT (id) DO NOTHING;
+
+-- name: ExecutionGet
+SELECT id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
+       idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at,
+       run_at, deadline, created_at, updated_at
+FROM stent_execution WHERE id = ?1;
+
+-- name: ExecutionGetByKey
+SELECT id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
+       idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at,
+       run_at, deadline, created_at, updated_at
+FROM stent_execution WHERE idempotency_key = ?1;
+
+-- name: ExecutionEpoch
+SELECT lease_epoch FROM stent_execution WHERE id = ?1;
+
+-- name: ExecutionUpdate
+-- ?2 status or NULL to keep; ?3 set output; ?5 set error; ?7 attempts or 0 to
+-- keep; ?8 set run_at; ?10 release; ?11 now.
+UPDATE stent_execution SET
+    status           = COALESCE(?2, status),
+    output           = CASE WHEN ?3 THEN ?4 ELSE output END,
+    error            = CASE WHEN ?5 THEN ?6 ELSE error END,
+    attempts         = CASE WHEN ?7 > 0 THEN ?7 ELSE attempts END,
+    run_at           = CASE WHEN ?8 THEN ?9 ELSE run_at END,
+    owner            = CASE WHEN ?10 THEN NULL ELSE owner END,
+    lease_expires_at = CASE WHEN ?10 THEN ?11 ELSE lease_expires_at END,
+    updated_at       = ?11
+WHERE id = ?1;
+
+-- name: ExecutionReplay
+UPDATE stent_execution SET
+    status = 'pending', attempts = 0, error = NULL, output = NULL,
+    owner = NULL, lease_expires_at = ?2, run_at = NULL, updated_at = ?2
+WHERE id = ?1
+RETURNING id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
+          idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at,
+          run_at, deadline, created_at, updated_at;
+
+-- name: ExecutionNextRunAt
+SELECT MIN(run_at) FROM stent_execution
+WHERE status IN ('pending', 'running', 'waiting') AND run_at IS NOT NULL
+  AND (owner IS NULL OR owner = '' OR lease_expires_at < ?1)
+  AND (?2 IS NULL OR queue IN (SELECT value FROM json_each(?2)));
+
+-- name: LeaseAcquire
+UPDATE stent_execution SET
+    owner = ?2, lease_epoch = lease_epoch + 1, lease_expires_at = ?3,
+    status = 'running', run_at = NULL, updated_at = ?4
+WHERE id = ?1 AND status IN ('pending', 'running', 'waiting')
+  AND (owner IS NULL OR owner = '' OR owner = ?2 OR lease_expires_at < ?4)
+RETURNING id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
+          idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at,
+          run_at, deadline, created_at, updated_at;
+
+-- name: LeaseClaim
+-- ?4 is a JSON array of queue names, or NULL for every queue.
+UPDATE stent_execution SET
+    owner = ?1, lease_epoch = lease_epoch + 1, lease_expires_at = ?2,
+    status = 'running', run_at = NULL, updated_at = ?3
+WHERE id IN (
+    SELECT id FROM stent_execution
+    WHERE ((status IN ('pending', 'running') AND (run_at IS NULL OR run_at <= ?3))
+           OR (status = 'waiting' AND run_at <= ?3))
+      AND (owner IS NULL OR owner = '' OR lease_expires_at < ?3)
+      AND (?4 IS NULL OR queue IN (SELECT value FROM json_each(?4)))
+    ORDER BY priority DESC, created_at, id
+    LIMIT ?5)
+RETURNING id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
+          idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at,
+          run_at, deadline, created_at, updated_at;
+
+-- name: LeaseRenew
+-- Terminal executions hold no lease worth renewing.
+UPDATE stent_execution SET lease_expires_at = ?2
+WHERE owner = ?1 AND status IN ('pending', 'running', 'waiting');
+
+-- name: LeaseRelease
+UPDATE stent_execution SET owner = NULL, lease_expires_at = ?2, updated_at = ?2
+WHERE owner = ?1;
+
+-- name: JournalUpsert
+INSERT INTO stent_journal (execution_id, position, kind, name, child_id, fire_at, done, output, error)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+ON CONFLICT (execution_id, position) DO UPDATE SET
+    kind = excluded.kind, name = excluded.name, child_id = excluded.child_id,
+    fire_at = excluded.fire_at, done = excluded.done, output = excluded.output,
+    error = excluded.error;
+
+-- name: JournalDelete
+DELETE FROM stent_journal WHERE execution_id = ?1 AND position = ?2;
+
+-- name: JournalDeleteFailed
+DELETE FROM stent_journal WHERE execution_id = ?1 AND done = 1 AND error IS NOT NULL;
+
+-- name: JournalReopen
+-- A failure recorded at a position goes back to an intent.
+UPDATE stent_journal SET done = 0, output = NULL, error = NULL
+WHERE execution_id = ?1 AND position = ?2 AND error IS NOT NULL;
+
+-- name: JournalLoad
+-- The snapshot (kind 0) and the entries after it (kind 1), read in one
+-- statement so that both come from the same database snapshot.
+SELECT 0, position, NULL, NULL, NULL, NULL, 0, data, NULL
+FROM stent_snapshot WHERE execution_id = ?1
+UNION ALL
+SELECT 1, position, kind, name, child_id, fire_at, done, output, error
+FROM stent_journal
+WHERE execution_id = ?1
+  AND position > COALESCE((SELECT position FROM stent_snapshot WHERE execution_id = ?1), -9223372036854775808)
+ORDER BY 1, 2;
+
+-- name: SnapshotUpsert
+INSERT INTO stent_snapshot (execution_id, position, data, updated_at) VALUES (?1, ?2, ?3, ?4)
+ON CONFLICT (execution_id) DO UPDATE SET
+    position = excluded.position, data = excluded.data, updated_at = excluded.updated_at;
+
+-- name: SnapshotDelete
+DELETE FROM stent_snapshot WHERE execution_id = ?1;
+
+-- name: DeadLetterInsert
+-- A commit applied twice (a retry after an unknown outcome) finds its row.
+INSERT INTO stent_dead_letter (id, execution_id, function, input, error, attempts, created_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+ON CONFLICT (id) DO NOTHING;
+
+-- name: DeadLetterGet
+SELECT id, execution_id, function, input, error, attempts, created_at
+FROM stent_dead_letter WHERE id = ?1;
+
+-- name: DeadLetterList
+SELECT id, execution_id, function, input, error, attempts, created_at
+FROM stent_dead_letter ORDER BY created_at, id LIMIT ?1;
+
+-- name: DeadLetterDelete
+DELETE FROM stent_dead_letter WHERE id = ?1;
+
+-- name: DeadLetterDeleteByExecution
+DELETE FROM stent_dead_letter WHERE execution_id = ?1;

@@ -1,0 +1,273 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/stent-go/stent/internal/testutil"
+	"github.com/stent-go/stent/persistence"
+	"github.com/stent-go/stent/persistence/persistencetest"
+)
+
+func TestMain(m *testing.M) { testutil.WrapTestMain(m) }
+
+// openTestDB opens and initialises a database at path, closed at cleanup.
+func openTestDB(t testing.TB, path string, opts ...Option) *Backend {
+	t.Helper()
+	b, err := Open(path, opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	require.NoError(t, b.Init(context.Background()))
+	return b
+}
+
+func TestBackend(t *testing.T) {
+	t.Parallel()
+	persistencetest.Exercise(t, func(t *testing.T) persistence.Backend {
+		return openTestDB(t, filepath.Join(t.TempDir(), "stent.db"))
+	})
+}
+
+func TestBackendMemory(t *testing.T) {
+	t.Parallel()
+	persistencetest.Exercise(t, func(t *testing.T) persistence.Backend {
+		return openTestDB(t, ":memory:")
+	})
+}
+
+func TestOpen(t *testing.T) {
+	t.Parallel()
+
+	t.Run("MissingDirectory", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(t.TempDir(), "no", "such", "dir", "stent.db")
+		_, err := Open(path)
+		require.ErrorContains(t, err, path)
+		require.ErrorContains(t, err, "no such file or directory")
+	})
+
+	t.Run("Directory", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		_, err := Open(dir)
+		require.ErrorContains(t, err, dir)
+		require.ErrorContains(t, err, "is a directory")
+	})
+
+	t.Run("NotADatabase", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(t.TempDir(), "garbage.db")
+		require.NoError(t, os.WriteFile(path, []byte(strings.Repeat("this is not sqlite ", 512)), 0o600))
+		_, err := Open(path)
+		require.ErrorContains(t, err, path)
+		require.ErrorContains(t, err, "not a SQLite database")
+	})
+
+	t.Run("BadOptions", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(t.TempDir(), "stent.db")
+		_, err := Open(path, WithSynchronous("SOMETIMES"))
+		require.ErrorContains(t, err, "SOMETIMES")
+		_, err = Open(path, WithMaxBatch(0))
+		require.ErrorContains(t, err, "max batch")
+		_, err = Open(path, WithBusyTimeout(-time.Second))
+		require.ErrorContains(t, err, "busy timeout")
+		_, err = Open("")
+		require.ErrorContains(t, err, "empty path")
+	})
+
+	t.Run("FileMode", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(t.TempDir(), "stent.db")
+		b := openTestDB(t, path)
+		_, _, err := b.CreateExecution(t.Context(), &persistence.Execution{ID: "a", Function: "f"})
+		require.NoError(t, err)
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			fi, err := os.Stat(p)
+			require.NoError(t, err)
+			require.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), p)
+		}
+	})
+
+	t.Run("ReservedCharactersInPath", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(t.TempDir(), "a?b#c%d.db")
+		b := openTestDB(t, path)
+		_, _, err := b.CreateExecution(t.Context(), &persistence.Execution{ID: "a", Function: "f"})
+		require.NoError(t, err)
+		_, err = os.Stat(path)
+		require.NoError(t, err, "the file has exactly the name given")
+	})
+}
+
+// pragma reads a pragma on the writer's connection.
+func pragma(t *testing.T, b *Backend, name string) string {
+	t.Helper()
+	var v string
+	require.NoError(t, b.w.conn.QueryRowContext(t.Context(), "PRAGMA "+name).Scan(&v))
+	return v
+}
+
+func TestSynchronous(t *testing.T) {
+	t.Parallel()
+	for mode, want := range map[string]string{"": "1", "NORMAL": "1", "full": "2", "OFF": "0"} {
+		t.Run("Mode"+mode, func(t *testing.T) {
+			t.Parallel()
+			var opts []Option
+			if mode != "" {
+				opts = append(opts, WithSynchronous(mode))
+			}
+			b := openTestDB(t, filepath.Join(t.TempDir(), "stent.db"), opts...)
+			require.Equal(t, want, pragma(t, b, "synchronous"))
+			require.Equal(t, "wal", pragma(t, b, "journal_mode"))
+		})
+	}
+}
+
+func TestBusyTimeout(t *testing.T) {
+	t.Parallel()
+	b := openTestDB(t, filepath.Join(t.TempDir(), "stent.db"), WithBusyTimeout(1234*time.Millisecond))
+	require.Equal(t, "1234", pragma(t, b, "busy_timeout"))
+}
+
+func TestSchemaTooNew(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "stent.db")
+	b := openTestDB(t, path)
+	_, err := b.w.conn.ExecContext(t.Context(), "INSERT INTO stent_migration (version, applied_at) VALUES (999, 0)")
+	require.NoError(t, err)
+	require.NoError(t, b.Close())
+
+	b2, err := Open(path)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, b2.Close()) }()
+	err = b2.Init(t.Context())
+	require.ErrorIs(t, err, persistence.ErrSchemaTooNew)
+	require.ErrorContains(t, err, "999")
+	require.ErrorContains(t, err, "version 1")
+	_, err = b2.GetExecution(t.Context(), "a")
+	require.ErrorIs(t, err, errNotInitialised, "a failed Init leaves the backend unusable")
+}
+
+func TestInitConcurrentProcesses(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "stent.db")
+	const n = 4
+	backends := make([]*Backend, n)
+	for i := range backends {
+		b, err := Open(path)
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, b.Close()) })
+		backends[i] = b
+	}
+	errs := make(chan error, n)
+	for _, b := range backends {
+		go func() { errs <- b.Init(context.Background()) }()
+	}
+	for range n {
+		require.NoError(t, <-errs)
+	}
+	var versions int
+	require.NoError(t, backends[0].w.conn.QueryRowContext(t.Context(), "SELECT count(*) FROM stent_migration").Scan(&versions))
+	require.Equal(t, 1, versions)
+
+	// One backend's writes are visible to the others' reads.
+	_, _, err := backends[1].CreateExecution(t.Context(), &persistence.Execution{ID: "shared", Function: "f"})
+	require.NoError(t, err)
+	got, err := backends[2].GetExecution(t.Context(), "shared")
+	require.NoError(t, err)
+	require.Equal(t, "shared", got.ID)
+}
+
+func TestBeforeInit(t *testing.T) {
+	t.Parallel()
+	b, err := Open(filepath.Join(t.TempDir(), "stent.db"))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, b.Close()) }()
+	_, _, err = b.CreateExecution(t.Context(), &persistence.Execution{ID: "a", Function: "f"})
+	require.ErrorIs(t, err, errNotInitialised)
+	_, err = b.GetExecution(t.Context(), "a")
+	require.ErrorIs(t, err, errNotInitialised)
+}
+
+func TestMemory(t *testing.T) {
+	t.Parallel()
+	a := openTestDB(t, ":memory:")
+	b := openTestDB(t, ":memory:")
+	_, _, err := a.CreateExecution(t.Context(), &persistence.Execution{ID: "x", Function: "f"})
+	require.NoError(t, err)
+	_, err = a.GetExecution(t.Context(), "x")
+	require.NoError(t, err)
+	_, err = b.GetExecution(t.Context(), "x")
+	require.ErrorIs(t, err, persistence.ErrNotFound, "each :memory: backend has its own database")
+}
+
+func TestCorruptRow(t *testing.T) {
+	t.Parallel()
+	b := openTestDB(t, filepath.Join(t.TempDir(), "stent.db"))
+	ctx := t.Context()
+	for _, id := range []string{"bad-error", "bad-status", "good"} {
+		_, _, err := b.CreateExecution(ctx, &persistence.Execution{ID: id, Function: "f"})
+		require.NoError(t, err)
+	}
+	_, err := b.w.conn.ExecContext(ctx, `UPDATE stent_execution SET error = '{"message": tru' WHERE id = 'bad-error'`)
+	require.NoError(t, err)
+	_, err = b.w.conn.ExecContext(ctx, `UPDATE stent_execution SET status = 'exploded' WHERE id = 'bad-status'`)
+	require.NoError(t, err)
+
+	_, err = b.GetExecution(ctx, "bad-error")
+	require.ErrorContains(t, err, "decoding error of execution bad-error")
+	_, err = b.GetExecution(ctx, "bad-status")
+	require.ErrorContains(t, err, "bad-status")
+	require.ErrorContains(t, err, `invalid status "exploded"`)
+	_, err = b.AcquireLease(ctx, "bad-error", "n", time.Minute)
+	require.ErrorContains(t, err, "bad-error")
+	_, err = b.ListExecutions(ctx, persistence.ListFilter{})
+	require.ErrorContains(t, err, "bad-")
+	got, err := b.GetExecution(ctx, "good")
+	require.NoError(t, err, "the other rows are unaffected")
+	require.Equal(t, "good", got.ID)
+}
+
+func TestCloseFinishesQueuedWrites(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "stent.db")
+	b, err := Open(path)
+	require.NoError(t, err)
+	require.NoError(t, b.Init(t.Context()))
+	const n = 50
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, _, err := b.CreateExecution(context.Background(), &persistence.Execution{ID: "e" + string(rune('A'+i)), Function: "f"})
+			errs <- err
+		}()
+	}
+	testutil.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
+		if len(b.w.reqs) == 0 && len(errs) == 0 {
+			return sql.ErrNoRows // nothing queued yet
+		}
+		return nil
+	})
+	require.NoError(t, b.Close())
+	written := 0
+	for range n {
+		err := <-errs
+		if err == nil {
+			written++
+			continue
+		}
+		require.ErrorIs(t, err, persistence.ErrClosed)
+	}
+	b2 := openTestDB(t, path)
+	list, err := b2.ListExecutions(t.Context(), persistence.ListFilter{})
+	require.NoError(t, err)
+	require.Len(t, list, written, "every write acknowledged before Close is in the file")
+}
