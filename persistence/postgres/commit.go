@@ -248,6 +248,9 @@ func createArgs(execs []*persistence.Execution) ([]any, error) {
 	versions := make([]string, n)
 	runAt := make([]pgtype.Timestamptz, n)
 	deadlines := make([]pgtype.Timestamptz, n)
+	outputs := make([][]byte, n)
+	errs := make([]*string, n)
+	createdAt := make([]pgtype.Timestamptz, n)
 	for i, e := range execs {
 		if e == nil {
 			return nil, errors.New("nil execution to create")
@@ -269,9 +272,15 @@ func createArgs(execs []*persistence.Execution) ([]any, error) {
 		versions[i] = e.Version
 		runAt[i] = timestamptz(e.RunAt)
 		deadlines[i] = timestamptz(e.Deadline)
+		outputs[i] = e.Output
+		createdAt[i] = timestamptz(e.CreatedAt)
+		var err error
+		if errs[i], err = encodeError(e.Error); err != nil {
+			return nil, fmt.Errorf("encoding error of %s: %w", e.ID, err)
+		}
 	}
 	return []any{ids, functions, queues, statuses, inputs, parents, parentPos, roots, keys,
-		attempts, priorities, versions, runAt, deadlines}, nil
+		attempts, priorities, versions, runAt, deadlines, outputs, errs, createdAt}, nil
 }
 
 // validateNew checks an execution about to be inserted.

@@ -90,6 +90,38 @@ func statementError(err error) bool {
 	return errors.As(err, &pgErr) && !retryable(err)
 }
 
+// connectionLost reports whether err means the connection it came on is
+// gone (the server shut down or terminated it, the network failed), as
+// opposed to a failure to connect or a transaction aborted by the server.
+func connectionLost(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case codeAdminShutdown, codeCrashShutdown:
+			return true
+		}
+		return strings.HasPrefix(pgErr.Code, "08")
+	}
+	var connectErr *pgconn.ConnectError
+	return retryable(err) && !errors.As(err, &connectErr)
+}
+
+// retryDelay returns how long to wait before attempt+1 after err. When a
+// connection was lost, the pool's other connections are likely lost too
+// (a server restart, pg_terminate_backend): a pool the backend owns is
+// reset, and the first retry goes at once on a fresh connection.
+func (b *Backend) retryDelay(attempt int, err error) time.Duration {
+	if connectionLost(err) {
+		if b.ownPool {
+			b.pool.Reset()
+		}
+		if attempt == 1 {
+			return 0
+		}
+	}
+	return backoff.Delay(attempt)
+}
+
 // notApplied reports whether the work that failed with err certainly did not
 // change the database: it never reached the server, or the server answered
 // with an error (which rolls back the statement's implicit transaction).
@@ -120,7 +152,7 @@ func (b *Backend) do(ctx context.Context, idempotent bool, fn func(ctx context.C
 		}
 		b.logger.WarnContext(ctx, "postgres query failed, retrying",
 			slog.String("schema", b.schema), slog.Int("attempt", attempt), slog.String("error", err.Error()))
-		t := time.NewTimer(backoff.Delay(attempt))
+		t := time.NewTimer(b.retryDelay(attempt, err))
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -14,13 +14,20 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
+	"github.com/stent-go/stent/internal/testutil"
 	"github.com/stent-go/stent/persistence"
+	"github.com/stent-go/stent/persistence/persistencetest"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+func TestMain(m *testing.M) { testutil.WrapTestMain(m) }
+
+func TestBackend(t *testing.T) {
+	t.Parallel()
+	persistencetest.Exercise(t, func(t *testing.T) persistence.Backend {
+		b, _ := openTestDB(t)
+		return b
+	})
 }
 
 // testDSN returns the DSN of the test server from STENT_TEST_POSTGRES. It

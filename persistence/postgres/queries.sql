@@ -12,8 +12,10 @@ SELECT {{execution_columns}} FROM stent_execution WHERE id = $1;
 -- second branch returns the row that took it (the key's first).
 WITH ins AS (
     INSERT INTO stent_execution (id, function, queue, status, input, parent_id, parent_pos, root_id,
-        idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at, run_at, deadline)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+        idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at, run_at, deadline,
+        output, error, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+        $18, $19::jsonb, coalesce($20, now()))
     ON CONFLICT DO NOTHING
     RETURNING {{execution_columns}}
 )
@@ -79,9 +81,11 @@ WHERE e.id = due.id
 RETURNING {{execution_columns_e}};
 
 -- name: LeaseRenew
+-- Terminal executions keep their owner until released but are not leases
+-- worth renewing.
 UPDATE stent_execution
 SET lease_expires_at = now() + $2::bigint * interval '1 microsecond'
-WHERE owner = $1;
+WHERE owner = $1 AND status IN ('pending', 'running', 'waiting');
 
 -- name: LeaseRelease
 UPDATE stent_execution
@@ -181,10 +185,15 @@ fence AS (
 -- name: CommitCreate
 created AS (
     INSERT INTO stent_execution (id, function, queue, status, input, parent_id, parent_pos, root_id,
-        idempotency_key, attempts, priority, version, run_at, deadline)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[],
+        idempotency_key, attempts, priority, version, run_at, deadline, output, error, created_at)
+    SELECT u.id, u.function, u.queue, u.status, u.input, u.parent_id, u.parent_pos, u.root_id,
+        u.idempotency_key, u.attempts, u.priority, u.version, u.run_at, u.deadline, u.output,
+        u.error::jsonb, coalesce(u.created_at, now())
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[],
         $7::int[], $8::text[], $9::text[], $10::int[], $11::int[], $12::text[], $13::timestamptz[],
-        $14::timestamptz[])
+        $14::timestamptz[], $15::bytea[], $16::text[], $17::timestamptz[])
+        AS u (id, function, queue, status, input, parent_id, parent_pos, root_id, idempotency_key,
+            attempts, priority, version, run_at, deadline, output, error, created_at)
     WHERE EXISTS (SELECT 1 FROM fence)
     ON CONFLICT DO NOTHING
 )

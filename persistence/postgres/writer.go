@@ -93,11 +93,12 @@ func (b *Backend) Apply(ctx context.Context, commits []*persistence.Commit) ([]e
 }
 
 // CreateExecution inserts a root execution with status pending (unless
-// e.Status is set), RootID its own ID (unless set), and CreatedAt and
-// UpdatedAt the server's clock. When its ID or its idempotency key is taken,
-// the existing execution is returned with created false, or
-// persistence.ErrIdempotencyConflict (wrapped) when the function or input
-// differ. The insert shares a group-commit transaction with concurrent
+// e.Status is set), RootID its own ID (unless set), CreatedAt the server's
+// clock (unless set) and UpdatedAt the server's clock. When its idempotency
+// key is taken, the existing execution is returned with created false, or
+// persistence.ErrIdempotencyConflict (wrapped) when its function or input
+// differ; when its ID is taken, the existing execution is returned with
+// created false, whatever its input. The insert shares a group-commit transaction with concurrent
 // writes.
 func (b *Backend) CreateExecution(ctx context.Context, e *persistence.Execution) (*persistence.Execution, bool, error) {
 	if e == nil {
@@ -106,13 +107,18 @@ func (b *Backend) CreateExecution(ctx context.Context, e *persistence.Execution)
 	if err := validateNew(e); err != nil {
 		return nil, false, err
 	}
+	errJSON, err := encodeError(e.Error)
+	if err != nil {
+		return nil, false, fmt.Errorf("encoding error of %s: %w", e.ID, err)
+	}
 	op := &writeOp{
 		sql:    b.q[qExecutionInsert],
 		create: true,
 		id:     e.ID,
 		args: []any{e.ID, e.Function, e.Queue, string(statusOrPending(e.Status)), e.Input, e.ParentID,
 			int32(e.ParentPos), rootOf(e), nullString(e.IdempotencyKey), int32(e.Attempts), int32(e.Priority),
-			e.Version, e.Owner, e.Epoch, timestamptz(e.LeaseExpiresAt), timestamptz(e.RunAt), timestamptz(e.Deadline)},
+			e.Version, e.Owner, e.Epoch, timestamptz(e.LeaseExpiresAt), timestamptz(e.RunAt), timestamptz(e.Deadline),
+			e.Output, errJSON, timestamptz(e.CreatedAt)},
 	}
 	for range 3 {
 		if err := b.write(ctx, []*writeOp{op}); err != nil {
@@ -147,7 +153,8 @@ func (b *Backend) CreateExecution(ctx context.Context, e *persistence.Execution)
 			// An earlier attempt, cut off by a connection loss, inserted it.
 			return got, true, nil
 		}
-		if got.Function != e.Function || !bytes.Equal(got.Input, e.Input) {
+		byKey := e.IdempotencyKey != "" && got.IdempotencyKey == e.IdempotencyKey
+		if byKey && (got.Function != e.Function || !bytes.Equal(got.Input, e.Input)) {
 			return got, false, fmt.Errorf("creating execution %s with idempotency key %q: existing execution %s runs %s: %w",
 				e.ID, e.IdempotencyKey, got.ID, got.Function, persistence.ErrIdempotencyConflict)
 		}
@@ -275,7 +282,7 @@ func (b *Backend) runBatch(reqs []*writeRequest) {
 		b.logger.Warn("postgres write failed, retrying",
 			slog.String("schema", b.schema), slog.Int("attempt", attempt),
 			slog.Int("ops", len(pending)), slog.String("error", err.Error()))
-		time.Sleep(backoff.Delay(attempt))
+		time.Sleep(b.retryDelay(attempt, err))
 		attempt++
 		kept := pending[:0]
 		for _, op := range pending {
