@@ -374,3 +374,107 @@ func TestConnectionLoss(t *testing.T) {
 	_, err = b.ClaimDue(ctx, "node-b", nil, time.Minute, 10)
 	require.NoError(t, err)
 }
+
+func TestCorruptRows(t *testing.T) {
+	t.Parallel()
+	b, _ := openTestDB(t)
+	ctx := context.Background()
+	e := createLeased(t, b, "corrupt", "node-a")
+	require.NoError(t, applyOne(t, b, &persistence.Commit{ExecutionID: e.ID, Epoch: e.Epoch,
+		Journal: []*persistence.JournalEntry{{Position: 0, Kind: persistence.EntryNow, Done: true}}}))
+	createLeased(t, b, "healthy", "node-a")
+
+	exec(t, b, `UPDATE $schema.stent_execution SET error = '{"message": 5}' WHERE id = 'corrupt'`)
+	exec(t, b, `UPDATE $schema.stent_journal SET error = '[1, 2]' WHERE execution_id = 'corrupt'`)
+
+	_, err := b.GetExecution(ctx, "corrupt")
+	require.ErrorContains(t, err, "execution corrupt")
+	_, err = b.ListExecutions(ctx, persistence.ListFilter{})
+	require.ErrorContains(t, err, "execution corrupt")
+	_, _, err = b.LoadJournal(ctx, "corrupt")
+	require.ErrorContains(t, err, "journal entry 0 of execution corrupt")
+
+	got, err := b.GetExecution(ctx, "healthy")
+	require.NoError(t, err, "other executions are unaffected")
+	require.Equal(t, "healthy", got.ID)
+}
+
+// TestFailingCommitFailsAlone sends commits that PostgreSQL refuses (text
+// with a NUL byte) in the same batch as good ones.
+func TestFailingCommitFailsAlone(t *testing.T) {
+	t.Parallel()
+	b, _ := openTestDB(t)
+	ctx := context.Background()
+	var commits []*persistence.Commit
+	for i := range 6 {
+		e := createLeased(t, b, fmt.Sprint("e", i), "node-a")
+		name := "ok"
+		if i%3 == 1 {
+			name = "bad\x00name"
+		}
+		commits = append(commits, &persistence.Commit{ExecutionID: e.ID, Epoch: e.Epoch,
+			Journal: []*persistence.JournalEntry{{Position: 0, Kind: persistence.EntryCall, Name: name}}})
+	}
+	commits = append(commits, &persistence.Commit{ExecutionID: "e0", Epoch: 99,
+		Journal: []*persistence.JournalEntry{{Position: 1, Kind: persistence.EntryCall}}})
+	errs, err := b.Apply(ctx, commits)
+	require.NoError(t, err)
+	for i, e := range errs[:6] {
+		_, entries, lerr := b.LoadJournal(ctx, fmt.Sprint("e", i))
+		require.NoError(t, lerr)
+		if i%3 == 1 {
+			require.ErrorContains(t, e, fmt.Sprint("commit of e", i))
+			require.Empty(t, entries)
+			continue
+		}
+		require.NoError(t, e)
+		require.Len(t, entries, 1)
+	}
+	require.ErrorIs(t, errs[6], persistence.ErrStaleEpoch)
+}
+
+// TestGroupCommit writes from many goroutines at once and checks every
+// commit landed once, in its writer's order.
+func TestGroupCommit(t *testing.T) {
+	t.Parallel()
+	b, _ := openTestDB(t, WithMaxBatch(16), WithWriters(3))
+	ctx := context.Background()
+	const goroutines, steps = 32, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines)
+	for g := range goroutines {
+		e := createLeased(t, b, fmt.Sprint("g", g), "node-a")
+		wg.Go(func() {
+			for pos := range steps {
+				res, err := b.Apply(ctx, []*persistence.Commit{{ExecutionID: e.ID, Epoch: e.Epoch,
+					Journal: []*persistence.JournalEntry{{Position: pos, Kind: persistence.EntryNow, Done: true}},
+					Update:  &persistence.Update{Attempts: pos + 1}}})
+				if err == nil {
+					err = res[0]
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	for g := range goroutines {
+		_, entries, err := b.LoadJournal(ctx, fmt.Sprint("g", g))
+		require.NoError(t, err)
+		require.Len(t, entries, steps)
+		require.Equal(t, steps, mustGet(t, b, fmt.Sprint("g", g)).Attempts)
+	}
+}
+
+func mustGet(t *testing.T, b *Backend, id string) *persistence.Execution {
+	t.Helper()
+	e, err := b.GetExecution(context.Background(), id)
+	require.NoError(t, err)
+	return e
+}
