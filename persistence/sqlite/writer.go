@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stent-go/stent/persistence"
@@ -25,6 +27,14 @@ const (
 	opRelease
 	opReplay
 	opDeleteDeadLetter
+)
+
+// Spinning, see submit and next.
+const (
+	// spinWaiters is how many waiting callers may spin at once.
+	spinWaiters = 1
+	// spinFor bounds a spin: about the time of a few commits.
+	spinFor = 200 * time.Microsecond
 )
 
 // request is one call queued for the writer. The caller fills the inputs,
@@ -90,6 +100,12 @@ type writer struct {
 	begin, commit, rollback, savepoint, releaseSP, rollbackTo *sql.Stmt
 	s                                                         *writeStmts // prepared by Init
 
+	// waiting counts the callers waiting for an answer.
+	waiting atomic.Int32
+	// batches and requests count the transactions run and the requests
+	// they held, for tests and benchmarks.
+	batches, requests atomic.Int64
+
 	batch []*request
 	// aborted is set when the transaction of the running batch is lost
 	// (a failed savepoint rollback, an I/O error); nothing of the batch is
@@ -141,6 +157,31 @@ func (w *writer) submit(ctx context.Context, r *request) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	// A lone caller waits for its answer spinning, for a while: parking
+	// and waking a goroutine costs more than a whole commit on a small
+	// machine. With more callers waiting, spinning would take the CPU from
+	// the writer, so they park at once.
+	if w.waiting.Add(1) <= spinWaiters {
+		var deadline time.Time
+		for i := 0; ; i++ {
+			select {
+			case <-r.done:
+				w.waiting.Add(-1)
+				return nil
+			default:
+			}
+			if i%16 == 0 {
+				now := time.Now()
+				if deadline.IsZero() {
+					deadline = now.Add(spinFor)
+				} else if now.After(deadline) {
+					break
+				}
+			}
+			runtime.Gosched()
+		}
+	}
+	defer w.waiting.Add(-1)
 	select {
 	case <-r.done:
 		return nil
@@ -174,7 +215,11 @@ func (w *writer) close() error {
 
 func (w *writer) loop() {
 	defer close(w.done)
-	for r := range w.reqs {
+	for {
+		r, ok := w.next()
+		if !ok {
+			return
+		}
 		batch := append(w.batch[:0], r)
 	fill:
 		for len(batch) < w.maxBatch {
@@ -189,12 +234,40 @@ func (w *writer) loop() {
 			}
 		}
 		w.run(batch)
+		w.batches.Add(1)
+		w.requests.Add(int64(len(batch)))
 		for i, r := range batch {
 			batch[i] = nil
 			r.done <- struct{}{}
 		}
 		w.batch = batch[:0]
 	}
+}
+
+// next returns the next request, spinning for a while before it parks: a
+// caller that writes again right after its answer (a step's intent, then
+// its outcome) finds the writer awake. It returns false once the queue is
+// closed and empty.
+func (w *writer) next() (*request, bool) {
+	var deadline time.Time
+	for i := 0; ; i++ {
+		select {
+		case r, ok := <-w.reqs:
+			return r, ok
+		default:
+		}
+		if i%16 == 0 {
+			now := time.Now()
+			if deadline.IsZero() {
+				deadline = now.Add(spinFor)
+			} else if now.After(deadline) {
+				break
+			}
+		}
+		runtime.Gosched()
+	}
+	r, ok := <-w.reqs
+	return r, ok
 }
 
 // run executes one batch in one transaction and fills in every answer.
