@@ -122,7 +122,10 @@ type Execution struct {
 	// means "not scheduled" (a wait for something other than time).
 	RunAt time.Time
 	// Deadline, when not zero, ends the whole execution as timed out.
-	Deadline  time.Time
+	Deadline time.Time
+	// CreatedAt is kept as given on insert (CreateExecution, Commit.Create);
+	// the zero time becomes the backend's clock. UpdatedAt is the backend's
+	// clock at the last write of the row.
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -272,7 +275,8 @@ type Backend interface {
 	// and older executions come first. Concurrent claimers never get the
 	// same execution.
 	ClaimDue(ctx context.Context, owner string, queues []string, ttl time.Duration, limit int) ([]*Execution, error)
-	// RenewLeases extends every lease owner holds by ttl and returns how many.
+	// RenewLeases extends by ttl every lease owner holds on an execution
+	// that is not terminal, and returns how many it extended.
 	RenewLeases(ctx context.Context, owner string, ttl time.Duration) (int, error)
 	// ReleaseLeases gives up every lease owner holds (a graceful stop), so
 	// other nodes can claim those executions at once.
