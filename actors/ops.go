@@ -303,8 +303,12 @@ func Sleep(ctx context.Context, d time.Duration) error {
 // passivate records the sleep (intent may be nil on a replay), schedules the
 // wake-up, releases the lease and ends the body's goroutine.
 func (e *execution) passivate(ctx context.Context, intent *persistence.JournalEntry, d time.Duration) error {
+	wakeIn := d
+	if dl := e.rec.Deadline; !dl.IsZero() && time.Until(dl) < wakeIn {
+		wakeIn = max(time.Until(dl), 0) // wake at the deadline to end as timed out
+	}
 	c := &persistence.Commit{ExecutionID: e.id, Update: &persistence.Update{
-		Status: persistence.StatusWaiting, SetRunAt: true, RunAfter: d, Release: true,
+		Status: persistence.StatusWaiting, SetRunAt: true, RunAfter: wakeIn, Release: true,
 	}}
 	if intent != nil {
 		c.Journal = []*persistence.JournalEntry{intent}
@@ -331,7 +335,7 @@ func (e *execution) passivate(ctx context.Context, intent *persistence.JournalEn
 	e.passivated = true
 	e.mu.Unlock()
 	e.close(errPassivated)
-	e.rt.kickAt(d)
+	e.rt.kickAt(wakeIn)
 	runtime.Goexit()
 	return nil
 }

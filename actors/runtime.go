@@ -390,6 +390,17 @@ func (rt *Runtime) finished(id string, o *Outcome) {
 	}
 }
 
+// Active returns the IDs of the executions with an actor on this node.
+func (rt *Runtime) Active() []string {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	ids := make([]string, 0, len(rt.active))
+	for id := range rt.active {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
 // lookupActive returns the local activation of id, if any.
 func (rt *Runtime) lookupActive(id string) *execution {
 	rt.mu.Lock()

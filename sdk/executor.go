@@ -48,7 +48,9 @@ func WithConcurrency(n int) ExecutorOption { return func(o *executorOptions) { o
 // restarted process) take its executions over once their leases run out.
 // Shorter recovers sooner; it must stay well above the time a healthy node
 // may stall.
-func WithLeaseDuration(d time.Duration) ExecutorOption { return func(o *executorOptions) { o.lease = d } }
+func WithLeaseDuration(d time.Duration) ExecutorOption {
+	return func(o *executorOptions) { o.lease = d }
+}
 
 // WithPollInterval sets how often the worker looks for due work when no
 // wake-up arrives (default 500ms).
@@ -271,6 +273,11 @@ func (e *Executor) Close() error {
 
 // NodeID returns the name this executor holds leases under.
 func (e *Executor) NodeID() string { return e.rt.NodeID() }
+
+// ActiveExecutions returns the IDs of the executions that have an actor (a
+// running body) on this executor's node now. Sleeping and waiting executions
+// have none.
+func (e *Executor) ActiveExecutions() []string { return e.rt.Active() }
 
 // Backend returns the executor's backend.
 func (e *Executor) Backend() persistence.Backend { return e.backend }
