@@ -126,7 +126,9 @@ func New(cfg Config) (*Runtime, error) {
 		done:    make(chan struct{}),
 	}
 	rt.baseCtx, rt.baseCancel = context.WithCancel(context.Background())
-	actorLog := rt.log.With(slog.String("component", "protoactor"))
+	// protoactor logs routine events (system started, dead letters during a
+	// hand-over) at INFO and some at ERROR; keep only its warnings and worse.
+	actorLog := slog.New(&minLevel{Handler: rt.log.Handler(), min: slog.LevelWarn}).With(slog.String("component", "protoactor"))
 	rt.system = actor.NewActorSystem(
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return actorLog }),
 		actor.WithDeadLetterRequestLogging(false),
@@ -205,6 +207,12 @@ func (rt *Runtime) Serve(ctx context.Context) error {
 	}()
 	defer func() { <-renewDone }()
 
+	// A node restarted under the same ID takes back at once the executions
+	// its previous incarnation held, instead of waiting for their leases to
+	// run out. (Node IDs must be unique among live nodes.)
+	if err := rt.backend.ReleaseLeases(ctx, rt.cfg.NodeID); err != nil && ctx.Err() == nil {
+		rt.log.Error("releasing the leases of an earlier run of this node", slog.Any("error", err))
+	}
 	first := true
 	for {
 		n, err := rt.claim(ctx)
@@ -460,4 +468,22 @@ func NewID() string {
 		panic(fmt.Sprintf("reading random bytes: %v", err)) // crypto/rand never fails on Linux
 	}
 	return hex.EncodeToString(b[:])
+}
+
+// minLevel drops records below min.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h *minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h *minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &minLevel{Handler: h.Handler.WithAttrs(attrs), min: h.min}
+}
+
+func (h *minLevel) WithGroup(name string) slog.Handler {
+	return &minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
 }

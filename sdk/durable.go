@@ -147,7 +147,11 @@ func (f *Func[I, O]) start(ctx context.Context, ins []I, opts []CallOption) ([]*
 		}
 		inputs[i] = b
 	}
-	ao := actors.CallOptions{Queue: co.queue, Priority: f.opts.priority, Delay: co.delay, MaxDuration: co.maxDuration}
+	ao := actors.CallOptions{Queue: co.queue, Priority: f.opts.priority, Delay: co.delay, MaxDuration: co.maxDuration,
+		IdempotencyKey: co.idempotencyKey}
+	if co.idempotencyKey != "" && len(ins) > 1 {
+		return nil, fmt.Errorf("starting %q: one idempotency key cannot start %d executions", f.name, len(ins))
+	}
 	if co.priority != nil {
 		ao.Priority = *co.priority
 	}

@@ -292,7 +292,7 @@ func (e *Executor) startRoot(ctx context.Context, fn *actors.Function, input []b
 	now := time.Now().UTC()
 	rec := &persistence.Execution{
 		ID: actors.NewID(), Function: fn.Name, Queue: queue, Status: persistence.StatusPending, Input: input,
-		Priority: o.Priority, Version: fn.Version, CreatedAt: now, UpdatedAt: now,
+		Priority: o.Priority, Version: fn.Version, IdempotencyKey: o.IdempotencyKey, CreatedAt: now, UpdatedAt: now,
 	}
 	rec.RootID = rec.ID
 	if o.MaxDuration > 0 {
@@ -308,11 +308,13 @@ func (e *Executor) startRoot(ctx context.Context, fn *actors.Function, input []b
 		}
 		return got.ID, nil
 	}
-	got, _, err := e.backend.CreateExecution(ctx, rec)
+	got, created, err := e.backend.CreateExecution(ctx, rec)
 	if err != nil {
 		return "", fmt.Errorf("starting %q: %w", fn.Name, err)
 	}
-	e.rt.Kick()
+	if created {
+		e.rt.Kick()
+	}
 	return got.ID, nil
 }
 

@@ -60,6 +60,7 @@ func WithPriority(p int) Option { return func(o *funcOptions) { o.priority = p }
 
 // callOptions are the options of one call.
 type callOptions struct {
+	idempotencyKey string
 	queue       string
 	priority    *int
 	delay       time.Duration
@@ -82,3 +83,13 @@ func WithCallQueue(q string) CallOption { return func(o *callOptions) { o.queue 
 
 // WithCallPriority overrides the function's priority for this call.
 func WithCallPriority(p int) CallOption { return func(o *callOptions) { o.priority = &p } }
+
+// WithIdempotencyKey makes a root start idempotent: starting again with the
+// same key returns the existing execution (and, through its Handle, its
+// result), never a second one, even after a crash and a restart. The same
+// key with a different function or input is refused with an error. Inside
+// an execution child calls are already exactly-once by their journal
+// position, and the key is ignored.
+func WithIdempotencyKey(key string) CallOption {
+	return func(o *callOptions) { o.idempotencyKey = key }
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -20,7 +21,12 @@ import (
 	"github.com/stent-go/stent/sdk/stenttest"
 )
 
-func TestMain(m *testing.M) { testutil.WrapTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(envCrashHelper) != "" {
+		os.Exit(crashHelper())
+	}
+	testutil.WrapTestMain(m)
+}
 
 type order struct {
 	ID     string `json:"id"`
