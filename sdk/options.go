@@ -61,10 +61,10 @@ func WithPriority(p int) Option { return func(o *funcOptions) { o.priority = p }
 // callOptions are the options of one call.
 type callOptions struct {
 	idempotencyKey string
-	queue       string
-	priority    *int
-	delay       time.Duration
-	maxDuration time.Duration
+	queue          string
+	priority       *int
+	delay          time.Duration
+	maxDuration    time.Duration
 }
 
 // CallOption configures one call or start.

@@ -38,7 +38,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -60,8 +59,9 @@ const (
 	// at most. Larger batches amortise the WAL flush further but make each
 	// waiting caller wait for more statements.
 	DefaultMaxBatch = 256
-	// DefaultWriters is the number of group-commit writers, each with its
-	// own connection: while one waits for its flush, the next batch fills.
+	// DefaultWriters is how many group-commit transactions may be in
+	// flight at once, each on its own connection: while one waits for its
+	// WAL flush, the next can be sent.
 	DefaultWriters = 2
 	// DefaultRetryTimeout bounds how long an operation is retried after a
 	// connection loss: long enough to ride out a PostgreSQL restart.
@@ -103,8 +103,8 @@ func WithPool(pool *pgxpool.Pool) Option { return func(o *options) { o.pool = po
 // the default is DefaultMaxBatch. Values below 1 select the default.
 func WithMaxBatch(n int) Option { return func(o *options) { o.maxBatch = n } }
 
-// WithWriters sets the number of group-commit writers; the default is
-// DefaultWriters. Values below 1 select the default.
+// WithWriters sets how many group-commit transactions may be in flight at
+// once; the default is DefaultWriters. Values below 1 select the default.
 func WithWriters(n int) Option { return func(o *options) { o.writers = n } }
 
 // WithRetryTimeout bounds how long an operation is retried after a
@@ -128,12 +128,15 @@ type Backend struct {
 	logger  *slog.Logger
 	commits *commitCache
 
-	mu      sync.RWMutex // guards closed and sends on queue
-	closed  bool
-	queue   chan *writeRequest
-	writers sync.WaitGroup
-	stop    chan struct{} // closed when Close starts
-	once    sync.Once
+	mu     sync.RWMutex // guards closed
+	closed bool
+	once   sync.Once
+
+	// Group commit (writer.go). wmu guards the fields below it.
+	wmu     sync.Mutex
+	pending []*writeRequest // waiting for a leader
+	leaders int             // goroutines writing batches, at most opts.writers
+	idle    chan struct{}   // closed when leaders drops to 0 with nothing pending; nil when none is waited for
 }
 
 // Open connects to the PostgreSQL server named by dsn (a URL or key=value
@@ -207,12 +210,6 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Backend, error) {
 		opts:    o,
 		logger:  logger,
 		commits: newCommitCache(q),
-		queue:   make(chan *writeRequest, 4*o.maxBatch),
-		stop:    make(chan struct{}),
-	}
-	b.writers.Add(o.writers)
-	for range o.writers {
-		go b.runWriter()
 	}
 	return b, nil
 }
@@ -248,10 +245,8 @@ func (b *Backend) Close() error {
 	b.once.Do(func() {
 		b.mu.Lock()
 		b.closed = true
-		close(b.stop)
-		close(b.queue)
 		b.mu.Unlock()
-		b.writers.Wait()
+		b.waitWritesDone()
 		if b.ownPool {
 			b.pool.Close()
 		}
@@ -268,7 +263,3 @@ func (b *Backend) checkOpen() error {
 	}
 	return nil
 }
-
-// errClosing is returned to writes still queued when a Close gives up on an
-// unreachable server.
-var errClosing = errors.New("postgres backend closing with the server unreachable")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -183,25 +184,38 @@ func (b *Backend) findConflict(ctx context.Context, e *persistence.Execution) (e
 	return row, true, nil
 }
 
-// write queues ops for the writers and waits until they are settled or ctx
+// write hands ops to group commit and waits until they are settled or ctx
 // ends. It returns ctx's error or persistence.ErrClosed; each op carries its
 // own outcome.
+//
+// Group commit uses no goroutine of its own while idle: a caller that finds
+// fewer than opts.writers batches in flight becomes a leader and writes the
+// pending requests itself, its own among them, so that a lone caller pays no
+// hand-off between goroutines. Callers that arrive meanwhile wait; when the
+// leader's batch is done and more are pending, it passes leadership to a new
+// goroutine, which writes them as the next batch.
 func (b *Backend) write(ctx context.Context, ops []*writeOp) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	req := &writeRequest{ctx: ctx, ops: ops, done: make(chan struct{})}
+	// Enqueuing under mu's read lock means that once Close holds mu, every
+	// write that got past the check is pending, and Close waits for it.
 	b.mu.RLock()
 	if b.closed {
 		b.mu.RUnlock()
 		return persistence.ErrClosed
 	}
-	select {
-	case b.queue <- req:
-		b.mu.RUnlock()
-	case <-ctx.Done():
-		b.mu.RUnlock()
-		return ctx.Err()
+	b.wmu.Lock()
+	b.pending = append(b.pending, req)
+	lead := b.leaders < b.opts.writers
+	if lead {
+		b.leaders++
+	}
+	b.wmu.Unlock()
+	b.mu.RUnlock()
+	if lead {
+		b.lead(req)
 	}
 	select {
 	case <-req.done:
@@ -211,42 +225,93 @@ func (b *Backend) write(ctx context.Context, ops []*writeOp) error {
 	}
 }
 
-// runWriter takes requests from the queue, as many as are waiting up to
-// maxBatch ops, and writes them in one transaction, until Close.
-func (b *Backend) runWriter() {
-	defer b.writers.Done()
+// lead writes pending requests batch by batch. It returns once nothing is
+// pending, or once own is settled, handing what is left to a new leader.
+// A batch that has to be retried after a connection loss is finished by a
+// new goroutine too, so that the caller can stop waiting when its ctx ends.
+func (b *Backend) lead(own *writeRequest) {
 	for {
-		req, ok := <-b.queue
-		if !ok {
+		reqs := b.takeBatch()
+		if reqs == nil {
 			return
 		}
-		reqs := []*writeRequest{req}
-		n := len(req.ops)
-	fill:
-		for n < b.opts.maxBatch {
-			select {
-			case r, ok := <-b.queue:
-				if !ok {
-					break fill
-				}
-				reqs = append(reqs, r)
-				n += len(r.ops)
-			default:
-				break fill
-			}
+		if !b.runBatch(reqs, own != nil) {
+			go func() {
+				b.runBatch(reqs, false)
+				b.lead(nil)
+			}()
+			return
 		}
-		b.runBatch(reqs)
+		if own != nil && settled(own) {
+			go b.lead(nil)
+			return
+		}
 	}
 }
 
+func settled(r *writeRequest) bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// takeBatch removes pending requests, up to opts.maxBatch ops (at least one
+// request), for a leader to write. When nothing is pending, the leader
+// steps down and takeBatch returns nil.
+func (b *Backend) takeBatch() []*writeRequest {
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	if len(b.pending) == 0 {
+		b.leaders--
+		if b.leaders == 0 && b.idle != nil {
+			close(b.idle)
+			b.idle = nil
+		}
+		return nil
+	}
+	n, ops := 0, 0
+	for n < len(b.pending) && (n == 0 || ops+len(b.pending[n].ops) <= b.opts.maxBatch) {
+		ops += len(b.pending[n].ops)
+		n++
+	}
+	reqs := slices.Clone(b.pending[:n])
+	clear(b.pending[:n])
+	b.pending = b.pending[n:]
+	return reqs
+}
+
+// waitWritesDone waits until no batch is in flight or pending. Close calls
+// it once no new write can start.
+func (b *Backend) waitWritesDone() {
+	b.wmu.Lock()
+	if b.leaders == 0 && len(b.pending) == 0 {
+		b.wmu.Unlock()
+		return
+	}
+	if b.idle == nil {
+		b.idle = make(chan struct{})
+	}
+	idle := b.idle
+	b.wmu.Unlock()
+	<-idle
+}
+
 // runBatch writes the ops of reqs in one transaction, retrying after a
-// connection loss, and settles every op.
-func (b *Backend) runBatch(reqs []*writeRequest) {
+// connection loss, and settles every op. With firstOnly, it makes one
+// attempt and returns false, leaving reqs unsettled, when that attempt
+// needs retrying.
+func (b *Backend) runBatch(reqs []*writeRequest, firstOnly bool) bool {
 	start := time.Now()
 	var pending []*writeOp
 	owner := make(map[*writeOp]*writeRequest)
 	for _, r := range reqs {
 		for _, op := range r.ops {
+			if op.err != nil { // refused by an earlier call's attempt
+				continue
+			}
 			if err := r.ctx.Err(); err != nil {
 				op.err, op.fatal = err, true
 				continue
@@ -279,6 +344,9 @@ func (b *Backend) runBatch(reqs []*writeRequest) {
 				op.ambiguous = true
 			}
 		}
+		if firstOnly {
+			return false
+		}
 		b.logger.Warn("postgres write failed, retrying",
 			slog.String("schema", b.schema), slog.Int("attempt", attempt),
 			slog.Int("ops", len(pending)), slog.String("error", err.Error()))
@@ -297,6 +365,7 @@ func (b *Backend) runBatch(reqs []*writeRequest) {
 	for _, r := range reqs {
 		close(r.done)
 	}
+	return true
 }
 
 // opResult is an op's outcome while its transaction is not yet committed.
