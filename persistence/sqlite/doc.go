@@ -40,6 +40,14 @@
 // Backend is closed. It lives on one connection, which reads and the writer
 // share in turn; it is meant for tests and examples.
 //
+// # Schema
+//
+// Tables are stent_execution, stent_journal (keyed by execution and
+// position), stent_snapshot, stent_dead_letter and stent_migration. There
+// are no foreign keys: nothing is ever deleted from stent_execution, and a
+// child's outcome delivered to a parent row that is missing must not make
+// the child's own commit fail.
+//
 // # Time
 //
 // Times are stored as INTEGER unix milliseconds, UTC, so they come back
