@@ -79,7 +79,7 @@ RETURNING id, function, queue, status, input, output, error, parent_id, parent_p
 
 -- name: ExecutionNextRunAt
 SELECT MIN(run_at) FROM stent_execution
-WHERE status IN ('pending', 'running', 'waiting') AND run_at IS NOT NULL
+WHERE status IN ('pending', 'waiting') AND run_at IS NOT NULL
   AND (owner IS NULL OR owner = '' OR lease_expires_at < ?1)
   AND (?2 IS NULL OR queue IN (SELECT value FROM json_each(?2)));
 

@@ -162,8 +162,8 @@ func (b *Backend) LoadJournal(ctx context.Context, id string) (*persistence.Snap
 	return snap, entries, nil
 }
 
-// NextRunAt returns the earliest RunAt among the executions of queues
-// (every queue when queues is empty) that are not terminal and hold no
+// NextRunAt returns the earliest RunAt among the pending or waiting
+// executions of queues (every queue when queues is empty) that hold no
 // unexpired lease, or the zero time if there is none. The time returned may
 // be in the past: such an execution is due now.
 func (b *Backend) NextRunAt(ctx context.Context, queues []string) (time.Time, error) {
