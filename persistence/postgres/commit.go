@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
@@ -15,62 +16,73 @@ import (
 )
 
 // The parts a Commit's statement can hold. The statement of a Commit is the
-// fence plus the parts its fields need; each of the 32 combinations is
-// built once, so pgx prepares and caches it like any fixed query.
+// fence plus the parts its fields need. Each combination is built the first
+// time it is used and kept, so pgx prepares and caches it like any fixed
+// query.
 const (
 	partUpdate = 1 << iota
 	partCreate
-	partJournal
+	partJournal    // several entries, as arrays
+	partJournalOne // one entry, as plain parameters
 	partJournalDelete
 	partSnapshot
 	partDeadLetter
 	partCount = 1 << iota
 )
 
-// commitCache holds the statement of every combination of parts.
-type commitCache struct {
-	sql [partCount]string
+// parts lists the fragments after the fence, in statement order; the
+// arguments build appends follow the same order.
+var parts = []struct {
+	bit  int
+	name string
+}{
+	{partCreate, qCommitCreate},
+	{partJournalDelete, qCommitJournalDelete},
+	{partJournal, qCommitJournal},
+	{partJournalOne, qCommitJournalOne},
+	{partSnapshot, qCommitSnapshot},
+	{partDeadLetter, qCommitDeadLetter},
 }
 
-func newCommitCache(q queries) *commitCache {
-	c := &commitCache{}
-	for mask := range partCount {
-		var b strings.Builder
-		b.WriteString("WITH ")
-		offset := 0
-		add := func(name string) {
-			frag, n := renumber(q[name], offset)
-			if offset > 0 {
-				b.WriteString(",\n")
-			}
-			b.WriteString(frag)
-			offset += n
-		}
-		if mask&partUpdate != 0 {
-			add(qCommitFenceUpdate)
-		} else {
-			add(qCommitFence)
-		}
-		for _, p := range []struct {
-			bit  int
-			name string
-		}{
-			{partCreate, qCommitCreate},
-			{partJournalDelete, qCommitJournalDelete},
-			{partJournal, qCommitJournal},
-			{partSnapshot, qCommitSnapshot},
-			{partDeadLetter, qCommitDeadLetter},
-		} {
-			if mask&p.bit != 0 {
-				add(p.name)
-			}
-		}
-		frag, _ := renumber(q[qCommitResult], offset)
-		b.WriteString("\n")
-		b.WriteString(frag)
-		c.sql[mask] = b.String()
+// commitCache holds the statement of each combination of parts.
+type commitCache struct {
+	q   queries
+	sql [partCount]atomic.Pointer[string]
+}
+
+func newCommitCache(q queries) *commitCache { return &commitCache{q: q} }
+
+// statement returns the statement of the combination mask.
+func (c *commitCache) statement(mask int) string {
+	if s := c.sql[mask].Load(); s != nil {
+		return *s
 	}
-	return c
+	var b strings.Builder
+	b.WriteString("WITH ")
+	offset := 0
+	add := func(name string) {
+		frag, n := renumber(c.q[name], offset)
+		if offset > 0 {
+			b.WriteString(",\n")
+		}
+		b.WriteString(frag)
+		offset += n
+	}
+	if mask&partUpdate != 0 {
+		add(qCommitFenceUpdate)
+	} else {
+		add(qCommitFence)
+	}
+	for _, p := range parts {
+		if mask&p.bit != 0 {
+			add(p.name)
+		}
+	}
+	b.WriteString("\n")
+	b.WriteString(c.q[qCommitResult])
+	s := b.String()
+	c.sql[mask].Store(&s)
+	return s
 }
 
 // build returns the statement and arguments of one Commit, or an error
@@ -143,7 +155,18 @@ func (c *commitCache) build(cm *persistence.Commit) (string, []any, error) {
 		}
 	}
 
-	if len(entries) > 0 {
+	switch len(entries) {
+	case 0:
+	case 1:
+		mask |= partJournalOne
+		e := entries[0]
+		errJSON, err := encodeError(e.Error)
+		if err != nil {
+			return "", nil, fmt.Errorf("encoding journal of %s at position %d: %w", id, e.Position, err)
+		}
+		args = append(args, owners[0], int32(e.Position), string(e.Kind), e.Name, e.ChildID,
+			timestamptz(e.FireAt), e.Done, e.Output, errJSON)
+	default:
 		mask |= partJournal
 		a, err := journalArgs(entries, owners)
 		if err != nil {
@@ -178,8 +201,7 @@ func (c *commitCache) build(cm *persistence.Commit) (string, []any, error) {
 		args = append(args, dlID, execID, dl.Function, dl.Input, errJSON, int32(dl.Attempts))
 	}
 
-	args = append(args, id)
-	return c.sql[mask], args, nil
+	return c.statement(mask), args, nil
 }
 
 // addEntry appends e for execution owner, replacing an earlier entry at the

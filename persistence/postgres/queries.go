@@ -40,6 +40,8 @@ const (
 	qCommitCreate           = "CommitCreate"
 	qCommitJournalDelete    = "CommitJournalDelete"
 	qCommitJournal          = "CommitJournal"
+	qCommitJournalOne       = "CommitJournalOne"
+	qExecutionExisting      = "ExecutionExisting"
 	qCommitSnapshot         = "CommitSnapshot"
 	qCommitDeadLetter       = "CommitDeadLetter"
 	qCommitResult           = "CommitResult"
@@ -52,7 +54,8 @@ var queryNames = []string{
 	qDeadLetterList, qDeadLetterGet, qDeadLetterDelete, qDeadLetterTake,
 	qExecutionReplay, qExecutionReplayCleanup, qJournalReopen,
 	qCommitFence, qCommitFenceUpdate, qCommitCreate, qCommitJournalDelete,
-	qCommitJournal, qCommitSnapshot, qCommitDeadLetter, qCommitResult,
+	qCommitJournal, qCommitJournalOne, qCommitSnapshot, qCommitDeadLetter, qCommitResult,
+	qExecutionExisting,
 }
 
 // executionColumns is the column list scanExecution reads, in its order.

@@ -158,12 +158,14 @@ SET done = false, output = NULL, error = NULL
 WHERE execution_id = $1 AND position = $2 AND done AND error IS NOT NULL;
 
 -- name: CommitFence
--- Locks the execution's row if the epoch is current. Every other fragment of
--- a Commit is gated on this CTE returning a row.
+-- Locks the execution's row if the epoch is current, so that no lease can
+-- be taken until the Commit is written. Every other fragment of a Commit is
+-- gated on this CTE returning a row. A row lock costs less than the UPDATE
+-- of CommitFenceUpdate, which a Commit without an Update does not need.
 fence AS (
-    UPDATE stent_execution SET updated_at = now()
+    SELECT id FROM stent_execution
     WHERE id = $1 AND lease_epoch = $2
-    RETURNING id
+    FOR NO KEY UPDATE
 )
 
 -- name: CommitFenceUpdate
@@ -217,6 +219,18 @@ journal AS (
         fire_at = excluded.fire_at, done = excluded.done, output = excluded.output, error = excluded.error
 )
 
+-- name: CommitJournalOne
+-- CommitJournal for a single entry, which most Commits hold: plain
+-- parameters cost less than arrays.
+journal AS (
+    INSERT INTO stent_journal (execution_id, position, kind, name, child_id, fire_at, done, output, error)
+    SELECT $1, $2, $3, $4, $5, $6::timestamptz, $7, $8::bytea, $9::jsonb
+    WHERE EXISTS (SELECT 1 FROM fence)
+    ON CONFLICT (execution_id, position) DO UPDATE SET
+        kind = excluded.kind, name = excluded.name, child_id = excluded.child_id,
+        fire_at = excluded.fire_at, done = excluded.done, output = excluded.output, error = excluded.error
+)
+
 -- name: CommitSnapshot
 snapshot AS (
     INSERT INTO stent_snapshot (execution_id, position, data)
@@ -232,6 +246,9 @@ dead_letter AS (
 )
 
 -- name: CommitResult
--- Whether the fence held, and the epoch before this statement (NULL when
--- the execution does not exist).
-SELECT EXISTS (SELECT 1 FROM fence), (SELECT lease_epoch FROM stent_execution WHERE id = $1);
+-- Whether the fence held.
+SELECT EXISTS (SELECT 1 FROM fence);
+
+-- name: ExecutionExisting
+-- Which of the executions whose fence failed exist (stale) or not.
+SELECT id FROM stent_execution WHERE id = ANY ($1::text[]);

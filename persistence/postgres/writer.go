@@ -76,6 +76,10 @@ func (b *Backend) Apply(ctx context.Context, commits []*persistence.Commit) ([]e
 	if err := b.write(ctx, ops); err != nil {
 		return nil, err
 	}
+	exists, err := b.existing(ctx, ops)
+	if err != nil {
+		return nil, err
+	}
 	for j, op := range ops {
 		i := index[j]
 		switch {
@@ -84,13 +88,47 @@ func (b *Backend) Apply(ctx context.Context, commits []*persistence.Commit) ([]e
 		case op.err != nil:
 			errs[i] = fmt.Errorf("applying commit of %s: %w", op.id, op.err)
 		case op.fenced:
-		case op.exists:
+		case exists[op.id]:
 			errs[i] = fmt.Errorf("applying commit of %s at epoch %d: %w", op.id, commits[i].Epoch, persistence.ErrStaleEpoch)
 		default:
 			errs[i] = fmt.Errorf("applying commit of %s: %w", op.id, persistence.ErrNotFound)
 		}
 	}
 	return errs, nil
+}
+
+// existing reports which of the executions of the refused commits among ops
+// exist, telling a stale epoch from a missing execution.
+func (b *Backend) existing(ctx context.Context, ops []*writeOp) (map[string]bool, error) {
+	var ids []string
+	for _, op := range ops {
+		if op.err == nil && !op.fenced {
+			ids = append(ids, op.id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	found := make(map[string]bool, len(ids))
+	err := b.do(ctx, true, func(ctx context.Context) error {
+		rows, err := b.pool.Query(ctx, b.q[qExecutionExisting], ids)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			found[id] = false
+		}
+		var id string
+		_, err = pgx.ForEachRow(rows, []any{&id}, func() error {
+			found[id] = true
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("checking refused commits: %w", interpretError(err))
+	}
+	return found, nil
 }
 
 // CreateExecution inserts a root execution with status pending (unless
@@ -370,8 +408,8 @@ func (b *Backend) runBatch(reqs []*writeRequest, firstOnly bool) bool {
 
 // opResult is an op's outcome while its transaction is not yet committed.
 type opResult struct {
-	fenced, exists, created, found bool
-	row                            execRow
+	fenced, created, found bool
+	row                    execRow
 }
 
 // sendBatch sends ops as one pipelined batch, which PostgreSQL runs as one
@@ -399,9 +437,7 @@ func (b *Backend) sendBatch(ctx context.Context, ops []*writeOp) (int, error) {
 				r.found = err == nil
 			}
 		} else {
-			var epoch *int64
-			err = br.QueryRow().Scan(&r.fenced, &epoch)
-			r.exists = epoch != nil
+			err = br.QueryRow().Scan(&r.fenced)
 		}
 		if err != nil {
 			// Close reports the same error: the batch rolled back.
@@ -419,7 +455,7 @@ func (b *Backend) sendBatch(ctx context.Context, ops []*writeOp) (int, error) {
 	}
 	for i, op := range ops {
 		r := &results[i]
-		op.fenced, op.exists, op.created, op.found, op.row = r.fenced, r.exists, r.created, r.found, r.row
+		op.fenced, op.created, op.found, op.row = r.fenced, r.created, r.found, r.row
 	}
 	return -1, nil
 }
