@@ -40,6 +40,43 @@ type execution struct {
 	passivated bool
 	nondet     *persistence.ErrorInfo
 	wakeC      chan struct{}
+	// virtual is set while the execution is a child that exists only in
+	// memory: its row is written with its first durable write, or with its
+	// outcome (one write for a step that makes none). matMu serialises that.
+	virtual *virtualChild
+	matMu   sync.Mutex
+}
+
+// virtualChild is what a child needs to write its own row later: the
+// parent's journal entry for it and the parent activation's epoch, which
+// fences that write (a parent that lost its lease does not get the child).
+type virtualChild struct {
+	parentEpoch int64
+	intent      *persistence.JournalEntry
+}
+
+// materialize writes the row of a child that so far lived only in memory,
+// with its parent's journal entry, before the child's first own write.
+func (e *execution) materialize(ctx context.Context) error {
+	e.matMu.Lock()
+	defer e.matMu.Unlock()
+	e.mu.Lock()
+	v := e.virtual
+	e.mu.Unlock()
+	if v == nil {
+		return nil
+	}
+	row := *e.rec
+	row.LeaseExpiresAt = time.Now().Add(e.rt.cfg.LeaseTTL).UTC()
+	c := &persistence.Commit{ExecutionID: row.ParentID, Epoch: v.parentEpoch,
+		Create: []*persistence.Execution{&row}, Journal: []*persistence.JournalEntry{v.intent}}
+	if err := e.apply(ctx, c); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.virtual = nil
+	e.mu.Unlock()
+	return nil
 }
 
 func newExecution(rt *Runtime, rec *persistence.Execution, fresh bool) *execution {
@@ -308,8 +345,25 @@ func (e *execution) settle(attempt int, r bodyResult, kind persistence.ErrorKind
 			Name: fname, ChildID: e.id, Done: true, Output: outcome.Output, Error: outcome.Error,
 		}
 	}
-	if err := e.applyRetrying(c); err != nil {
+	e.mu.Lock()
+	virtual := e.virtual
+	e.mu.Unlock()
+	if virtual != nil && outcome != nil {
+		// A child that made no durable write: its row and its outcome in
+		// the parent's journal, in one write fenced by the parent's epoch.
+		c = virtualOutcome(e.rec, virtual, c, attempt)
+	} else if virtual != nil {
+		if err := e.retrying(func() error { return e.materialize(e.rt.baseCtx) }); err != nil {
+			return
+		}
+	}
+	if err := e.retrying(func() error { return e.apply(e.rt.baseCtx, c) }); err != nil {
 		return
+	}
+	if virtual != nil {
+		e.mu.Lock()
+		e.virtual = nil
+		e.mu.Unlock()
 	}
 	e.close(errPassivated)
 	if outcome == nil {
@@ -324,10 +378,10 @@ func (e *execution) settle(attempt int, r bodyResult, kind persistence.ErrorKind
 	} else {
 		rt.log.Debug("execution completed", slog.String("execution_id", e.id), slog.String("function", fname), slog.Int("attempt", attempt))
 	}
-	if c.Deliver != nil {
+	if e.rec.ParentID != "" {
 		if p := rt.lookupActive(e.rec.ParentID); p != nil && p.self != nil {
 			rt.system.Root.Send(p.self, &messages.ChildOutcome{
-				ParentId: e.rec.ParentID, Position: int32(e.rec.ParentPos), ChildId: e.id,
+				ParentId: e.rec.ParentID, Position: int32(e.rec.ParentPos), ChildId: e.id, Function: fname,
 				Output: outcome.Output, Error: infoToProto(outcome.Error),
 			})
 		}
@@ -335,12 +389,12 @@ func (e *execution) settle(attempt int, r bodyResult, kind persistence.ErrorKind
 	rt.finished(e.id, outcome)
 }
 
-// applyRetrying writes a final commit, retrying a failing database with
+// retrying runs a write of an outcome, retrying a failing database with
 // backoff until it succeeds, the lease is lost, or the node stops.
-func (e *execution) applyRetrying(c *persistence.Commit) error {
+func (e *execution) retrying(write func() error) error {
 	backoff := 50 * time.Millisecond
 	for {
-		err := e.apply(e.rt.baseCtx, c)
+		err := write()
 		if err == nil || errors.Is(err, errLeaseLost) {
 			return err
 		}
@@ -354,6 +408,23 @@ func (e *execution) applyRetrying(c *persistence.Commit) error {
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// virtualOutcome turns the final commit c of a child that has no row yet
+// into one commit on behalf of its parent: the child's row as it ended and
+// the outcome in the parent's journal (c.Deliver).
+func virtualOutcome(rec *persistence.Execution, v *virtualChild, c *persistence.Commit, attempt int) *persistence.Commit {
+	row := *rec
+	u := c.Update
+	row.Status, row.Output, row.Error, row.Attempts = u.Status, u.Output, u.Error, attempt
+	row.Owner, row.LeaseExpiresAt = "", time.Time{}
+	row.UpdatedAt = time.Now().UTC()
+	return &persistence.Commit{
+		ExecutionID: rec.ParentID, Epoch: v.parentEpoch,
+		Create:     []*persistence.Execution{&row},
+		Journal:    []*persistence.JournalEntry{c.Deliver},
+		DeadLetter: c.DeadLetter,
 	}
 }
 
@@ -388,13 +459,10 @@ func (e *execution) deliver(m *messages.ChildOutcome) {
 	if cur != nil && cur.Done {
 		return
 	}
-	ent := &persistence.JournalEntry{ExecutionID: e.id, Position: pos, Kind: persistence.EntryCall, ChildID: m.ChildId,
-		Done: true, Output: m.Output, Error: infoFromProto(m.Error)}
-	if cur != nil {
-		ent.Name = cur.Name
-		if cur.ChildID != "" && cur.ChildID != m.ChildId {
-			return // an outcome of a child from an earlier attempt
-		}
+	ent := &persistence.JournalEntry{ExecutionID: e.id, Position: pos, Kind: persistence.EntryCall, Name: m.Function,
+		ChildID: m.ChildId, Done: true, Output: m.Output, Error: infoFromProto(m.Error)}
+	if cur != nil && cur.ChildID != "" && cur.ChildID != m.ChildId {
+		return // an outcome of a child from an earlier attempt
 	}
 	e.entries[pos] = ent
 	if w, ok := e.waiters[pos]; ok {

@@ -64,6 +64,9 @@ func (e *execution) begin(kind persistence.EntryKind, name string) (int, *persis
 // write applies a commit made by the body, adding a snapshot when enough
 // journal entries have been written since the last one.
 func (e *execution) write(ctx context.Context, c *persistence.Commit) error {
+	if err := e.materialize(ctx); err != nil {
+		return err
+	}
 	snapPos := -1
 	e.mu.Lock()
 	e.sinceSnap += len(c.Journal)
@@ -139,6 +142,7 @@ func StartChildren(ctx context.Context, fn *Function, inputs [][]byte, opts Call
 	futures := make([]*Future, len(inputs))
 	var creates []*persistence.Execution
 	var intents []*persistence.JournalEntry
+	var virtuals []*activate
 	queue := opts.Queue
 	if queue == "" {
 		queue = fn.Queue
@@ -174,28 +178,34 @@ func StartChildren(ctx context.Context, fn *Function, inputs [][]byte, opts Call
 		if opts.Delay > 0 {
 			child.RunAt = now.Add(opts.Delay)
 		}
+		intent := &persistence.JournalEntry{ExecutionID: e.id, Position: pos, Kind: persistence.EntryCall, Name: fn.Name, ChildID: id}
+		intents = append(intents, intent)
 		if local {
+			// Run it here at once, in memory: its row is written with its
+			// first durable write or its outcome (see materialize). A crash
+			// before then loses nothing recorded: the replay starts it again.
 			child.Status = persistence.StatusRunning
 			child.Owner = rt.cfg.NodeID
 			child.Epoch = 1
-			child.LeaseExpiresAt = now.Add(rt.cfg.LeaseTTL)
+			virtuals = append(virtuals, &activate{rec: child, fresh: true, virtual: &virtualChild{intent: intent}})
+			continue
 		}
 		creates = append(creates, child)
-		intents = append(intents, &persistence.JournalEntry{ExecutionID: e.id, Position: pos, Kind: persistence.EntryCall, Name: fn.Name, ChildID: id})
 	}
-	if len(creates) == 0 {
-		return futures, nil
-	}
-	if err := e.write(ctx, &persistence.Commit{ExecutionID: e.id, Create: creates, Journal: intents}); err != nil {
-		return nil, err
-	}
-	e.remember(intents...)
-	for _, c := range creates {
-		if local {
-			rt.activate(c, true)
+	if len(creates) > 0 {
+		if err := e.write(ctx, &persistence.Commit{ExecutionID: e.id, Create: creates, Journal: intents}); err != nil {
+			return nil, err
 		}
 	}
-	if !local {
+	e.remember(intents...)
+	if len(virtuals) > 0 {
+		epoch := e.currentEpoch()
+		for _, a := range virtuals {
+			a.virtual.parentEpoch = epoch
+			rt.system.Root.Send(rt.sup, a)
+		}
+	}
+	if len(creates) > 0 {
 		if opts.Delay > 0 {
 			rt.kickAt(opts.Delay)
 		} else {

@@ -14,6 +14,8 @@ import (
 type activate struct {
 	rec   *persistence.Execution
 	fresh bool
+	// virtual is set for a child whose row is not written yet.
+	virtual *virtualChild
 }
 
 // stopped tells the supervisor that an execution actor has stopped.
@@ -80,6 +82,7 @@ func (s *supervisor) spawn(ctx actor.Context, m *activate) {
 		return
 	}
 	e := newExecution(rt, m.rec, m.fresh)
+	e.virtual = m.virtual
 	rt.active[id] = e
 	rt.runners.Add(1)
 	rt.mu.Unlock()

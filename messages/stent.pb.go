@@ -177,12 +177,14 @@ func (x *Activate) GetEpoch() int64 {
 // ChildOutcome carries a child's final outcome to its parent's actor. The
 // outcome is already in the parent's journal when this is sent.
 type ChildOutcome struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ParentId      string                 `protobuf:"bytes,1,opt,name=parent_id,json=parentId,proto3" json:"parent_id,omitempty"`
-	Position      int32                  `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
-	ChildId       string                 `protobuf:"bytes,3,opt,name=child_id,json=childId,proto3" json:"child_id,omitempty"`
-	Output        []byte                 `protobuf:"bytes,4,opt,name=output,proto3" json:"output,omitempty"`
-	Error         *ErrorInfo             `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ParentId string                 `protobuf:"bytes,1,opt,name=parent_id,json=parentId,proto3" json:"parent_id,omitempty"`
+	Position int32                  `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
+	ChildId  string                 `protobuf:"bytes,3,opt,name=child_id,json=childId,proto3" json:"child_id,omitempty"`
+	Output   []byte                 `protobuf:"bytes,4,opt,name=output,proto3" json:"output,omitempty"`
+	Error    *ErrorInfo             `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	// function is the child's function name, as the parent's journal records it.
+	Function      string `protobuf:"bytes,6,opt,name=function,proto3" json:"function,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -250,6 +252,13 @@ func (x *ChildOutcome) GetError() *ErrorInfo {
 		return x.Error
 	}
 	return nil
+}
+
+func (x *ChildOutcome) GetFunction() string {
+	if x != nil {
+		return x.Function
+	}
+	return ""
 }
 
 // Wake tells an execution that a timer it waits on has fired.
@@ -589,13 +598,14 @@ const file_stent_proto_rawDesc = "" +
 	"\battempts\x18\a \x01(\x05R\battempts\"C\n" +
 	"\bActivate\x12!\n" +
 	"\fexecution_id\x18\x01 \x01(\tR\vexecutionId\x12\x14\n" +
-	"\x05epoch\x18\x02 \x01(\x03R\x05epoch\"\xab\x01\n" +
+	"\x05epoch\x18\x02 \x01(\x03R\x05epoch\"\xc7\x01\n" +
 	"\fChildOutcome\x12\x1b\n" +
 	"\tparent_id\x18\x01 \x01(\tR\bparentId\x12\x1a\n" +
 	"\bposition\x18\x02 \x01(\x05R\bposition\x12\x19\n" +
 	"\bchild_id\x18\x03 \x01(\tR\achildId\x12\x16\n" +
 	"\x06output\x18\x04 \x01(\fR\x06output\x12/\n" +
-	"\x05error\x18\x05 \x01(\v2\x19.stent.messages.ErrorInfoR\x05error\")\n" +
+	"\x05error\x18\x05 \x01(\v2\x19.stent.messages.ErrorInfoR\x05error\x12\x1a\n" +
+	"\bfunction\x18\x06 \x01(\tR\bfunction\")\n" +
 	"\x04Wake\x12!\n" +
 	"\fexecution_id\x18\x01 \x01(\tR\vexecutionId\"4\n" +
 	"\x0fCancelExecution\x12!\n" +
