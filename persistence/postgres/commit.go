@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -361,9 +360,5 @@ func timestamptz(t time.Time) pgtype.Timestamptz {
 	return pgtype.Timestamptz{Time: t, Valid: true}
 }
 
-// newID returns a random 128-bit identifier in hex.
-func newID() string {
-	var b [16]byte
-	rand.Read(b[:]) // crypto/rand.Read never fails since Go 1.24
-	return hex.EncodeToString(b[:])
-}
+// newID returns a random identifier of 128 bits.
+func newID() string { return rand.Text() }

@@ -478,3 +478,52 @@ func mustGet(t *testing.T, b *Backend, id string) *persistence.Execution {
 	require.NoError(t, err)
 	return e
 }
+
+// TestTableLocked holds a lock on the executions table while commits wait
+// for it: a caller whose context ends returns at once, even when it was
+// writing the batch itself, and the others are written once the lock goes.
+func TestTableLocked(t *testing.T) {
+	t.Parallel()
+	b, _ := openTestDB(t)
+	ctx := context.Background()
+	impatient := createLeased(t, b, "impatient", "node-a")
+	patient := createLeased(t, b, "patient", "node-a")
+
+	tx, err := b.Pool().Begin(ctx)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, "LOCK TABLE "+pgx.Identifier{b.Schema(), "stent_execution"}.Sanitize()+" IN ACCESS EXCLUSIVE MODE")
+	require.NoError(t, err)
+
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = b.Apply(short, []*persistence.Commit{{ExecutionID: impatient.ID, Epoch: impatient.Epoch,
+		Journal: []*persistence.JournalEntry{{Position: 0, Kind: persistence.EntryNow}}}})
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Less(t, time.Since(start), 2*time.Second, "the caller returns when its context ends")
+
+	done := make(chan error, 1)
+	go func() {
+		errs, err := b.Apply(ctx, []*persistence.Commit{{ExecutionID: patient.ID, Epoch: patient.Epoch,
+			Journal: []*persistence.JournalEntry{{Position: 0, Kind: persistence.EntryNow}}}})
+		if err == nil {
+			err = errs[0]
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("commit written through a table lock: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	require.NoError(t, tx.Rollback(ctx))
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("commit not written after the lock was released")
+	}
+	_, entries, err := b.LoadJournal(ctx, patient.ID)
+	require.NoError(t, err)
+	require.Len(t, entries, 1)
+}

@@ -118,7 +118,10 @@ var placeholder = regexp.MustCompile(`\$([0-9]+)`)
 func renumber(fragment string, offset int) (string, int) {
 	highest := 0
 	out := placeholder.ReplaceAllStringFunc(fragment, func(m string) string {
-		n, _ := strconv.Atoi(m[1:]) // the pattern admits only digits
+		n, err := strconv.Atoi(m[1:])
+		if err != nil { // more digits than an int holds: leave it for the server to refuse
+			return m
+		}
 		highest = max(highest, n)
 		return "$" + strconv.Itoa(n+offset)
 	})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -273,9 +274,9 @@ func (b *Backend) lead(own *writeRequest) {
 		if reqs == nil {
 			return
 		}
-		if !b.runBatch(reqs, own != nil) {
+		if !b.runBatch(reqs, own) {
 			go func() {
-				b.runBatch(reqs, false)
+				b.runBatch(reqs, nil)
 				b.lead(nil)
 			}()
 			return
@@ -338,10 +339,11 @@ func (b *Backend) waitWritesDone() {
 }
 
 // runBatch writes the ops of reqs in one transaction, retrying after a
-// connection loss, and settles every op. With firstOnly, it makes one
-// attempt and returns false, leaving reqs unsettled, when that attempt
-// needs retrying.
-func (b *Backend) runBatch(reqs []*writeRequest, firstOnly bool) bool {
+// connection loss, and settles every op. Run by the caller of leader, a
+// request of reqs, it makes one attempt, bounded by leader's context, and
+// returns false, leaving reqs unsettled, when that attempt needs retrying
+// or leader's context ended: the caller can then return.
+func (b *Backend) runBatch(reqs []*writeRequest, leader *writeRequest) bool {
 	start := time.Now()
 	var pending []*writeOp
 	owner := make(map[*writeOp]*writeRequest)
@@ -358,12 +360,26 @@ func (b *Backend) runBatch(reqs []*writeRequest, firstOnly bool) bool {
 			owner[op] = r
 		}
 	}
+	// In execution order, so that concurrent batches lock rows in the same
+	// order and rarely deadlock; stable, so that two commits of one
+	// execution keep their order. A deadlock is retried all the same.
+	slices.SortStableFunc(pending, func(x, y *writeOp) int { return strings.Compare(x.id, y.id) })
 	for attempt := 1; len(pending) > 0; {
-		ctx, cancel := context.WithTimeout(context.Background(), b.opts.retryTimeout)
+		parent := context.Background()
+		if leader != nil {
+			parent = leader.ctx
+		}
+		ctx, cancel := context.WithTimeout(parent, b.opts.retryTimeout)
 		failed, err := b.sendBatch(ctx, pending)
 		cancel()
 		if err == nil {
 			break
+		}
+		if leader != nil && leader.ctx.Err() != nil {
+			for _, op := range pending {
+				op.ambiguous = true
+			}
+			return false
 		}
 		if failed >= 0 {
 			// One statement was refused: it fails alone, the rest go again.
@@ -382,7 +398,7 @@ func (b *Backend) runBatch(reqs []*writeRequest, firstOnly bool) bool {
 				op.ambiguous = true
 			}
 		}
-		if firstOnly {
+		if leader != nil {
 			return false
 		}
 		b.logger.Warn("postgres write failed, retrying",
