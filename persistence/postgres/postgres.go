@@ -128,6 +128,7 @@ type Backend struct {
 	logger  *slog.Logger
 	commits *commitCache
 
+	// Lock order: mu before wmu.
 	mu     sync.RWMutex // guards closed
 	closed bool
 	once   sync.Once

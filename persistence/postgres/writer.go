@@ -28,13 +28,12 @@ type writeOp struct {
 	fatal     bool    // err is the whole call's: context, connection
 	ambiguous bool    // an earlier attempt may have committed
 	fenced    bool    // a Commit's fence held
-	exists    bool    // a Commit's execution exists
 	created   bool    // an insert inserted
 	found     bool    // an insert returned a row
 	row       execRow // the row an insert returned
 }
 
-// writeRequest is what one caller hands the writers: its ops, settled
+// writeRequest is what one caller hands group commit: its ops, settled
 // together when done is closed.
 type writeRequest struct {
 	ctx  context.Context
@@ -77,6 +76,11 @@ func (b *Backend) Apply(ctx context.Context, commits []*persistence.Commit) ([]e
 	if err := b.write(ctx, ops); err != nil {
 		return nil, err
 	}
+	for _, op := range ops {
+		if op.err != nil && op.fatal {
+			return nil, op.err
+		}
+	}
 	exists, err := b.existing(ctx, ops)
 	if err != nil {
 		return nil, err
@@ -84,8 +88,6 @@ func (b *Backend) Apply(ctx context.Context, commits []*persistence.Commit) ([]e
 	for j, op := range ops {
 		i := index[j]
 		switch {
-		case op.err != nil && op.fatal:
-			return nil, op.err
 		case op.err != nil:
 			errs[i] = fmt.Errorf("applying commit of %s: %w", op.id, op.err)
 		case op.fenced:
@@ -138,8 +140,8 @@ func (b *Backend) existing(ctx context.Context, ops []*writeOp) (map[string]bool
 // key is taken, the existing execution is returned with created false, or
 // persistence.ErrIdempotencyConflict (wrapped) when its function or input
 // differ; when its ID is taken, the existing execution is returned with
-// created false, whatever its input. The insert shares a group-commit transaction with concurrent
-// writes.
+// created false, whatever its input. The insert shares a group-commit
+// transaction with concurrent writes.
 func (b *Backend) CreateExecution(ctx context.Context, e *persistence.Execution) (*persistence.Execution, bool, error) {
 	if e == nil {
 		return nil, false, errors.New("creating execution: nil")
@@ -282,9 +284,32 @@ func (b *Backend) lead(own *writeRequest) {
 			return
 		}
 		if own != nil && settled(own) {
-			go b.lead(nil)
+			if !b.stepDownIfIdle() {
+				go b.lead(nil)
+			}
 			return
 		}
+	}
+}
+
+// stepDownIfIdle ends a leader's turn when nothing is pending, saving the
+// goroutine a handover would start, and reports whether it did.
+func (b *Backend) stepDownIfIdle() bool {
+	b.wmu.Lock()
+	defer b.wmu.Unlock()
+	if len(b.pending) > 0 {
+		return false
+	}
+	b.stepDown()
+	return true
+}
+
+// stepDown ends a leader's turn; wmu is held.
+func (b *Backend) stepDown() {
+	b.leaders--
+	if b.leaders == 0 && b.idle != nil {
+		close(b.idle)
+		b.idle = nil
 	}
 }
 
@@ -304,11 +329,7 @@ func (b *Backend) takeBatch() []*writeRequest {
 	b.wmu.Lock()
 	defer b.wmu.Unlock()
 	if len(b.pending) == 0 {
-		b.leaders--
-		if b.leaders == 0 && b.idle != nil {
-			close(b.idle)
-			b.idle = nil
-		}
+		b.stepDown()
 		return nil
 	}
 	n, ops := 0, 0
