@@ -461,6 +461,17 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 	return err
 }
 
+// Discard stops the actor system of a runtime that never served, leaving
+// the backend open.
+func (rt *Runtime) Discard() {
+	rt.mu.Lock()
+	rt.stopping = true
+	rt.mu.Unlock()
+	rt.baseCancel()
+	rt.system.Root.Stop(rt.sup)
+	rt.system.Shutdown()
+}
+
 // NewID returns a random execution or dead-letter ID: 32 hex digits.
 func NewID() string {
 	var b [16]byte

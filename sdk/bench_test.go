@@ -178,6 +178,9 @@ func startupHelper() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	if os.Getenv("STENT_BENCH_VERBOSE") != "" {
+		fmt.Fprintf(os.Stderr, "process start to main: %s\n", time.Duration(time.Now().UnixNano()-t0))
+	}
 	ctx := context.Background()
 	be, err := sqlite.Open(os.Getenv(envStartupHelper))
 	if err != nil {

@@ -162,13 +162,29 @@ func Bootstrap(ctx context.Context, b persistence.Backend, opts ...ExecutorOptio
 	if b == nil {
 		return nil, errors.New("sdk: nil backend")
 	}
-	if err := b.Init(ctx); err != nil {
-		return nil, fmt.Errorf("initialising the backend: %w", err)
+	// Building the actor system takes a while (protoactor allocates its
+	// process registry up front): do it while the schema is migrated.
+	type built struct {
+		e   *Executor
+		err error
 	}
-	e, err := New(b, opts...)
-	if err != nil {
-		return nil, err
+	ready := make(chan built, 1)
+	go func() {
+		e, err := New(b, opts...)
+		ready <- built{e, err}
+	}()
+	initErr := b.Init(ctx)
+	nb := <-ready
+	if initErr != nil {
+		if nb.e != nil {
+			nb.e.rt.Discard()
+		}
+		return nil, fmt.Errorf("initialising the backend: %w", initErr)
 	}
+	if nb.err != nil {
+		return nil, nb.err
+	}
+	e := nb.e
 	if e.opts.serve {
 		if err := e.startServing(); err != nil {
 			return nil, err

@@ -32,12 +32,14 @@ CREATE TABLE stent_execution (
     deadline         INTEGER,
     created_at       INTEGER NOT NULL,
     updated_at       INTEGER NOT NULL
-) STRICT;
+) STRICT, WITHOUT ROWID;
 
 CREATE UNIQUE INDEX stent_execution_idempotency_key ON stent_execution (idempotency_key)
     WHERE idempotency_key IS NOT NULL;
--- Claiming and NextRunAt: due rows by status and timer.
-CREATE INDEX stent_execution_status_run_at ON stent_execution (status, run_at);
+-- Claiming and NextRunAt: due rows by status and timer. Only live rows are
+-- indexed, so the index stays small and finished steps never touch it.
+CREATE INDEX stent_execution_status_run_at ON stent_execution (status, run_at)
+    WHERE status IN ('pending', 'running', 'waiting');
 -- RenewLeases and ReleaseLeases.
 CREATE INDEX stent_execution_owner ON stent_execution (owner) WHERE owner IS NOT NULL;
 CREATE INDEX stent_execution_parent_id ON stent_execution (parent_id) WHERE parent_id IS NOT NULL;
