@@ -16,7 +16,6 @@ import (
 
 	"github.com/stent-go/stent/internal/testutil"
 	"github.com/stent-go/stent/persistence"
-	"github.com/stent-go/stent/persistence/sqlite"
 	"github.com/stent-go/stent/sdk"
 )
 
@@ -27,7 +26,7 @@ import (
 // workflow, running step 3 again (it was in flight) and no completed step.
 
 const (
-	envCrashHelper = "STENT_CRASH_HELPER" // the database path
+	envCrashHelper = "STENT_CRASH_HELPER" // "1" in the helper process
 	envCrashLedger = "STENT_CRASH_LEDGER"
 	envCrashBlock  = "STENT_CRASH_BLOCK" // step number to block in
 	envCrashStart  = "STENT_CRASH_START" // "1": start the workflow
@@ -70,7 +69,7 @@ var (
 // crashHelper is the child process's main.
 func crashHelper() int {
 	ctx := context.Background()
-	b, err := sqlite.Open(os.Getenv(envCrashHelper))
+	b, err := openHelperBackend(ctx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -92,11 +91,12 @@ func crashHelper() int {
 func TestCrashRecoveryRunsCompletedStepsOnce(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	dbPath := filepath.Join(dir, "crash.db")
+	dbEnv, open := testDatabase(t)
 	ledger := filepath.Join(dir, "ledger.txt")
 	start := func(extra ...string) *exec.Cmd {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), envCrashHelper+"="+dbPath, envCrashLedger+"="+ledger)
+		cmd.Env = append(os.Environ(), envCrashHelper+"=1", envCrashLedger+"="+ledger)
+		cmd.Env = append(cmd.Env, dbEnv...)
 		cmd.Env = append(cmd.Env, extra...)
 		cmd.Stderr = os.Stderr
 		require.NoError(t, cmd.Start())
@@ -117,8 +117,7 @@ func TestCrashRecoveryRunsCompletedStepsOnce(t *testing.T) {
 		_ = second.Wait()
 	}()
 
-	b, err := sqlite.Open(dbPath)
-	require.NoError(t, err)
+	b := open(t)
 	defer func() { require.NoError(t, b.Close()) }()
 	ctx := context.Background()
 	require.NoError(t, b.Init(ctx))

@@ -18,7 +18,6 @@ import (
 	"github.com/stent-go/stent/persistence"
 	"github.com/stent-go/stent/persistence/sqlite"
 	"github.com/stent-go/stent/sdk"
-	"github.com/stent-go/stent/sdk/stenttest"
 )
 
 func TestMain(m *testing.M) {
@@ -55,7 +54,7 @@ var (
 
 func TestCallRunsChildrenDurably(t *testing.T) {
 	t.Parallel()
-	ctx, ex := stenttest.Worker(t)
+	ctx, ex := worker(t)
 	got, err := orderWorkflow.Call(ctx, []string{"ORD-001", "ORD-002"})
 	require.NoError(t, err)
 	require.Equal(t, []order{{"ORD-001", "processed"}, {"ORD-002", "processed"}}, got)
@@ -111,7 +110,7 @@ var (
 
 func TestRetryCountsAttemptsAndBacksOff(t *testing.T) {
 	t.Parallel()
-	ctx, ex := stenttest.Worker(t)
+	ctx, ex := worker(t)
 	h, err := flaky.Start(ctx, "retry")
 	require.NoError(t, err)
 	got, err := h.Result(ctx)
@@ -143,7 +142,7 @@ var (
 
 func TestNonRetryableFailsAtOnce(t *testing.T) {
 	t.Parallel()
-	ctx, ex := stenttest.Worker(t)
+	ctx, ex := worker(t)
 	_, err := permanent.Call(ctx, 1)
 	var ee *sdk.ExecutionError
 	require.ErrorAs(t, err, &ee)
@@ -179,7 +178,7 @@ var (
 
 func TestExhaustedRetriesGoToDeadLetterAndReplay(t *testing.T) {
 	t.Parallel()
-	ctx, ex := stenttest.Worker(t)
+	ctx, ex := worker(t)
 	h, err := dlqParent.Start(ctx, 4)
 	require.NoError(t, err)
 	_, err = h.Result(ctx)
@@ -253,7 +252,7 @@ var (
 
 func TestMapKeepsOrderAndReportsFirstError(t *testing.T) {
 	t.Parallel()
-	ctx, ex := stenttest.Worker(t)
+	ctx, ex := worker(t)
 	got, err := mapWorkflow.Call(ctx, []int{1, 2, 3, 4, 5, 6, 7, 8, 9})
 	require.NoError(t, err)
 	require.Equal(t, []int{1, 4, 9, 16, 25, 36, 49, 64, 81}, got)
@@ -311,7 +310,7 @@ var (
 
 func TestTimeouts(t *testing.T) {
 	t.Parallel()
-	ctx, ex := stenttest.Worker(t)
+	ctx, ex := worker(t)
 	_, err := slow.Call(ctx, time.Minute)
 	require.ErrorIs(t, err, sdk.ErrTimeout)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
@@ -352,7 +351,7 @@ var (
 
 func TestPanickingBodyFailsTheAttempt(t *testing.T) {
 	t.Parallel()
-	ctx, _ := stenttest.Worker(t)
+	ctx, _ := worker(t)
 	_, err := panicker.Call(ctx, 1)
 	var ee *sdk.ExecutionError
 	require.ErrorAs(t, err, &ee)
@@ -392,7 +391,7 @@ var (
 
 func TestNonDeterministicReplayFails(t *testing.T) {
 	t.Parallel()
-	ctx, ex := stenttest.Worker(t)
+	ctx, ex := worker(t)
 	h, err := nondet.Start(ctx, 1)
 	require.NoError(t, err)
 	_, err = h.Result(ctx)
@@ -412,7 +411,7 @@ var encodeFn = sdk.Durable("test_encode", func(ctx context.Context, in map[strin
 
 func TestUnencodableInputWritesNothing(t *testing.T) {
 	t.Parallel()
-	ctx, ex := stenttest.Worker(t)
+	ctx, ex := worker(t)
 	_, err := encodeFn.Call(ctx, map[string]any{"f": func() {}})
 	require.ErrorContains(t, err, `encoding input of "test_encode"`)
 	_, err = encodeFn.Call(ctx, map[string]any{"nan": math.NaN()})
@@ -448,7 +447,7 @@ var (
 
 func TestSleepPassivatesAndResumes(t *testing.T) {
 	t.Parallel()
-	ctx, ex := stenttest.Worker(t)
+	ctx, ex := worker(t)
 	h, err := sleeper.Start(ctx, 1)
 	require.NoError(t, err)
 	testutil.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
@@ -508,7 +507,7 @@ var (
 
 func TestSnapshotsAndReplay(t *testing.T) {
 	t.Parallel()
-	ctx, ex := stenttest.Worker(t)
+	ctx, ex := worker(t)
 	h, err := counter.Start(ctx, 150)
 	require.NoError(t, err)
 	got, err := h.Result(ctx)
@@ -526,7 +525,7 @@ func TestSnapshotsAndReplay(t *testing.T) {
 
 func TestExecutionNotFound(t *testing.T) {
 	t.Parallel()
-	ctx, ex := stenttest.Worker(t)
+	ctx, ex := worker(t)
 	_, err := ex.Execution(ctx, "nope")
 	require.ErrorIs(t, err, sdk.ErrNotFound)
 	_, err = ex.List(ctx, sdk.ListFilter{Status: "bogus"})
@@ -535,7 +534,7 @@ func TestExecutionNotFound(t *testing.T) {
 
 func TestUnknownFunctionFailsClearly(t *testing.T) {
 	t.Parallel()
-	ctx, ex := stenttest.Worker(t)
+	ctx, ex := worker(t)
 	now := time.Now().UTC()
 	_, _, err := ex.Backend().CreateExecution(ctx, &persistence.Execution{
 		ID: "unknown-1", RootID: "unknown-1", Function: "no_such_function", Queue: sdk.DefaultQueue,

@@ -272,6 +272,9 @@ func createArgs(execs []*persistence.Execution) ([]any, error) {
 	outputs := make([][]byte, n)
 	errs := make([]*string, n)
 	createdAt := make([]pgtype.Timestamptz, n)
+	owners := make([]string, n)
+	epochs := make([]int64, n)
+	leaseExpires := make([]pgtype.Timestamptz, n)
 	for i, e := range execs {
 		if e == nil {
 			return nil, errors.New("nil execution to create")
@@ -295,13 +298,16 @@ func createArgs(execs []*persistence.Execution) ([]any, error) {
 		deadlines[i] = timestamptz(e.Deadline)
 		outputs[i] = e.Output
 		createdAt[i] = timestamptz(e.CreatedAt)
+		owners[i] = e.Owner
+		epochs[i] = e.Epoch
+		leaseExpires[i] = timestamptz(e.LeaseExpiresAt)
 		var err error
 		if errs[i], err = encodeError(e.Error); err != nil {
 			return nil, fmt.Errorf("encoding error of %s: %w", e.ID, err)
 		}
 	}
 	return []any{ids, functions, queues, statuses, inputs, parents, parentPos, roots, keys,
-		attempts, priorities, versions, runAt, deadlines, outputs, errs, createdAt}, nil
+		attempts, priorities, versions, runAt, deadlines, outputs, errs, createdAt, owners, epochs, leaseExpires}, nil
 }
 
 // validateNew checks an execution about to be inserted.

@@ -187,15 +187,18 @@ fence AS (
 -- name: CommitCreate
 created AS (
     INSERT INTO stent_execution (id, function, queue, status, input, parent_id, parent_pos, root_id,
-        idempotency_key, attempts, priority, version, run_at, deadline, output, error, created_at)
+        idempotency_key, attempts, priority, version, run_at, deadline, output, error, created_at,
+        owner, lease_epoch, lease_expires_at)
     SELECT u.id, u.function, u.queue, u.status, u.input, u.parent_id, u.parent_pos, u.root_id,
         u.idempotency_key, u.attempts, u.priority, u.version, u.run_at, u.deadline, u.output,
-        u.error::jsonb, coalesce(u.created_at, now())
+        u.error::jsonb, coalesce(u.created_at, now()), u.owner, u.lease_epoch, u.lease_expires_at
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[],
         $7::int[], $8::text[], $9::text[], $10::int[], $11::int[], $12::text[], $13::timestamptz[],
-        $14::timestamptz[], $15::bytea[], $16::text[], $17::timestamptz[])
+        $14::timestamptz[], $15::bytea[], $16::text[], $17::timestamptz[], $18::text[], $19::bigint[],
+        $20::timestamptz[])
         AS u (id, function, queue, status, input, parent_id, parent_pos, root_id, idempotency_key,
-            attempts, priority, version, run_at, deadline, output, error, created_at)
+            attempts, priority, version, run_at, deadline, output, error, created_at, owner,
+            lease_epoch, lease_expires_at)
     WHERE EXISTS (SELECT 1 FROM fence)
     ON CONFLICT DO NOTHING
 )
