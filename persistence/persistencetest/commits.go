@@ -76,6 +76,24 @@ func (s *suite) testApply(t *testing.T) {
 		replayed.ParentID, replayed.RootID = "p", "p"
 		apply(t, ctx, b, &persistence.Commit{ExecutionID: "p", Epoch: epoch, Create: []*persistence.Execution{replayed}})
 		require.JSONEq(t, `{"id":"p/0"}`, string(get(t, ctx, b, "p/0").Input), "a replayed start leaves the row as it is")
+
+		// A child started already leased by its parent's node keeps that
+		// lease: no other claimer takes it while it runs.
+		leased := newExec("p/1")
+		leased.ParentID, leased.ParentPos, leased.RootID = "p", 1, "p"
+		leased.Status, leased.Owner, leased.Epoch = persistence.StatusRunning, "node-a", 1
+		leased.LeaseExpiresAt = time.Now().Add(time.Hour).UTC()
+		apply(t, ctx, b, &persistence.Commit{ExecutionID: "p", Epoch: epoch, Create: []*persistence.Execution{leased}})
+		got = get(t, ctx, b, "p/1")
+		require.Equal(t, persistence.StatusRunning, got.Status)
+		require.Equal(t, "node-a", got.Owner)
+		require.EqualValues(t, 1, got.Epoch)
+		require.WithinDuration(t, leased.LeaseExpiresAt, got.LeaseExpiresAt, time.Second)
+		claimed, err := b.ClaimDue(ctx, "node-b", nil, time.Minute, 10)
+		require.NoError(t, err)
+		for _, c := range claimed {
+			require.NotEqual(t, "p/1", c.ID, "a leased child is not claimable")
+		}
 	})
 
 	t.Run("Update", func(t *testing.T) {
