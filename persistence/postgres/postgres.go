@@ -9,13 +9,18 @@
 //
 // # Writes
 //
-// CreateExecution and Apply go through a group-commit writer: commits that
-// arrive while a transaction is in flight are sent together as one pgx.Batch,
-// which PostgreSQL runs as one implicit transaction and one WAL flush. Each
-// Commit is a single statement whose parts are gated on the lease-epoch fence
-// (UPDATE ... WHERE id = $1 AND lease_epoch = $2), so a stale Commit writes
-// nothing and fails alone; a Commit that raises an error is taken out of the
-// batch and the rest is sent again.
+// CreateExecution and Apply go through group commit: commits that arrive
+// while a transaction is in flight are sent together as one pgx.Batch, which
+// PostgreSQL runs as one implicit transaction, one round trip and one WAL
+// flush. Up to WithWriters transactions are in flight at once. There is no
+// writer goroutine: a caller that finds a free slot writes the pending
+// commits itself, so a lone caller pays one round trip and no hand-off.
+//
+// Each Commit is a single statement whose parts are gated on the lease-epoch
+// fence (a row lock or UPDATE WHERE id = $1 AND lease_epoch = $2), so a
+// stale Commit writes nothing and fails alone; a Commit that raises an error
+// (a NUL byte in a text field, say) is taken out of the batch and the rest is
+// sent again.
 //
 // # Connection loss
 //

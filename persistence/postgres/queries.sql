@@ -185,6 +185,8 @@ fence AS (
 )
 
 -- name: CommitCreate
+-- Children started by the Commit; an ID or key taken already is a replayed
+-- start and keeps its row.
 created AS (
     INSERT INTO stent_execution (id, function, queue, status, input, parent_id, parent_pos, root_id,
         idempotency_key, attempts, priority, version, run_at, deadline, output, error, created_at,
@@ -197,8 +199,8 @@ created AS (
         $14::timestamptz[], $15::bytea[], $16::text[], $17::timestamptz[], $18::text[], $19::bigint[],
         $20::timestamptz[])
         AS u (id, function, queue, status, input, parent_id, parent_pos, root_id, idempotency_key,
-            attempts, priority, version, run_at, deadline, output, error, created_at, owner,
-            lease_epoch, lease_expires_at)
+            attempts, priority, version, run_at, deadline, output, error, created_at,
+            owner, lease_epoch, lease_expires_at)
     WHERE EXISTS (SELECT 1 FROM fence)
     ON CONFLICT DO NOTHING
 )
