@@ -85,7 +85,7 @@ func BenchmarkApplyParallel(b *testing.B) {
 func BenchmarkBaselineInsert(b *testing.B) {
 	be, _ := openTestDB(b)
 	ctx := context.Background()
-	exec(b, be, "CREATE TABLE $schema.baseline (id bigint PRIMARY KEY, v text)")
+	execSQL(b, be, "CREATE TABLE $schema.baseline (id bigint PRIMARY KEY, v text)")
 	sql := "INSERT INTO " + be.Schema() + ".baseline (id, v) VALUES ($1, $2)"
 	for i := 0; b.Loop(); i++ {
 		_, err := be.Pool().Exec(ctx, sql, i, "x")

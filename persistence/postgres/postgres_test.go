@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -99,9 +100,9 @@ func dropSchema(t testing.TB, dsn, schema string) {
 	require.NoError(t, err)
 }
 
-// exec runs a statement on the test server outside the backend, with the
+// execSQL runs a statement on the test server outside the backend, with the
 // backend's schema first on the search path.
-func exec(t testing.TB, b *Backend, sql string, args ...any) {
+func execSQL(t testing.TB, b *Backend, sql string, args ...any) {
 	t.Helper()
 	ctx := context.Background()
 	_, err := b.Pool().Exec(ctx, strings.ReplaceAll(sql, "$schema", pgx.Identifier{b.Schema()}.Sanitize()), args...)
@@ -235,7 +236,7 @@ func TestInit(t *testing.T) {
 	t.Run("SchemaTooNew", func(t *testing.T) {
 		t.Parallel()
 		b, _ := openTestDB(t)
-		exec(t, b, "INSERT INTO $schema.stent_migration (version) VALUES (999)")
+		execSQL(t, b, "INSERT INTO $schema.stent_migration (version) VALUES (999)")
 		err := b.Init(ctx)
 		require.ErrorIs(t, err, persistence.ErrSchemaTooNew)
 		require.ErrorContains(t, err, "999")
@@ -262,7 +263,7 @@ func TestInit(t *testing.T) {
 		require.NoError(t, err)
 		t.Cleanup(func() {
 			require.NoError(t, other.Close())
-			exec(t, b, "DROP SCHEMA IF EXISTS "+pgx.Identifier{odd}.Sanitize()+" CASCADE")
+			execSQL(t, b, "DROP SCHEMA IF EXISTS "+pgx.Identifier{odd}.Sanitize()+" CASCADE")
 		})
 		require.NoError(t, other.Init(ctx))
 		_, created, err := other.CreateExecution(ctx, newExecution("a"))
@@ -384,8 +385,8 @@ func TestCorruptRows(t *testing.T) {
 		Journal: []*persistence.JournalEntry{{Position: 0, Kind: persistence.EntryNow, Done: true}}}))
 	createLeased(t, b, "healthy", "node-a")
 
-	exec(t, b, `UPDATE $schema.stent_execution SET error = '{"message": 5}' WHERE id = 'corrupt'`)
-	exec(t, b, `UPDATE $schema.stent_journal SET error = '[1, 2]' WHERE execution_id = 'corrupt'`)
+	execSQL(t, b, `UPDATE $schema.stent_execution SET error = '{"message": 5}' WHERE id = 'corrupt'`)
+	execSQL(t, b, `UPDATE $schema.stent_journal SET error = '[1, 2]' WHERE execution_id = 'corrupt'`)
 
 	_, err := b.GetExecution(ctx, "corrupt")
 	require.ErrorContains(t, err, "execution corrupt")
@@ -526,4 +527,79 @@ func TestTableLocked(t *testing.T) {
 	_, entries, err := b.LoadJournal(ctx, patient.ID)
 	require.NoError(t, err)
 	require.Len(t, entries, 1)
+}
+
+// TestServerRestart restarts the PostgreSQL server in the middle of a
+// stream of Applies and checks that every Apply succeeds and that the
+// notifier listens again. It restarts the server, so it runs only when
+// STENT_TEST_POSTGRES_RESTART holds a shell command that restarts the server
+// STENT_TEST_POSTGRES names (point both at a server of the test's own).
+func TestServerRestart(t *testing.T) {
+	restart := os.Getenv("STENT_TEST_POSTGRES_RESTART")
+	if restart == "" {
+		t.Skip("STENT_TEST_POSTGRES_RESTART is not set; set it to a command that restarts the test server to run this test")
+	}
+	b, _ := openTestDB(t)
+	ctx := context.Background()
+	n := b.Notifier()
+	t.Cleanup(func() { require.NoError(t, n.Close()) })
+	ch := make(chan persistence.Notification, 64)
+	require.NoError(t, n.Subscribe(t.Context(), func(note persistence.Notification) {
+		select {
+		case ch <- note:
+		default:
+		}
+	}))
+
+	const workers, steps = 4, 100
+	execs := make([]*persistence.Execution, workers)
+	for i := range execs {
+		execs[i] = createLeased(t, b, fmt.Sprintf("exec-%d", i), "node-a")
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	progress := make(chan struct{}, workers*steps)
+	for w := range workers {
+		wg.Go(func() {
+			e := execs[w]
+			for pos := range steps {
+				res, err := b.Apply(ctx, []*persistence.Commit{{ExecutionID: e.ID, Epoch: e.Epoch,
+					Journal: []*persistence.JournalEntry{{Position: pos, Kind: persistence.EntryNow, Done: true}}}})
+				if err == nil {
+					err = res[0]
+				}
+				if err != nil {
+					errs <- fmt.Errorf("commit %s/%d: %w", e.ID, pos, err)
+					return
+				}
+				progress <- struct{}{}
+			}
+		})
+	}
+	for range workers * steps / 4 {
+		<-progress
+	}
+	out, err := exec.Command("sh", "-c", restart).CombinedOutput()
+	require.NoError(t, err, "restarting the server: %s", out)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	for _, e := range execs {
+		_, entries, err := b.LoadJournal(ctx, e.ID)
+		require.NoError(t, err)
+		require.Len(t, entries, steps)
+	}
+	testutil.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		if err := n.Publish(ctx, persistence.Notification{Topic: "x", Payload: "after restart"}); err != nil {
+			return err
+		}
+		select {
+		case <-ch:
+			return nil
+		case <-time.After(100 * time.Millisecond):
+			return fmt.Errorf("no notification")
+		}
+	})
 }
