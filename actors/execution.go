@@ -387,6 +387,9 @@ func (e *execution) settle(attempt int, r bodyResult, kind persistence.ErrorKind
 		}
 	}
 	rt.finished(e.id, outcome)
+	if e.rec.ParentID == "" {
+		rt.publish(persistence.TopicDone, e.id) // for waiters in other processes
+	}
 }
 
 // retrying runs a write of an outcome, retrying a failing database with

@@ -211,6 +211,7 @@ func StartChildren(ctx context.Context, fn *Function, inputs [][]byte, opts Call
 		} else {
 			rt.Kick()
 		}
+		rt.publish(persistence.TopicQueue, queue)
 	}
 	return futures, nil
 }

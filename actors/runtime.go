@@ -50,7 +50,12 @@ type Config struct {
 	Concurrency int
 	// PassivateAfter is the shortest sleep that passivates; default 1s.
 	PassivateAfter time.Duration
-	Logger         *slog.Logger
+	// Notifier, when set, carries wake-ups between processes: this node
+	// publishes work it cannot run itself and the roots it finishes, and
+	// listens for work in its queues and for finished executions it waits
+	// on. Without one, other processes find the work by polling.
+	Notifier persistence.Notifier
+	Logger   *slog.Logger
 }
 
 // Outcome is the terminal state of an execution.
@@ -83,6 +88,10 @@ type Runtime struct {
 	kick  chan struct{}
 	ready chan struct{}
 	done  chan struct{}
+
+	// pub queues notifications for the publisher goroutine.
+	pub     chan persistence.Notification
+	pubDone chan struct{}
 }
 
 // New builds a runtime. It starts the actor system but claims no work until
@@ -133,6 +142,13 @@ func New(cfg Config) (*Runtime, error) {
 		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return actorLog }),
 		actor.WithDeadLetterRequestLogging(false),
 	)
+	if cfg.Notifier != nil {
+		if err := rt.startNotifications(); err != nil {
+			rt.system.Shutdown()
+			rt.baseCancel()
+			return nil, err
+		}
+	}
 	sup, err := rt.system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &supervisor{rt: rt} }), "executions")
 	if err != nil {
 		return nil, fmt.Errorf("spawning the executions supervisor: %w", err)
@@ -338,7 +354,7 @@ func (rt *Runtime) Await(ctx context.Context, id string) (*Outcome, error) {
 	rt.mu.Lock()
 	rt.waiters[id] = append(rt.waiters[id], ch)
 	rt.mu.Unlock()
-	defer rt.removeWaiter(id, ch)
+	defer func() { rt.removeWaiter(id, ch) }()
 	backoff := 2 * time.Millisecond
 	for {
 		rec, err := rt.backend.GetExecution(ctx, id)
@@ -357,6 +373,11 @@ func (rt *Runtime) Await(ctx context.Context, id string) (*Outcome, error) {
 		select {
 		case o := <-ch:
 			t.Stop()
+			if o == nil { // a notification that it finished elsewhere: read it now
+				backoff = 2 * time.Millisecond
+				ch = rt.rewait(id, ch)
+				continue
+			}
 			return o, nil
 		case <-ctx.Done():
 			t.Stop()
@@ -381,6 +402,29 @@ func (rt *Runtime) removeWaiter(id string, ch chan *Outcome) {
 		delete(rt.waiters, id)
 	} else {
 		rt.waiters[id] = ws
+	}
+}
+
+// rewait registers a fresh waiter channel for id in place of old.
+func (rt *Runtime) rewait(id string, old chan *Outcome) chan *Outcome {
+	rt.removeWaiter(id, old)
+	ch := make(chan *Outcome, 1)
+	rt.mu.Lock()
+	rt.waiters[id] = append(rt.waiters[id], ch)
+	rt.mu.Unlock()
+	return ch
+}
+
+// poke tells local waiters of id to read it again.
+func (rt *Runtime) poke(id string) {
+	rt.mu.Lock()
+	ws := append([]chan *Outcome(nil), rt.waiters[id]...)
+	rt.mu.Unlock()
+	for _, w := range ws {
+		select {
+		case w <- nil:
+		default:
+		}
 	}
 }
 
@@ -455,6 +499,9 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 	defer cancel()
 	if rerr := rt.backend.ReleaseLeases(rctx, rt.cfg.NodeID); rerr != nil && !errors.Is(rerr, persistence.ErrClosed) {
 		err = errors.Join(err, fmt.Errorf("releasing leases of %s: %w", rt.cfg.NodeID, rerr))
+	}
+	if rt.pubDone != nil {
+		<-rt.pubDone
 	}
 	rt.system.Root.Stop(rt.sup)
 	rt.system.Shutdown()

@@ -23,6 +23,9 @@ type executorOptions struct {
 	nodeID       string
 	logger       *slog.Logger
 	closeTimeout time.Duration
+	notifier     persistence.Notifier
+	noNotifier   bool
+	ownNotifier  bool // the executor made it, and closes it
 }
 
 // ExecutorOption configures an Executor.
@@ -53,8 +56,21 @@ func WithLeaseDuration(d time.Duration) ExecutorOption {
 }
 
 // WithPollInterval sets how often the worker looks for due work when no
-// wake-up arrives (default 500ms).
+// wake-up arrives: by default 200ms without a notifier, 1s with one.
 func WithPollInterval(d time.Duration) ExecutorOption { return func(o *executorOptions) { o.poll = d } }
+
+// WithNotifications sets the notifier that carries wake-ups between
+// processes sharing the database: a process that starts work it does not run
+// itself (a web handler, a client that does not serve) wakes the serving
+// nodes at once, and a process waiting on a result elsewhere hears when it
+// is done. On PostgreSQL the default is the backend's LISTEN/NOTIFY; with
+// SQLite the default is none, and other processes find work by polling
+// (WithPollInterval). Pass nil to turn notifications off. Notifications are
+// hints: a lost one costs latency, never correctness. The executor does not
+// close n.
+func WithNotifications(n persistence.Notifier) ExecutorOption {
+	return func(o *executorOptions) { o.notifier, o.noNotifier = n, n == nil }
+}
 
 // WithNodeID names this executor's node as the owner of leases (default a
 // random ID).
@@ -125,7 +141,19 @@ func New(b persistence.Backend, opts ...ExecutorOption) (*Executor, error) {
 	if o.lease > 0 && o.lease < 100*time.Millisecond {
 		return nil, fmt.Errorf("sdk: lease duration %s is too short (100ms at least)", o.lease)
 	}
+	if o.notifier == nil && !o.noNotifier {
+		if d, ok := b.(interface{ DefaultNotifier() persistence.Notifier }); ok {
+			o.notifier, o.ownNotifier = d.DefaultNotifier(), true
+		}
+	}
+	if o.poll == 0 {
+		o.poll = 200 * time.Millisecond
+		if o.notifier != nil {
+			o.poll = time.Second
+		}
+	}
 	rt, err := actors.New(actors.Config{
+		Notifier:     o.notifier,
 		Backend:      b,
 		Lookup:       lookup,
 		NodeID:       o.nodeID,
@@ -136,6 +164,9 @@ func New(b persistence.Backend, opts ...ExecutorOption) (*Executor, error) {
 		Logger:       o.logger,
 	})
 	if err != nil {
+		if o.ownNotifier {
+			err = errors.Join(err, o.notifier.Close())
+		}
 		return nil, err
 	}
 	return &Executor{backend: b, rt: rt, opts: o}, nil
@@ -178,6 +209,9 @@ func Bootstrap(ctx context.Context, b persistence.Backend, opts ...ExecutorOptio
 	if initErr != nil {
 		if nb.e != nil {
 			nb.e.rt.Discard()
+			if nb.e.opts.ownNotifier {
+				initErr = errors.Join(initErr, nb.e.opts.notifier.Close())
+			}
 		}
 		return nil, fmt.Errorf("initialising the backend: %w", initErr)
 	}
@@ -284,6 +318,9 @@ func (e *Executor) Close() error {
 	if stop != nil {
 		stop()
 	}
+	if e.opts.ownNotifier {
+		err = errors.Join(err, e.opts.notifier.Close())
+	}
 	return errors.Join(err, e.backend.Close())
 }
 
@@ -330,6 +367,7 @@ func (e *Executor) startRoot(ctx context.Context, fn *actors.Function, input []b
 	}
 	if created {
 		e.rt.Kick()
+		e.rt.PublishQueue(queue)
 	}
 	return got.ID, nil
 }

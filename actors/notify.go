@@ -1,0 +1,75 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/stent-go/stent/persistence"
+)
+
+// publishQueue bounds the notifications waiting for the publisher; past it
+// they are dropped (a notification is only a hint: pollers find the work).
+const publishQueue = 4096
+
+// startNotifications subscribes to the notifier and starts the publisher.
+func (rt *Runtime) startNotifications() error {
+	ctx, cancel := context.WithTimeout(rt.baseCtx, 10*time.Second)
+	defer cancel()
+	if err := rt.cfg.Notifier.Subscribe(rt.baseCtx, rt.onNotification); err != nil {
+		return fmt.Errorf("subscribing to notifications: %w", err)
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("subscribing to notifications: %w", ctx.Err())
+	}
+	rt.pub = make(chan persistence.Notification, publishQueue)
+	rt.pubDone = make(chan struct{})
+	go rt.publishLoop()
+	return nil
+}
+
+// onNotification handles a wake-up from another process.
+func (rt *Runtime) onNotification(n persistence.Notification) {
+	switch n.Topic {
+	case persistence.TopicQueue:
+		if rt.Serves(n.Payload) {
+			rt.Kick()
+		}
+	case persistence.TopicExecution:
+		rt.Kick()
+	case persistence.TopicDone:
+		rt.poke(n.Payload)
+	}
+}
+
+// publish queues a notification for other processes, without waiting.
+func (rt *Runtime) publish(topic, payload string) {
+	if rt.pub == nil {
+		return
+	}
+	select {
+	case rt.pub <- persistence.Notification{Topic: topic, Payload: payload}:
+	default:
+		rt.log.Debug("dropping a notification: the queue is full", slog.String("topic", topic))
+	}
+}
+
+// PublishQueue tells serving nodes that work is due in queue.
+func (rt *Runtime) PublishQueue(queue string) { rt.publish(persistence.TopicQueue, queue) }
+
+func (rt *Runtime) publishLoop() {
+	defer close(rt.pubDone)
+	for {
+		select {
+		case <-rt.baseCtx.Done():
+			return
+		case n := <-rt.pub:
+			ctx, cancel := context.WithTimeout(rt.baseCtx, 5*time.Second)
+			if err := rt.cfg.Notifier.Publish(ctx, n); err != nil && rt.baseCtx.Err() == nil {
+				rt.log.Debug("publishing a notification", slog.String("topic", n.Topic), slog.Any("error", err))
+			}
+			cancel()
+		}
+	}
+}
