@@ -299,7 +299,10 @@ func (rt *Runtime) renewLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := rt.backend.RenewLeases(ctx, rt.cfg.NodeID, rt.cfg.LeaseTTL); err != nil && ctx.Err() == nil {
+			// Only the executions running here: a lease this node holds
+			// without running the execution (a claim whose answer was
+			// lost with a connection) runs out and is claimed again.
+			if _, err := rt.backend.RenewLeases(ctx, rt.cfg.NodeID, rt.Active(), rt.cfg.LeaseTTL); err != nil && ctx.Err() == nil {
 				rt.log.Error("renewing leases", slog.Any("error", err))
 			}
 		}

@@ -275,9 +275,11 @@ type Backend interface {
 	// and older executions come first. Concurrent claimers never get the
 	// same execution.
 	ClaimDue(ctx context.Context, owner string, queues []string, ttl time.Duration, limit int) ([]*Execution, error)
-	// RenewLeases extends by ttl every lease owner holds on an execution
-	// that is not terminal, and returns how many it extended.
-	RenewLeases(ctx context.Context, owner string, ttl time.Duration) (int, error)
+	// RenewLeases extends by ttl the leases owner holds on the executions
+	// ids (those it runs), when they are not terminal, and returns how many
+	// it extended. A lease owner holds without running the execution (a
+	// claim whose answer was lost with a connection) is left to expire.
+	RenewLeases(ctx context.Context, owner string, ids []string, ttl time.Duration) (int, error)
 	// ReleaseLeases gives up every lease owner holds (a graceful stop), so
 	// other nodes can claim those executions at once.
 	ReleaseLeases(ctx context.Context, owner string) error

@@ -260,16 +260,23 @@ func (s *suite) testRenewAndRelease(t *testing.T) {
 	apply(t, ctx, b, &persistence.Commit{ExecutionID: done.ID, Epoch: done.Epoch,
 		Update: &persistence.Update{Status: persistence.StatusCompleted, Output: []byte(`1`)}})
 
-	n, err := b.RenewLeases(ctx, owner, time.Hour)
+	names := []string{claimed[0].ID, claimed[1].ID, claimed[2].ID, "theirs"}
+	n, err := b.RenewLeases(ctx, owner, names, time.Hour)
 	require.NoError(t, err)
 	require.Equal(t, 2, n, "terminal executions are not counted")
+	n, err = b.RenewLeases(ctx, owner, names[1:2], time.Hour)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "only the executions named are renewed")
+	n, err = b.RenewLeases(ctx, owner, nil, time.Hour)
+	require.NoError(t, err)
+	require.Zero(t, n)
 	for _, e := range claimed[1:] {
 		require.WithinDuration(t, time.Now().Add(time.Hour), get(t, ctx, b, e.ID).LeaseExpiresAt, clockSlack)
 	}
 	theirs := get(t, ctx, b, "theirs")
 	require.WithinDuration(t, time.Now().Add(time.Minute), theirs.LeaseExpiresAt, clockSlack, "other owners' leases are untouched")
 
-	n, err = b.RenewLeases(ctx, "nobody", time.Hour)
+	n, err = b.RenewLeases(ctx, "nobody", names, time.Hour)
 	require.NoError(t, err)
 	require.Zero(t, n)
 

@@ -189,7 +189,7 @@ func (s *suite) testClose(t *testing.T) {
 	require.ErrorIs(t, err, persistence.ErrClosed)
 	_, err = b.ClaimDue(ctx, owner, nil, time.Minute, 10)
 	require.ErrorIs(t, err, persistence.ErrClosed)
-	_, err = b.RenewLeases(ctx, owner, time.Minute)
+	_, err = b.RenewLeases(ctx, owner, []string{"x"}, time.Minute)
 	require.ErrorIs(t, err, persistence.ErrClosed)
 	require.ErrorIs(t, b.ReleaseLeases(ctx, owner), persistence.ErrClosed)
 	_, err = b.NextRunAt(ctx, nil)

@@ -85,7 +85,7 @@ RETURNING {{execution_columns_e}};
 -- worth renewing.
 UPDATE stent_execution
 SET lease_expires_at = now() + $2::bigint * interval '1 microsecond'
-WHERE owner = $1 AND status IN ('pending', 'running', 'waiting');
+WHERE owner = $1 AND status IN ('pending', 'running', 'waiting') AND id = ANY ($3::text[]);
 
 -- name: LeaseRelease
 UPDATE stent_execution

@@ -210,12 +210,15 @@ func nullQueues(queues []string) []string {
 	return queues
 }
 
-// RenewLeases extends every lease owner holds to ttl from the server's
-// clock and returns how many it extended.
-func (b *Backend) RenewLeases(ctx context.Context, owner string, ttl time.Duration) (int, error) {
+// RenewLeases extends the leases owner holds on the executions ids to ttl
+// from the server's clock and returns how many it extended.
+func (b *Backend) RenewLeases(ctx context.Context, owner string, ids []string, ttl time.Duration) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
 	var n int64
 	err := b.do(ctx, true, func(ctx context.Context) error {
-		tag, err := b.pool.Exec(ctx, b.q[qLeaseRenew], owner, ttl.Microseconds())
+		tag, err := b.pool.Exec(ctx, b.q[qLeaseRenew], owner, ttl.Microseconds(), ids)
 		n = tag.RowsAffected()
 		return err
 	})

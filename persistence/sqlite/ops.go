@@ -366,8 +366,8 @@ func (w *writer) claimDue(owner string, queues any, ttl time.Duration, limit int
 	return out, nil
 }
 
-func (w *writer) renewLeases(owner string, ttl time.Duration) (int, error) {
-	res, err := w.s.leaseRenew.ExecContext(bg, owner, nowMillis()+ttl.Milliseconds())
+func (w *writer) renewLeases(owner string, ids any, ttl time.Duration) (int, error) {
+	res, err := w.s.leaseRenew.ExecContext(bg, owner, nowMillis()+ttl.Milliseconds(), ids)
 	if err != nil {
 		return 0, fmt.Errorf("renewing leases of %s: %w", owner, interpretError(err))
 	}

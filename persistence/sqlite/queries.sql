@@ -113,7 +113,8 @@ RETURNING id, function, queue, status, input, output, error, parent_id, parent_p
 -- name: LeaseRenew
 -- Terminal executions hold no lease worth renewing.
 UPDATE stent_execution SET lease_expires_at = ?2
-WHERE owner = ?1 AND status IN ('pending', 'running', 'waiting');
+WHERE owner = ?1 AND status IN ('pending', 'running', 'waiting')
+  AND id IN (SELECT value FROM json_each(?3));
 
 -- name: LeaseRelease
 UPDATE stent_execution SET owner = NULL, lease_expires_at = ?2, updated_at = ?2

@@ -132,14 +132,21 @@ func queueFilter(queues []string) (any, error) {
 	return string(b), nil
 }
 
-// RenewLeases extends by ttl every lease owner holds on an execution that
-// is not terminal, and returns how many it extended.
-func (b *Backend) RenewLeases(ctx context.Context, owner string, ttl time.Duration) (int, error) {
+// RenewLeases extends by ttl the leases owner holds on the executions ids
+// that are not terminal, and returns how many it extended.
+func (b *Backend) RenewLeases(ctx context.Context, owner string, ids []string, ttl time.Duration) (int, error) {
 	if owner == "" || ttl <= 0 {
 		return 0, errors.New("renewing leases: owner and a positive ttl are required")
 	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return 0, fmt.Errorf("renewing leases of %s: %w", owner, err)
+	}
 	r := newRequest(ctx, opRenew)
-	r.owner, r.ttl = owner, ttl
+	r.owner, r.ttl, r.queues = owner, ttl, string(list) // the ID list rides in the queues field
 	if err := b.write(ctx, r); err != nil {
 		return 0, fmt.Errorf("renewing leases of %s: %w", owner, err)
 	}

@@ -386,7 +386,7 @@ func (w *writer) do(r *request, i int) error {
 	case opClaim:
 		r.outs, err = w.claimDue(r.owner, r.queues, r.ttl, r.limit)
 	case opRenew:
-		r.n, err = w.renewLeases(r.owner, r.ttl)
+		r.n, err = w.renewLeases(r.owner, r.queues, r.ttl)
 	case opRelease:
 		err = w.releaseLeases(r.owner)
 	case opReplay:
