@@ -379,8 +379,13 @@ func (e *execution) settle(attempt int, r bodyResult, kind persistence.ErrorKind
 		rt.log.Debug("execution completed", slog.String("execution_id", e.id), slog.String("function", fname), slog.Int("attempt", attempt))
 	}
 	if e.rec.ParentID != "" {
-		if p := rt.lookupActive(e.rec.ParentID); p != nil && p.self != nil {
-			rt.system.Root.Send(p.self, &messages.ChildOutcome{
+		// The outcome is in the parent's journal already; tell the parent's
+		// activation on this node, if any. In-process the hand-over goes
+		// straight to its in-memory journal (a mailbox hop would add a
+		// goroutine switch to every step); ChildOutcome is the same hand-over
+		// as a message, for the actor's mailbox.
+		if p := rt.lookupActive(e.rec.ParentID); p != nil {
+			p.deliver(&messages.ChildOutcome{
 				ParentId: e.rec.ParentID, Position: int32(e.rec.ParentPos), ChildId: e.id, Function: fname,
 				Output: outcome.Output, Error: infoToProto(outcome.Error),
 			})
@@ -415,11 +420,18 @@ func (e *execution) retrying(write func() error) error {
 }
 
 // virtualOutcome turns the final commit c of a child that has no row yet
-// into one commit on behalf of its parent: the child's row as it ended and
-// the outcome in the parent's journal (c.Deliver).
+// into one commit on behalf of its parent, fenced by the parent's epoch. A
+// step that completed at its first attempt is recorded as its outcome in
+// the parent's journal only (c.Deliver, which names it and holds its
+// output), as a step is in DBOS or an activity in Temporal: one small write
+// per step. Any other ending also writes the child's row as it ended, so
+// that failures, dead letters and retries have a row to point at.
 func virtualOutcome(rec *persistence.Execution, v *virtualChild, c *persistence.Commit, attempt int) *persistence.Commit {
-	row := *rec
 	u := c.Update
+	if u.Status == persistence.StatusCompleted && attempt == 1 {
+		return &persistence.Commit{ExecutionID: rec.ParentID, Epoch: v.parentEpoch, Journal: []*persistence.JournalEntry{c.Deliver}}
+	}
+	row := *rec
 	row.Status, row.Output, row.Error, row.Attempts = u.Status, u.Output, u.Error, attempt
 	row.Owner, row.LeaseExpiresAt = "", time.Time{}
 	row.UpdatedAt = time.Now().UTC()

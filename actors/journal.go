@@ -1,8 +1,11 @@
 package actors
 
 import (
+	"context"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -135,4 +138,38 @@ func failedPositions(entries map[int]*persistence.JournalEntry) []int {
 	}
 	sort.Ints(out)
 	return out
+}
+
+// ReadJournal returns the whole journal of execution id, the snapshot's
+// entries and the rows after it, in position order.
+func ReadJournal(ctx context.Context, b persistence.Backend, id string) ([]*persistence.JournalEntry, error) {
+	snap, tail, err := b.LoadJournal(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("loading journal of %s: %w", id, err)
+	}
+	var out []*persistence.JournalEntry
+	if snap != nil {
+		if out, err = decodeSnapshot(id, snap); err != nil {
+			return nil, err
+		}
+	}
+	return append(out, tail...), nil
+}
+
+// SplitChildID returns the parent and the journal position a child's ID
+// names (see childID), or ok false for a root's ID.
+func SplitChildID(id string) (parent string, pos int, ok bool) {
+	dot := strings.LastIndexByte(id, '.')
+	if dot <= 0 {
+		return "", 0, false
+	}
+	num := id[dot+1:]
+	if dash := strings.IndexByte(num, '-'); dash >= 0 {
+		num = num[:dash]
+	}
+	p, err := strconv.Atoi(num)
+	if err != nil || p < 0 {
+		return "", 0, false
+	}
+	return id[:dot], p, true
 }

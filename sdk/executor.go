@@ -403,16 +403,40 @@ func infoOf(r *persistence.Execution) ExecutionInfo {
 	return i
 }
 
-// Execution returns one execution, or an error matching ErrNotFound.
+// Execution returns one execution, or an error matching ErrNotFound. A step
+// that completed at its first attempt without durable operations of its own
+// is recorded only as its outcome in its parent's journal; Execution finds
+// it there (its Input and times are not recorded).
 func (e *Executor) Execution(ctx context.Context, id string) (ExecutionInfo, error) {
 	r, err := e.backend.GetExecution(ctx, id)
-	if err != nil {
-		if errors.Is(err, persistence.ErrNotFound) {
-			return ExecutionInfo{}, fmt.Errorf("execution %q: %w", id, ErrNotFound)
-		}
+	if err == nil {
+		return infoOf(r), nil
+	}
+	if !errors.Is(err, persistence.ErrNotFound) {
 		return ExecutionInfo{}, fmt.Errorf("reading execution %q: %w", id, err)
 	}
-	return infoOf(r), nil
+	if parent, pos, ok := actors.SplitChildID(id); ok {
+		entries, jerr := actors.ReadJournal(ctx, e.backend, parent)
+		if jerr != nil {
+			return ExecutionInfo{}, fmt.Errorf("reading execution %q: %w", id, jerr)
+		}
+		for _, ent := range entries {
+			if ent.Position == pos && ent.ChildID == id && ent.Done {
+				return stepInfo(parent, ent), nil
+			}
+		}
+	}
+	return ExecutionInfo{}, fmt.Errorf("execution %q: %w", id, ErrNotFound)
+}
+
+// stepInfo describes a step recorded only in its parent's journal.
+func stepInfo(parent string, ent *persistence.JournalEntry) ExecutionInfo {
+	info := ExecutionInfo{ID: ent.ChildID, Function: ent.Name, Status: StatusCompleted, ParentID: parent,
+		Attempts: 1, Output: json.RawMessage(ent.Output)}
+	if ent.Error != nil {
+		info.Status, info.Error = StatusFailed, ent.Error.Message
+	}
+	return info
 }
 
 // ListFilter selects executions for List. Zero fields select everything.
@@ -434,8 +458,34 @@ func (e *Executor) List(ctx context.Context, f ListFilter) ([]ExecutionInfo, err
 		return nil, fmt.Errorf("listing executions: %w", err)
 	}
 	out := make([]ExecutionInfo, len(rs))
+	seen := make(map[string]bool, len(rs))
 	for i, r := range rs {
 		out[i] = infoOf(r)
+		seen[r.ID] = true
+	}
+	if f.ParentID == "" || (f.Status != "" && f.Status != StatusCompleted) {
+		return out, nil
+	}
+	// Steps recorded only in the parent's journal (see Execution).
+	entries, err := actors.ReadJournal(ctx, e.backend, f.ParentID)
+	if err != nil {
+		return nil, fmt.Errorf("listing executions: %w", err)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	for _, ent := range entries {
+		if len(out) >= limit {
+			break
+		}
+		if ent.Kind != persistence.EntryCall || !ent.Done || ent.Error != nil || ent.ChildID == "" || seen[ent.ChildID] {
+			continue
+		}
+		if f.Function != "" && ent.Name != f.Function {
+			continue
+		}
+		out = append(out, stepInfo(f.ParentID, ent))
 	}
 	return out, nil
 }
