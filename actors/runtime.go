@@ -138,10 +138,7 @@ func New(cfg Config) (*Runtime, error) {
 	// protoactor logs routine events (system started, dead letters during a
 	// hand-over) at INFO and some at ERROR; keep only its warnings and worse.
 	actorLog := slog.New(&minLevel{Handler: rt.log.Handler(), min: slog.LevelWarn}).With(slog.String("component", "protoactor"))
-	rt.system = actor.NewActorSystem(
-		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return actorLog }),
-		actor.WithDeadLetterRequestLogging(false),
-	)
+	rt.system = newActorSystem(actorLog)
 	if cfg.Notifier != nil {
 		if err := rt.startNotifications(); err != nil {
 			rt.system.Shutdown()

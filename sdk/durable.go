@@ -88,6 +88,7 @@ func register[I, O any](name string, fn func(context.Context, I) (O, error), opt
 			return b, nil
 		},
 	}
+	actors.Prewarm() // an executor will likely follow: get its actor system ready
 	registry.Lock()
 	defer registry.Unlock()
 	if _, dup := registry.fns[name]; dup {
