@@ -21,6 +21,8 @@ import (
 
 // The four workloads of shared/peersbench, on SQLite with the library
 // defaults (WAL, synchronous=NORMAL), plus the memory of sleeping executions.
+// With STENT_TEST_BACKEND=postgres (and STENT_TEST_POSTGRES) the first three
+// and the memory benchmark run on PostgreSQL.
 //
 //	go test -run '^$' -bench . -benchtime 5x ./sdk/
 
@@ -73,9 +75,15 @@ var (
 
 func benchExecutor(b *testing.B, opts ...sdk.ExecutorOption) (context.Context, *sdk.Executor) {
 	b.Helper()
-	be, err := sqlite.Open(filepath.Join(b.TempDir(), "bench.db"))
-	if err != nil {
-		b.Fatal(err)
+	var be persistence.Backend
+	if onPostgres() {
+		_, open := testDatabase(b)
+		be = open(b)
+	} else {
+		var err error
+		if be, err = sqlite.Open(filepath.Join(b.TempDir(), "bench.db")); err != nil {
+			b.Fatal(err)
+		}
 	}
 	ex, err := sdk.Bootstrap(context.Background(), be, append([]sdk.ExecutorOption{sdk.Serve()}, opts...)...)
 	if err != nil {
