@@ -271,17 +271,31 @@ func (e *Executor) Serve(ctx context.Context) error {
 	}
 }
 
-// WaitUntilReady waits until the worker has made its first pass over due
-// work, or, for an executor that does not serve, until the backend answers.
+// WaitUntilReady waits until the backend answers and, when the executor
+// serves (Serve() at Bootstrap, or Serve called, even just before in another
+// goroutine), until its worker has made its first pass over due work.
 func (e *Executor) WaitUntilReady(ctx context.Context) error {
-	e.mu.Lock()
-	serving := e.serving
-	done := e.serveDone
-	e.mu.Unlock()
-	if !serving {
-		if _, err := e.backend.ListExecutions(ctx, persistence.ListFilter{Limit: 1}); err != nil {
-			return fmt.Errorf("reaching the backend: %w", err)
+	if _, err := e.backend.ListExecutions(ctx, persistence.ListFilter{Limit: 1}); err != nil {
+		return fmt.Errorf("reaching the backend: %w", err)
+	}
+	// `go ex.Serve(ctx); ex.WaitUntilReady(ctx)` races: give a Serve that
+	// is being started a moment to begin before concluding it is not.
+	var serving bool
+	var done chan struct{}
+	for i := 0; ; i++ {
+		e.mu.Lock()
+		serving, done = e.serving, e.serveDone
+		e.mu.Unlock()
+		if serving || i == 50 {
+			break
 		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	if !serving {
 		return nil
 	}
 	select {

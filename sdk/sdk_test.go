@@ -571,3 +571,58 @@ func TestResult(t *testing.T) {
 	_, err := sdk.MapResult(e, func(v int) string { return "" }).Value()
 	require.EqualError(t, err, "oops")
 }
+
+// A corrupt snapshot row quarantines its execution with a clear error and
+// leaves the others alone.
+
+var corruptible = sdk.Durable("test_corruptible", func(ctx context.Context, n int) (int, error) {
+	x := 0
+	for i := 0; i < n; i++ {
+		v, err := countStep.Call(ctx, x)
+		if err != nil {
+			return 0, err
+		}
+		x = v
+	}
+	if err := sdk.Sleep(ctx, time.Second); err != nil { // passivate with a snapshot
+		return 0, err
+	}
+	return x, nil
+}, sdk.WithRetry(sdk.RetryPolicy{MaxAttempts: 1}))
+
+func TestCorruptSnapshotQuarantinesOnlyItsExecution(t *testing.T) {
+	t.Parallel()
+	ctx, ex := worker(t)
+	bad, err := corruptible.Start(ctx, 70)
+	require.NoError(t, err)
+	good, err := corruptible.Start(ctx, 70)
+	require.NoError(t, err)
+	var rec *persistence.Execution
+	testutil.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+		rec, err = ex.Backend().GetExecution(ctx, bad.ID())
+		if err != nil {
+			return err
+		}
+		if rec.Status != persistence.StatusWaiting {
+			return fmt.Errorf("status %s", rec.Status)
+		}
+		return nil
+	})
+	snap, _, err := ex.Backend().LoadJournal(ctx, bad.ID())
+	require.NoError(t, err)
+	require.NotNil(t, snap, "the passivation wrote a snapshot")
+	flipped := append([]byte(nil), snap.Data...)
+	flipped[len(flipped)/2] ^= 0xff
+	errs, err := ex.Backend().Apply(ctx, []*persistence.Commit{{ExecutionID: bad.ID(), Epoch: rec.Epoch,
+		Snapshot: &persistence.Snapshot{ExecutionID: bad.ID(), Position: snap.Position, Data: flipped[:len(flipped)-3]}}})
+	require.NoError(t, err)
+	require.NoError(t, errs[0])
+
+	_, err = bad.Result(ctx)
+	var ee *sdk.ExecutionError
+	require.ErrorAs(t, err, &ee)
+	require.Contains(t, ee.Message, "decoding snapshot of "+bad.ID())
+	got, err := good.Result(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 70, got)
+}
