@@ -45,6 +45,10 @@ func Exercise(t *testing.T, newBackend func(t *testing.T) persistence.Backend) {
 	t.Run("NextRunAt", s.testNextRunAt)
 	t.Run("DeadLetters", s.testDeadLetters)
 	t.Run("ReplayDeadLetter", s.testReplayDeadLetter)
+	t.Run("Signals", s.testSignals)
+	t.Run("Cancel", s.testCancel)
+	t.Run("Permits", s.testPermits)
+	t.Run("CoordinationClosed", s.testCoordinationClosed)
 }
 
 // Values the subtests share.

@@ -103,7 +103,7 @@ func scanExecution(s scanner) (*persistence.Execution, error) {
 	)
 	err := s.Scan(&e.ID, &e.Function, &e.Queue, &status, &e.Input, &e.Output, &errText,
 		&parentID, &parentPos, &e.RootID, &key, &attempts, &priority, &e.Version, &owner,
-		&e.Epoch, &leaseExpires, &runAt, &deadline, &created, &updated)
+		&e.Epoch, &leaseExpires, &runAt, &deadline, &created, &updated, &e.CancelRequested)
 	if err != nil {
 		return nil, interpretError(err)
 	}

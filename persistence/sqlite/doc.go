@@ -43,7 +43,9 @@
 // # Schema
 //
 // Tables are stent_execution, stent_journal (keyed by execution and
-// position), stent_snapshot, stent_dead_letter and stent_migration. There
+// position), stent_snapshot, stent_dead_letter, stent_signal (signals kept
+// until consumed, ordered by an AUTOINCREMENT seq), stent_permit
+// (concurrency permits by key and holder) and stent_migration. There
 // are no foreign keys: nothing is ever deleted from stent_execution, and a
 // child's outcome delivered to a parent row that is missing must not make
 // the child's own commit fail.
@@ -56,6 +58,15 @@
 // The run_at column of stent_execution is the execution's durable timer:
 // ClaimDue leases an execution once run_at is reached, and NextRunAt
 // reports the earliest one.
+//
+// # Coordination
+//
+// Signals, cancellation and permits write through the same writer as
+// everything else, so each call is one transaction and the writer's order
+// is the order of effects: signals get their seq in the order they commit,
+// and permits of one key are granted one acquisition at a time, which is
+// what keeps concurrent AcquirePermit calls (also from other processes,
+// which take turns on SQLite's write lock) within the limit.
 //
 // # Fencing
 //

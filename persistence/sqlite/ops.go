@@ -57,6 +57,7 @@ type writeStmts struct {
 	journalUpsert, journalDelete, journalDeleteFailed, journalReopen        *sql.Stmt
 	snapshotUpsert, snapshotDelete                                          *sql.Stmt
 	deadLetterInsert, deadLetterGet, deadLetterDelete, deadLetterDeleteByEx *sql.Stmt
+	coordination
 }
 
 func prepareWrites(ctx context.Context, p preparer) (*writeStmts, error) {
@@ -87,16 +88,20 @@ func prepareWrites(ctx context.Context, p preparer) (*writeStmts, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := prepareAll(ctx, p, s.coordination.statements()); err != nil {
+		return nil, errors.Join(err, s.close())
+	}
 	return s, nil
 }
 
 func (s *writeStmts) close() error {
-	return closeAll(s.executionInsert, s.executionInsertChild, s.executionGet, s.executionGetByKey,
+	return errors.Join(closeAll(s.executionInsert, s.executionInsertChild, s.executionGet, s.executionGetByKey,
 		s.executionEpoch, s.executionUpdate, s.executionReplay,
 		s.leaseAcquire, s.leaseClaim, s.leaseRenew, s.leaseRelease,
 		s.journalUpsert, s.journalDelete, s.journalDeleteFailed, s.journalReopen,
 		s.snapshotUpsert, s.snapshotDelete,
-		s.deadLetterInsert, s.deadLetterGet, s.deadLetterDelete, s.deadLetterDeleteByEx)
+		s.deadLetterInsert, s.deadLetterGet, s.deadLetterDelete, s.deadLetterDeleteByEx),
+		s.coordination.close())
 }
 
 // nowMillis is the backend's clock: this host's, in unix milliseconds.
@@ -163,8 +168,8 @@ func validateCommit(c *persistence.Commit) error {
 		return errors.New("applying commit: nil commit")
 	}
 	id := c.ExecutionID
-	if id == "" && (len(c.Journal) > 0 || len(c.DeleteJournal) > 0 || c.Update != nil || c.Snapshot != nil) {
-		return errors.New("applying commit: a commit without ExecutionID cannot write a journal, an update or a snapshot")
+	if id == "" && (len(c.Journal) > 0 || len(c.DeleteJournal) > 0 || c.Update != nil || c.Snapshot != nil || c.ConsumeSignal != "") {
+		return errors.New("applying commit: a commit without ExecutionID cannot write a journal, an update, a snapshot or consume a signal")
 	}
 	for _, e := range c.Create {
 		if e == nil || e.ID == "" || e.Function == "" {
@@ -209,6 +214,11 @@ func (w *writer) applyCommit(c *persistence.Commit) error {
 		}
 		if epoch != c.Epoch {
 			return fmt.Errorf("committing to %s at epoch %d, now %d: %w", id, c.Epoch, epoch, persistence.ErrStaleEpoch)
+		}
+	}
+	if c.ConsumeSignal != "" {
+		if err := w.consumeSignal(id, c.ConsumeSignal, c.ConsumePos); err != nil {
+			return err
 		}
 	}
 	for _, e := range c.Create {
@@ -285,14 +295,24 @@ func (w *writer) update(id string, u *persistence.Update, now int64) error {
 	if err != nil {
 		return err
 	}
+	setRunAt := u.SetRunAt
 	var runAt any
 	if u.SetRunAt && !u.NoRunAt {
 		runAt = now + u.RunAfter.Milliseconds()
 	}
+	if u.Status == persistence.StatusWaiting && u.WaitSignal != "" {
+		pending, err := w.signalPending(id, u.WaitSignal)
+		if err != nil {
+			return err
+		}
+		if pending { // it arrived while the execution was passivating
+			setRunAt, runAt = true, now
+		}
+	}
 	_, err = w.s.executionUpdate.ExecContext(bg, id, status,
 		u.Status == persistence.StatusCompleted, nullBlob(u.Output),
 		u.Error != nil || u.ClearError, errJSON,
-		int64(u.Attempts), u.SetRunAt, runAt, u.Release, now)
+		int64(u.Attempts), setRunAt, runAt, u.Release, now)
 	return interpretError(err)
 }
 

@@ -42,13 +42,13 @@ ON CONFLICT (id) DO NOTHING;
 -- name: ExecutionGet
 SELECT id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
        idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at,
-       run_at, deadline, created_at, updated_at
+       run_at, deadline, created_at, updated_at, cancel_requested
 FROM stent_execution WHERE id = ?1;
 
 -- name: ExecutionGetByKey
 SELECT id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
        idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at,
-       run_at, deadline, created_at, updated_at
+       run_at, deadline, created_at, updated_at, cancel_requested
 FROM stent_execution WHERE idempotency_key = ?1;
 
 -- name: ExecutionEpoch
@@ -75,7 +75,7 @@ UPDATE stent_execution SET
 WHERE id = ?1
 RETURNING id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
           idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at,
-          run_at, deadline, created_at, updated_at;
+          run_at, deadline, created_at, updated_at, cancel_requested;
 
 -- name: ExecutionNextRunAt
 SELECT MIN(run_at) FROM stent_execution
@@ -91,7 +91,7 @@ WHERE id = ?1 AND status IN ('pending', 'running', 'waiting')
   AND (owner IS NULL OR owner = '' OR owner = ?2 OR lease_expires_at < ?4)
 RETURNING id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
           idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at,
-          run_at, deadline, created_at, updated_at;
+          run_at, deadline, created_at, updated_at, cancel_requested;
 
 -- name: LeaseClaim
 -- ?4 is a JSON array of queue names, or NULL for every queue.
@@ -108,7 +108,7 @@ WHERE id IN (
     LIMIT ?5)
 RETURNING id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
           idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at,
-          run_at, deadline, created_at, updated_at;
+          run_at, deadline, created_at, updated_at, cancel_requested;
 
 -- name: LeaseRenew
 -- Terminal executions hold no lease worth renewing.
@@ -178,3 +178,110 @@ DELETE FROM stent_dead_letter WHERE id = ?1;
 
 -- name: DeadLetterDeleteByExecution
 DELETE FROM stent_dead_letter WHERE execution_id = ?1;
+
+-- name: SignalGet
+SELECT id, execution_id, name, payload, seq, created_at, consumed_pos
+FROM stent_signal WHERE id = ?1;
+
+-- name: SignalInsert
+INSERT INTO stent_signal (id, execution_id, name, payload, created_at)
+VALUES (?1, ?2, ?3, ?4, ?5)
+RETURNING seq;
+
+-- name: SignalCountPending
+SELECT count(*) FROM stent_signal WHERE execution_id = ?1 AND consumed_pos IS NULL;
+
+-- name: SignalNext
+-- The oldest unconsumed signal of a name.
+SELECT id, execution_id, name, payload, seq, created_at, consumed_pos
+FROM stent_signal
+WHERE execution_id = ?1 AND name = ?2 AND consumed_pos IS NULL
+ORDER BY seq
+LIMIT 1;
+
+-- name: SignalPending
+-- Whether an unconsumed signal of a name waits (Update.WaitSignal).
+SELECT EXISTS (
+    SELECT 1 FROM stent_signal WHERE execution_id = ?1 AND name = ?2 AND consumed_pos IS NULL);
+
+-- name: SignalConsume
+-- Consuming a signal at the position that consumed it already is the same
+-- commit applied again, and changes nothing.
+UPDATE stent_signal SET consumed_pos = ?3
+WHERE id = ?1 AND execution_id = ?2 AND (consumed_pos IS NULL OR consumed_pos = ?3);
+
+-- name: ExecutionWake
+-- A signal for a waiting execution makes it due now.
+UPDATE stent_execution SET run_at = ?2, updated_at = ?2
+WHERE id = ?1 AND status = 'waiting'
+RETURNING id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
+          idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at,
+          run_at, deadline, created_at, updated_at, cancel_requested;
+
+-- name: ExecutionCancelTree
+-- Marks execution ?1 and every live execution below it (by parent_id; UNION
+-- stops at a cycle) as cancel requested. Those without an owner or with an
+-- expired lease (?2 is now) end canceled at once, with error ?3 completed
+-- by the execution's identity, and lose their lease.
+UPDATE stent_execution SET
+    cancel_requested = 1,
+    status = CASE WHEN owner IS NULL OR owner = '' OR lease_expires_at IS NULL OR lease_expires_at < ?2
+                  THEN 'canceled' ELSE status END,
+    error = CASE WHEN owner IS NULL OR owner = '' OR lease_expires_at IS NULL OR lease_expires_at < ?2
+                 THEN json_set(?3, '$.function', function, '$.execution_id', id, '$.attempts', attempts)
+                 ELSE error END,
+    run_at = CASE WHEN owner IS NULL OR owner = '' OR lease_expires_at IS NULL OR lease_expires_at < ?2
+                  THEN NULL ELSE run_at END,
+    lease_expires_at = CASE WHEN owner IS NULL OR owner = '' OR lease_expires_at IS NULL OR lease_expires_at < ?2
+                            THEN ?2 ELSE lease_expires_at END,
+    owner = CASE WHEN owner IS NULL OR owner = '' OR lease_expires_at IS NULL OR lease_expires_at < ?2
+                 THEN NULL ELSE owner END,
+    updated_at = ?2
+WHERE status IN ('pending', 'running', 'waiting')
+  AND id IN (
+    WITH RECURSIVE tree(id) AS (
+        SELECT id FROM stent_execution WHERE id = ?1
+        UNION
+        SELECT e.id FROM stent_execution e JOIN tree t ON e.parent_id = t.id)
+    SELECT id FROM tree)
+RETURNING id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
+          idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at,
+          run_at, deadline, created_at, updated_at, cancel_requested;
+
+-- name: JournalDeliverOutcome
+-- A child's outcome in its parent's journal: the call's intent, if there,
+-- becomes done with the outcome.
+INSERT INTO stent_journal (execution_id, position, kind, name, child_id, fire_at, done, output, error)
+VALUES (?1, ?2, 'call', ?3, ?4, NULL, 1, NULL, ?5)
+ON CONFLICT (execution_id, position) DO UPDATE SET
+    done = 1, output = NULL, error = excluded.error;
+
+-- name: ExecutionCancelRequested
+-- ?1 is a JSON array of execution IDs.
+SELECT id FROM stent_execution
+WHERE id IN (SELECT value FROM json_each(?1))
+  AND cancel_requested = 1 AND status IN ('pending', 'running', 'waiting')
+ORDER BY id;
+
+-- name: PermitExtend
+-- A holder's unexpired permit is extended (and moves to ?3, its new owner).
+UPDATE stent_permit SET owner = ?3, expires_at = ?4
+WHERE key = ?1 AND holder = ?2 AND expires_at > ?5;
+
+-- name: PermitPurge
+DELETE FROM stent_permit WHERE key = ?1 AND expires_at <= ?2;
+
+-- name: PermitCount
+SELECT count(*) FROM stent_permit WHERE key = ?1 AND expires_at > ?2;
+
+-- name: PermitInsert
+INSERT INTO stent_permit (key, holder, owner, expires_at) VALUES (?1, ?2, ?3, ?4)
+ON CONFLICT (key, holder) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at;
+
+-- name: PermitDelete
+DELETE FROM stent_permit WHERE key = ?1 AND holder = ?2;
+
+-- name: PermitRenew
+-- Only unexpired permits: an expired one may have been given to another
+-- holder already.
+UPDATE stent_permit SET expires_at = ?2 WHERE owner = ?1 AND expires_at > ?3;

@@ -18,6 +18,8 @@ type readStmts struct {
 	db                                 preparerQueryer
 	executionGet, journalLoad, nextRun *sql.Stmt
 	deadLetterGet, deadLetterList      *sql.Stmt
+	signalNext, cancelRequested        *sql.Stmt
+	permitCount                        *sql.Stmt
 }
 
 // preparerQueryer is a *sql.DB or a *sql.Conn.
@@ -29,11 +31,14 @@ type preparerQueryer interface {
 func prepareReads(ctx context.Context, p preparerQueryer) (*readStmts, error) {
 	s := &readStmts{db: p}
 	err := prepareAll(ctx, p, map[string]**sql.Stmt{
-		"ExecutionGet":       &s.executionGet,
-		"JournalLoad":        &s.journalLoad,
-		"ExecutionNextRunAt": &s.nextRun,
-		"DeadLetterGet":      &s.deadLetterGet,
-		"DeadLetterList":     &s.deadLetterList,
+		"ExecutionGet":             &s.executionGet,
+		"JournalLoad":              &s.journalLoad,
+		"ExecutionNextRunAt":       &s.nextRun,
+		"DeadLetterGet":            &s.deadLetterGet,
+		"DeadLetterList":           &s.deadLetterList,
+		"SignalNext":               &s.signalNext,
+		"ExecutionCancelRequested": &s.cancelRequested,
+		"PermitCount":              &s.permitCount,
 	})
 	if err != nil {
 		return nil, err
@@ -42,7 +47,8 @@ func prepareReads(ctx context.Context, p preparerQueryer) (*readStmts, error) {
 }
 
 func (s *readStmts) close() error {
-	return closeAll(s.executionGet, s.journalLoad, s.nextRun, s.deadLetterGet, s.deadLetterList)
+	return closeAll(s.executionGet, s.journalLoad, s.nextRun, s.deadLetterGet, s.deadLetterList,
+		s.signalNext, s.cancelRequested, s.permitCount)
 }
 
 // read starts a read: it fails once Close has begun or before Init. A nil
@@ -92,7 +98,7 @@ func (b *Backend) ListExecutions(ctx context.Context, f persistence.ListFilter) 
 	var args []any
 	q.WriteString(`SELECT id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
        idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at,
-       run_at, deadline, created_at, updated_at FROM stent_execution WHERE 1`)
+       run_at, deadline, created_at, updated_at, cancel_requested FROM stent_execution WHERE 1`)
 	for _, c := range []struct{ col, val string }{
 		{"status", string(f.Status)}, {"function", f.Function}, {"parent_id", f.ParentID},
 	} {

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -151,7 +152,7 @@ func TestSchemaTooNew(t *testing.T) {
 	err = b2.Init(t.Context())
 	require.ErrorIs(t, err, persistence.ErrSchemaTooNew)
 	require.ErrorContains(t, err, "999")
-	require.ErrorContains(t, err, "version 1")
+	require.ErrorContains(t, err, fmt.Sprintf("version %d", len(mustMigrations(t))))
 	_, err = b2.GetExecution(t.Context(), "a")
 	require.ErrorIs(t, err, errNotInitialised, "a failed Init leaves the backend unusable")
 }
@@ -176,7 +177,7 @@ func TestInitConcurrentProcesses(t *testing.T) {
 	}
 	var versions int
 	require.NoError(t, backends[0].w.conn.QueryRowContext(t.Context(), "SELECT count(*) FROM stent_migration").Scan(&versions))
-	require.Equal(t, 1, versions)
+	require.Equal(t, len(mustMigrations(t)), versions)
 
 	// One backend's writes are visible to the others' reads.
 	_, _, err := backends[1].CreateExecution(t.Context(), &persistence.Execution{ID: "shared", Function: "f"})
@@ -184,6 +185,49 @@ func TestInitConcurrentProcesses(t *testing.T) {
 	got, err := backends[2].GetExecution(t.Context(), "shared")
 	require.NoError(t, err)
 	require.Equal(t, "shared", got.ID)
+}
+
+// mustMigrations returns the embedded migrations.
+func mustMigrations(t *testing.T) []migration {
+	t.Helper()
+	ms, err := loadMigrations()
+	require.NoError(t, err)
+	return ms
+}
+
+func TestMigrateFromVersion1(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "stent.db")
+	// A database as version 1 of the schema left it, with one execution.
+	uri, err := fileURI(path)
+	require.NoError(t, err)
+	db, err := sql.Open("sqlite", uri)
+	require.NoError(t, err)
+	v1 := mustMigrations(t)[0]
+	require.Equal(t, 1, v1.version)
+	for _, q := range []string{queries["MigrationCreateTable"], v1.sql,
+		"INSERT INTO stent_migration (version, applied_at) VALUES (1, 0)",
+		"INSERT INTO stent_execution (id, function, status, root_id, created_at, updated_at) VALUES ('old', 'f', 'waiting', 'old', 0, 0)",
+	} {
+		_, err := db.ExecContext(ctx, q)
+		require.NoError(t, err)
+	}
+	require.NoError(t, db.Close())
+
+	b := openTestDB(t, path)
+	var version int
+	require.NoError(t, b.w.conn.QueryRowContext(ctx, "SELECT max(version) FROM stent_migration").Scan(&version))
+	require.Equal(t, 2, version)
+	got, err := b.GetExecution(ctx, "old")
+	require.NoError(t, err)
+	require.False(t, got.CancelRequested, "existing rows get the column's default")
+	res, err := b.SendSignal(ctx, &persistence.Signal{ID: "s", ExecutionID: "old", Name: "go"}, 0)
+	require.NoError(t, err)
+	require.False(t, res.RunAt.IsZero(), "the waiting execution is due")
+	ok, err := b.AcquirePermit(ctx, "k", "old", "n", 1, time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok)
 }
 
 func TestBeforeInit(t *testing.T) {

@@ -27,6 +27,11 @@ const (
 	opRelease
 	opReplay
 	opDeleteDeadLetter
+	opSendSignal
+	opRequestCancel
+	opAcquirePermit
+	opReleasePermit
+	opRenewPermits
 )
 
 // Spinning, see submit and next. Parking a goroutine and waking it again
@@ -56,13 +61,18 @@ type request struct {
 	queues  any // a JSON array of queue names, or nil for every queue
 	ttl     time.Duration
 	limit   int
+	signal  *persistence.Signal
+	key     string
 
 	err     error
 	errs    []error
 	out     *persistence.Execution
 	outs    []*persistence.Execution
 	n       int
+	seq     int64
+	at      int64 // unix milliseconds
 	created bool
+	ok      bool
 
 	done chan struct{}
 }
@@ -393,6 +403,16 @@ func (w *writer) do(r *request, i int) error {
 		r.out, err = w.replayDeadLetter(r.id)
 	case opDeleteDeadLetter:
 		err = w.deleteDeadLetter(r.id)
+	case opSendSignal:
+		r.out, r.seq, r.at, err = w.sendSignal(r.signal, r.limit)
+	case opRequestCancel:
+		r.outs, err = w.requestCancel(r.id)
+	case opAcquirePermit:
+		r.ok, err = w.acquirePermit(r.key, r.id, r.owner, r.limit, r.ttl)
+	case opReleasePermit:
+		err = w.releasePermit(r.key, r.id)
+	case opRenewPermits:
+		r.n, err = w.renewPermits(r.owner, r.ttl)
 	default:
 		err = fmt.Errorf("sqlite: unknown write operation %d", r.op)
 	}
@@ -403,7 +423,7 @@ func (w *writer) do(r *request, i int) error {
 // Requests skipped because their caller had gone get it too; nobody reads it.
 func (w *writer) failAll(batch []*request, err error) {
 	for _, r := range batch {
-		r.out, r.outs, r.n, r.created, r.errs = nil, nil, 0, false, nil
+		r.out, r.outs, r.n, r.created, r.errs, r.ok = nil, nil, 0, false, nil, false
 		r.err = err
 	}
 }
