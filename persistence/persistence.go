@@ -123,6 +123,9 @@ type Execution struct {
 	RunAt time.Time
 	// Deadline, when not zero, ends the whole execution as timed out.
 	Deadline time.Time
+	// CancelRequested is set by RequestCancel: the execution ends as
+	// canceled at its next step.
+	CancelRequested bool
 	// CreatedAt is kept as given on insert (CreateExecution, Commit.Create);
 	// the zero time becomes the backend's clock. UpdatedAt is the backend's
 	// clock at the last write of the row.
@@ -135,9 +138,10 @@ type EntryKind string
 
 // The kinds of durable operation.
 const (
-	EntryCall  EntryKind = "call"  // a child execution; Name is its function
-	EntrySleep EntryKind = "sleep" // a durable timer; FireAt is when it ends
-	EntryNow   EntryKind = "now"   // a recorded time; Output holds it
+	EntryCall   EntryKind = "call"   // a child execution; Name is its function
+	EntrySleep  EntryKind = "sleep"  // a durable timer; FireAt is when it ends
+	EntryNow    EntryKind = "now"    // a recorded time; Output holds it
+	EntrySignal EntryKind = "signal" // a signal wait; Name is the signal's, Output its payload, FireAt its timeout
 )
 
 // JournalEntry records one durable operation of an execution, at the
@@ -197,6 +201,11 @@ type Update struct {
 	// Release gives up the lease: Owner becomes "" and the lease expires now.
 	// The epoch is kept, so the next AcquireLease or ClaimDue moves past it.
 	Release bool
+	// WaitSignal, with Status waiting, names the signal the execution
+	// passivates to wait for: if an unconsumed signal of that name exists
+	// already (it arrived while the execution was passivating), RunAt
+	// becomes now instead, so the execution is claimed again at once.
+	WaitSignal string
 }
 
 // Commit is a set of changes made on behalf of one execution, applied
@@ -222,6 +231,12 @@ type Commit struct {
 	Snapshot *Snapshot
 	// DeadLetter is inserted (the execution failed for good).
 	DeadLetter *DeadLetter
+	// ConsumeSignal, when not "", marks that signal consumed by
+	// ExecutionID at ConsumePos. If it is not an unconsumed signal of
+	// ExecutionID, nothing of the Commit is written and Apply returns
+	// ErrNotFound for it.
+	ConsumeSignal string
+	ConsumePos    int
 }
 
 // ListFilter selects executions for List. Zero fields select everything.
@@ -238,6 +253,8 @@ type ListFilter struct {
 // expiry are computed with the backend's clock (the database server's where it
 // has one), so one node's clock skew cannot fire a timer early.
 type Backend interface {
+	Coordination
+
 	// Init creates or migrates the schema. It is idempotent and returns
 	// ErrSchemaTooNew for a database written by a newer version.
 	Init(ctx context.Context) error
