@@ -45,6 +45,12 @@ type execution struct {
 	// outcome (one write for a step that makes none). matMu serialises that.
 	virtual *virtualChild
 	matMu   sync.Mutex
+	// canceled is set once a cancel reached this activation; cancelBody
+	// cancels the body's context with ErrCanceled as the cause.
+	canceled   bool
+	cancelBody context.CancelCauseFunc
+	// signalC is poked when a signal may have arrived for a wait in memory.
+	signalC chan struct{}
 }
 
 // virtualChild is what a child needs to write its own row later: the
@@ -90,6 +96,7 @@ func newExecution(rt *Runtime, rec *persistence.Execution, fresh bool) *executio
 		waiters: make(map[int]chan struct{}),
 		snapAt:  -1,
 		wakeC:   make(chan struct{}, 1),
+		signalC: make(chan struct{}, 1),
 	}
 }
 
@@ -171,10 +178,31 @@ func (e *execution) run() {
 		e.settle(rec.Attempts+1, bodyResult{err: NonRetryable(fmt.Errorf("execution %s passed its deadline: %w", e.id, ErrTimeout))}, persistence.ErrorKindTimeout)
 		return
 	}
+	if rec.CancelRequested {
+		e.settle(rec.Attempts+1, bodyResult{err: fmt.Errorf("execution %s: %w", e.id, ErrCanceled)}, persistence.ErrorKindCanceled)
+		return
+	}
 	attempt := rec.Attempts + 1
-	bctx, cancel := context.WithCancel(ctx)
+	bctx, cancelCause := context.WithCancelCause(ctx)
+	cancel := func() { cancelCause(context.Canceled) }
 	defer cancel()
+	e.mu.Lock()
+	e.cancelBody = cancelCause
+	canceled := e.canceled
+	e.mu.Unlock()
+	if canceled {
+		cancelCause(ErrCanceled)
+	}
 	bctx = context.WithValue(bctx, execKey{}, e)
+	if fn.MaxConcurrent > 0 {
+		// Wait for a permit: the body runs only with one. Waiting holds
+		// the lease (renewed) but no goroutine of the body.
+		if err := rt.acquirePermit(bctx, fn.Name, e.id, fn.MaxConcurrent); err != nil {
+			e.settle(attempt, bodyResult{err: err}, "") // canceled, or the node stops (not recorded)
+			return
+		}
+		defer rt.releasePermit(fn.Name, e.id)
+	}
 	var timeout <-chan time.Time
 	if fn.Timeout > 0 {
 		t := time.NewTimer(fn.Timeout)
@@ -283,8 +311,13 @@ func (e *execution) settle(attempt int, r bodyResult, kind persistence.ErrorKind
 		// and the execution replays elsewhere or at the next start.
 		return
 	}
+	e.mu.Lock()
+	canceled := e.canceled
+	e.mu.Unlock()
 	var info *persistence.ErrorInfo
 	switch {
+	case canceled && (r.err != nil || r.panic != nil || r.exited):
+		info = &persistence.ErrorInfo{Message: fmt.Sprintf("execution %s: %s", e.id, ErrCanceled), Kind: persistence.ErrorKindCanceled, NonRetryable: true}
 	case nondet != nil:
 		info = nondet
 	case r.panic != nil:
@@ -491,5 +524,29 @@ func (e *execution) wake() {
 	select {
 	case e.wakeC <- struct{}{}:
 	default:
+	}
+}
+
+// signalled tells a signal wait in memory to look for its signal again.
+func (e *execution) signalled() {
+	select {
+	case e.signalC <- struct{}{}:
+	default:
+	}
+}
+
+// cancel cancels this activation: its body's context ends with ErrCanceled,
+// its durable operations return ErrCanceled, and so does every child it
+// runs in memory on this node.
+func (e *execution) cancel() {
+	e.mu.Lock()
+	e.canceled = true
+	cb := e.cancelBody
+	e.mu.Unlock()
+	if cb != nil {
+		cb(ErrCanceled)
+	}
+	for _, c := range e.rt.localChildren(e.id) {
+		c.cancel()
 	}
 }

@@ -37,7 +37,12 @@ func (rt *Runtime) onNotification(n persistence.Notification) {
 			rt.Kick()
 		}
 	case persistence.TopicExecution:
-		rt.Kick()
+		if e := rt.lookupActive(n.Payload); e != nil {
+			e.signalled()
+			go rt.checkCancels(rt.baseCtx, []string{n.Payload})
+		} else {
+			rt.Kick()
+		}
 	case persistence.TopicDone:
 		rt.poke(n.Payload)
 	}

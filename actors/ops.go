@@ -47,6 +47,9 @@ func (e *execution) begin(kind persistence.EntryKind, name string) (int, *persis
 	if e.rt.isStopping() {
 		return 0, nil, errShutdown
 	}
+	if e.canceled {
+		return 0, nil, fmt.Errorf("execution %s: %w", e.id, ErrCanceled)
+	}
 	pos := e.next
 	e.next++
 	ent := e.entries[pos]
@@ -143,6 +146,7 @@ func StartChildren(ctx context.Context, fn *Function, inputs [][]byte, opts Call
 	var creates []*persistence.Execution
 	var intents []*persistence.JournalEntry
 	var virtuals []*activate
+	var idempotents []*persistence.Execution
 	queue := opts.Queue
 	if queue == "" {
 		queue = fn.Queue
@@ -180,6 +184,33 @@ func StartChildren(ctx context.Context, fn *Function, inputs [][]byte, opts Call
 		}
 		intent := &persistence.JournalEntry{ExecutionID: e.id, Position: pos, Kind: persistence.EntryCall, Name: fn.Name, ChildID: id}
 		intents = append(intents, intent)
+		if fn.Idempotent {
+			// Unique by its input across every execution: insert it (or
+			// find the one that exists) before the intent names it.
+			child.IdempotencyKey = fn.IdempotencyKey(in)
+			if local {
+				child.Status, child.Owner, child.Epoch = persistence.StatusRunning, rt.cfg.NodeID, 1
+				child.LeaseExpiresAt = now.Add(rt.cfg.LeaseTTL)
+			}
+			got, created, err := rt.backend.CreateExecution(ctx, child)
+			if err != nil {
+				return nil, fmt.Errorf("starting %q at position %d of %s: %w", fn.Name, pos, e.id, err)
+			}
+			intent.ChildID, futures[i].childID = got.ID, got.ID
+			switch {
+			case created && local:
+				idempotents = append(idempotents, got)
+			case created:
+				rt.Kick()
+				rt.publish(persistence.TopicQueue, queue)
+			case !created && got.Status.Terminal():
+				intent.Done, intent.Output = true, got.Output
+				if got.Status != persistence.StatusCompleted {
+					intent.Error = withIdentity(got)
+				}
+			}
+			continue
+		}
 		if local {
 			// Run it here at once, in memory: its row is written with its
 			// first durable write or its outcome (see materialize). A crash
@@ -192,12 +223,15 @@ func StartChildren(ctx context.Context, fn *Function, inputs [][]byte, opts Call
 		}
 		creates = append(creates, child)
 	}
-	if len(creates) > 0 {
+	if len(creates) > 0 || len(idempotents) > 0 || (fn.Idempotent && len(intents) > 0) {
 		if err := e.write(ctx, &persistence.Commit{ExecutionID: e.id, Create: creates, Journal: intents}); err != nil {
 			return nil, err
 		}
 	}
 	e.remember(intents...)
+	for _, c := range idempotents {
+		rt.activate(c, true)
+	}
 	if len(virtuals) > 0 {
 		epoch := e.currentEpoch()
 		for _, a := range virtuals {

@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -23,6 +24,12 @@ type Function struct {
 	Retry   retry.Policy
 	Timeout time.Duration
 	Version string
+	// MaxConcurrent, when > 0, caps how many executions of the function run
+	// at once across the cluster (permits in the database).
+	MaxConcurrent int
+	// Idempotent makes the hash of the input the idempotency key of every
+	// execution of the function (IdempotencyKey).
+	Idempotent bool
 	// Run runs one attempt of the body.
 	Run func(ctx context.Context, input []byte) ([]byte, error)
 }
@@ -74,6 +81,7 @@ type Runtime struct {
 	log     *slog.Logger
 	system  *actor.ActorSystem
 	sup     *actor.PID
+	routers *actor.PID
 
 	baseCtx    context.Context
 	baseCancel context.CancelFunc
@@ -151,6 +159,12 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, fmt.Errorf("spawning the executions supervisor: %w", err)
 	}
 	rt.sup = sup
+	rt.routers, err = rt.system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
+		return &routers{rt: rt, pid: make(map[string]*actor.PID)}
+	}), "routers")
+	if err != nil {
+		return nil, fmt.Errorf("spawning the routers actor: %w", err)
+	}
 	return rt, nil
 }
 
@@ -299,9 +313,15 @@ func (rt *Runtime) renewLoop(ctx context.Context) {
 			// Only the executions running here: a lease this node holds
 			// without running the execution (a claim whose answer was
 			// lost with a connection) runs out and is claimed again.
-			if _, err := rt.backend.RenewLeases(ctx, rt.cfg.NodeID, rt.Active(), rt.cfg.LeaseTTL); err != nil && ctx.Err() == nil {
+			active := rt.Active()
+			if _, err := rt.backend.RenewLeases(ctx, rt.cfg.NodeID, active, rt.cfg.LeaseTTL); err != nil && ctx.Err() == nil {
 				rt.log.Error("renewing leases", slog.Any("error", err))
 			}
+			rt.checkCancels(ctx, active) // cancels requested by other processes
+			if _, err := rt.backend.RenewPermits(ctx, rt.cfg.NodeID, rt.cfg.LeaseTTL); err != nil && ctx.Err() == nil {
+				rt.log.Error("renewing permits", slog.Any("error", err))
+			}
+
 		}
 	}
 }
@@ -453,6 +473,19 @@ func (rt *Runtime) Active() []string {
 	return ids
 }
 
+// localChildren returns the activations on this node whose parent is id.
+func (rt *Runtime) localChildren(id string) []*execution {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	var out []*execution
+	for _, e := range rt.active {
+		if e.rec.ParentID == id {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // lookupActive returns the local activation of id, if any.
 func (rt *Runtime) lookupActive(id string) *execution {
 	rt.mu.Lock()
@@ -504,6 +537,7 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 		<-rt.pubDone
 	}
 	rt.system.Root.Stop(rt.sup)
+	rt.system.Root.Stop(rt.routers)
 	rt.system.Shutdown()
 	return err
 }
@@ -517,6 +551,13 @@ func (rt *Runtime) Discard() {
 	rt.baseCancel()
 	rt.system.Root.Stop(rt.sup)
 	rt.system.Shutdown()
+}
+
+// IdempotencyKey returns the key under which an execution of fn with input
+// is unique when fn is Idempotent.
+func (fn *Function) IdempotencyKey(input []byte) string {
+	h := sha256.Sum256(input)
+	return "idempotent:" + fn.Name + "@" + fn.Version + ":" + hex.EncodeToString(h[:])
 }
 
 // NewID returns a random execution or dead-letter ID: 32 hex digits.

@@ -74,13 +74,26 @@ func crashHelper() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	_, err = sdk.Bootstrap(ctx, b, sdk.Serve(), sdk.WithLeaseDuration(time.Second), sdk.WithPollInterval(50*time.Millisecond))
+	opts := []sdk.ExecutorOption{sdk.WithLeaseDuration(time.Second), sdk.WithPollInterval(50 * time.Millisecond)}
+	if os.Getenv(envKeyedStarts) == "" {
+		opts = append(opts, sdk.Serve())
+	}
+	_, err = sdk.Bootstrap(ctx, b, opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
 	if os.Getenv(envCrashStart) == "1" {
 		if _, err := crashFlow.Start(ctx, 5, sdk.WithIdempotencyKey("crash-test")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+	}
+	if key := os.Getenv(envKeyedStarts); key != "" {
+		return keyedStarts(ctx, key)
+	}
+	if id := os.Getenv(envWaitSignal); id != "" {
+		if _, err := signalProbe.Start(ctx, id, sdk.WithIdempotencyKey(id)); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 2
 		}

@@ -66,12 +66,17 @@ func register[I, O any](name string, fn func(context.Context, I) (O, error), opt
 	if f.opts.timeout < 0 {
 		return nil, fmt.Errorf("sdk: durable function %q has a negative timeout", name)
 	}
+	if f.opts.maxConcurrent < 0 {
+		return nil, fmt.Errorf("sdk: durable function %q has a negative concurrency limit", name)
+	}
 	f.def = &actors.Function{
-		Name:    name,
-		Queue:   f.opts.queue,
-		Retry:   f.opts.retry.normalize(),
-		Timeout: f.opts.timeout,
-		Version: f.opts.version,
+		Name:          name,
+		Queue:         f.opts.queue,
+		Retry:         f.opts.retry.normalize(),
+		Timeout:       f.opts.timeout,
+		Version:       f.opts.version,
+		MaxConcurrent: f.opts.maxConcurrent,
+		Idempotent:    f.opts.idempotent,
 		Run: func(ctx context.Context, input []byte) ([]byte, error) {
 			var in I
 			if err := json.Unmarshal(input, &in); err != nil {

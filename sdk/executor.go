@@ -26,6 +26,9 @@ type executorOptions struct {
 	notifier     persistence.Notifier
 	noNotifier   bool
 	ownNotifier  bool // the executor made it, and closes it
+
+	maxSignalPayload  int
+	maxPendingSignals int
 }
 
 // ExecutorOption configures an Executor.
@@ -360,6 +363,9 @@ func (e *Executor) startRoot(ctx context.Context, fn *actors.Function, input []b
 	rec := &persistence.Execution{
 		ID: actors.NewID(), Function: fn.Name, Queue: queue, Status: persistence.StatusPending, Input: input,
 		Priority: o.Priority, Version: fn.Version, IdempotencyKey: o.IdempotencyKey, CreatedAt: now, UpdatedAt: now,
+	}
+	if rec.IdempotencyKey == "" && fn.Idempotent {
+		rec.IdempotencyKey = fn.IdempotencyKey(input)
 	}
 	rec.RootID = rec.ID
 	if o.MaxDuration > 0 {

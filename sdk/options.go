@@ -28,11 +28,13 @@ func (p RetryPolicy) normalize() retry.Policy {
 
 // funcOptions are the options of a durable function.
 type funcOptions struct {
-	retry    RetryPolicy
-	queue    string
-	timeout  time.Duration
-	version  string
-	priority int
+	retry         RetryPolicy
+	queue         string
+	timeout       time.Duration
+	version       string
+	priority      int
+	maxConcurrent int
+	idempotent    bool
 }
 
 // Option configures a durable function.
@@ -57,6 +59,20 @@ func WithVersion(v string) Option { return func(o *funcOptions) { o.version = v 
 // WithPriority sets the default priority of the function's executions:
 // higher runs first among those waiting in a queue. The default is 0.
 func WithPriority(p int) Option { return func(o *funcOptions) { o.priority = p } }
+
+// WithMaxConcurrent lets at most n executions of the function run at once,
+// across every node of the cluster: the others wait for a permit, served in
+// the order they asked on each node. Permits are rows in the database held
+// with the node's lease, so a node that dies gives its permits back when its
+// lease runs out. n must be positive.
+func WithMaxConcurrent(n int) Option { return func(o *funcOptions) { o.maxConcurrent = n } }
+
+// WithIdempotent makes a call with the same function, version and input
+// return the stored outcome of the first execution instead of running again:
+// the input's hash is the execution's idempotency key, unique in the
+// database, so this holds for concurrent calls from many processes. It
+// applies to root starts and to child calls alike.
+func WithIdempotent() Option { return func(o *funcOptions) { o.idempotent = true } }
 
 // callOptions are the options of one call.
 type callOptions struct {
