@@ -283,6 +283,89 @@ func (s *suite) testSignals(t *testing.T) {
 	})
 }
 
+func (s *suite) testSignalsConcurrent(t *testing.T) {
+	t.Parallel()
+
+	t.Run("SendsKeepSeqOrder", func(t *testing.T) {
+		// A consumer that reads while senders commit sees signals in Seq
+		// order: a lower Seq never commits after a higher one was read.
+		b, ctx := s.setup(t)
+		create(t, ctx, b, newExec("a"))
+		epoch := lease(t, ctx, b, "a")
+		const senders, each = 8, 25
+		var wg sync.WaitGroup
+		errc := make(chan error, senders)
+		for g := range senders {
+			wg.Go(func() {
+				for i := range each {
+					sig := &persistence.Signal{ID: fmt.Sprintf("s-%d-%d", g, i), ExecutionID: "a", Name: "go"}
+					if _, err := b.SendSignal(ctx, sig, 0); err != nil {
+						errc <- err
+						return
+					}
+				}
+			})
+		}
+		var seqs []int64
+		testutil.CheckFor(t, 2*waitFor, time.Millisecond, func() error {
+			for {
+				sig, err := b.NextSignal(ctx, "a", "go")
+				if errors.Is(err, persistence.ErrNotFound) {
+					break
+				}
+				if err != nil {
+					return err
+				}
+				errs, err := b.Apply(ctx, []*persistence.Commit{consume("a", epoch, sig, len(seqs))})
+				if err == nil {
+					err = errs[0]
+				}
+				if err != nil {
+					return err
+				}
+				seqs = append(seqs, sig.Seq)
+			}
+			if len(seqs) < senders*each {
+				return fmt.Errorf("consumed %d of %d signals", len(seqs), senders*each)
+			}
+			return nil
+		})
+		wg.Wait()
+		close(errc)
+		for err := range errc {
+			require.NoError(t, err)
+		}
+		require.Len(t, seqs, senders*each)
+		require.True(t, slices.IsSorted(seqs), "signals were consumed out of Seq order")
+		require.Len(t, slices.Compact(seqs), senders*each, "each signal was consumed once")
+	})
+
+	t.Run("WaitSignalRacesSend", func(t *testing.T) {
+		// A signal sent while its execution passivates to wait for it is
+		// never missed: whichever commits second makes the execution due.
+		b, ctx := s.setup(t)
+		const rounds = 30
+		for i := range rounds {
+			id := fmt.Sprintf("a-%02d", i)
+			create(t, ctx, b, newExec(id))
+			epoch := lease(t, ctx, b, id)
+			var wg sync.WaitGroup
+			var sendErr error
+			wg.Go(func() {
+				_, sendErr = b.SendSignal(ctx, &persistence.Signal{ID: "s-" + id, ExecutionID: id, Name: "go"}, 0)
+			})
+			apply(t, ctx, b, &persistence.Commit{ExecutionID: id, Epoch: epoch,
+				Update: &persistence.Update{Status: persistence.StatusWaiting, WaitSignal: "go", Release: true}})
+			wg.Wait()
+			require.NoError(t, sendErr)
+			got := get(t, ctx, b, id)
+			require.Equal(t, persistence.StatusWaiting, got.Status)
+			require.False(t, got.RunAt.IsZero(), "round %d: the execution waits for a signal that has arrived", i)
+			require.WithinDuration(t, time.Now(), got.RunAt, clockSlack)
+		}
+	})
+}
+
 func (s *suite) testCancel(t *testing.T) {
 	t.Parallel()
 

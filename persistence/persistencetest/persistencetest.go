@@ -46,6 +46,7 @@ func Exercise(t *testing.T, newBackend func(t *testing.T) persistence.Backend) {
 	t.Run("DeadLetters", s.testDeadLetters)
 	t.Run("ReplayDeadLetter", s.testReplayDeadLetter)
 	t.Run("Signals", s.testSignals)
+	t.Run("SignalsConcurrent", s.testSignalsConcurrent)
 	t.Run("Cancel", s.testCancel)
 	t.Run("Permits", s.testPermits)
 	t.Run("CoordinationClosed", s.testCoordinationClosed)

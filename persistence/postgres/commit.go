@@ -26,6 +26,7 @@ const (
 	partJournalDelete
 	partSnapshot
 	partDeadLetter
+	partConsume
 	partCount = 1 << iota
 )
 
@@ -41,6 +42,7 @@ var parts = []struct {
 	{partJournalOne, qCommitJournalOne},
 	{partSnapshot, qCommitSnapshot},
 	{partDeadLetter, qCommitDeadLetter},
+	{partConsume, qCommitConsume},
 }
 
 // commitCache holds the statement of each combination of parts.
@@ -78,14 +80,20 @@ func (c *commitCache) statement(mask int) string {
 		}
 	}
 	b.WriteString("\n")
-	b.WriteString(c.q[qCommitResult])
+	if mask&partConsume != 0 {
+		b.WriteString(c.q[qCommitResultConsume])
+	} else {
+		b.WriteString(c.q[qCommitResult])
+	}
 	s := b.String()
 	c.sql[mask].Store(&s)
 	return s
 }
 
 // build returns the statement and arguments of one Commit, or an error
-// naming what is invalid in it. The argument order follows newCommitCache.
+// naming what is invalid in it. The argument order follows the fragments'
+// order: the fence's four (ID, epoch, ConsumeSignal, ConsumePos), the
+// Update's, then those of parts.
 func (c *commitCache) build(cm *persistence.Commit) (string, []any, error) {
 	if cm == nil {
 		return "", nil, errors.New("validating commit: nil")
@@ -95,7 +103,7 @@ func (c *commitCache) build(cm *persistence.Commit) (string, []any, error) {
 		return "", nil, errors.New("validating commit: empty execution ID")
 	}
 	mask := 0
-	args := []any{id, cm.Epoch}
+	args := []any{id, cm.Epoch, cm.ConsumeSignal, int32(cm.ConsumePos)}
 
 	if u := cm.Update; u != nil {
 		mask |= partUpdate
@@ -112,7 +120,7 @@ func (c *commitCache) build(cm *persistence.Commit) (string, []any, error) {
 			return "", nil, fmt.Errorf("encoding error of %s: %w", id, err)
 		}
 		args = append(args, status, u.Output, errJSON, u.ClearError, int32(u.Attempts),
-			u.SetRunAt, u.NoRunAt, u.RunAfter.Microseconds(), u.Release)
+			u.SetRunAt, u.NoRunAt, u.RunAfter.Microseconds(), u.Release, u.WaitSignal)
 	}
 
 	if len(cm.Create) > 0 {
@@ -198,6 +206,11 @@ func (c *commitCache) build(cm *persistence.Commit) (string, []any, error) {
 			return "", nil, fmt.Errorf("encoding dead letter error of %s: %w", id, err)
 		}
 		args = append(args, dlID, execID, dl.Function, dl.Input, errJSON, int32(dl.Attempts))
+	}
+
+	if cm.ConsumeSignal != "" {
+		mask |= partConsume
+		args = append(args, cm.ConsumeSignal, int32(cm.ConsumePos))
 	}
 
 	return c.statement(mask), args, nil

@@ -22,6 +22,19 @@
 // (a NUL byte in a text field, say) is taken out of the batch and the rest is
 // sent again.
 //
+// # Coordination
+//
+// SendSignal, a Commit that consumes a signal (ConsumeSignal) and one that
+// passivates to wait for one (Update.WaitSignal) first lock the
+// execution's row in a statement of their own, so that the statement after
+// it sees every signal committed before: signals of one execution get seq
+// in commit order, and a signal sent while its execution passivates is
+// never missed (whichever commits second makes the execution due).
+// AcquirePermit runs under a transaction-scoped advisory lock per key,
+// deletes the key's expired permits and counts the rest, in one round trip;
+// RequestCancel walks the tree with WITH RECURSIVE and updates it, with the
+// canceled children's outcomes, in one statement.
+//
 // # Connection loss
 //
 // A batch or query that fails because its connection died, the server shut

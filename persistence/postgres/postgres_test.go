@@ -233,6 +233,53 @@ func TestInit(t *testing.T) {
 			require.NoError(t, err)
 		}
 	})
+	t.Run("FromVersion1", func(t *testing.T) {
+		t.Parallel()
+		dsn := testDSN(t)
+		schema := randomName("stent_test_")
+		t.Cleanup(func() { dropSchema(t, dsn, schema) })
+		ms, err := migrations()
+		require.NoError(t, err)
+		require.Equal(t, 1, ms[0].version)
+		// A schema as version 1 left it, with one waiting execution.
+		conn, err := pgx.Connect(ctx, dsn)
+		require.NoError(t, err)
+		defer conn.Close(ctx)
+		ident := pgx.Identifier{schema}.Sanitize()
+		require.NoError(t, pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			for _, q := range []string{
+				"CREATE SCHEMA " + ident,
+				"SET LOCAL search_path TO " + ident,
+				ms[0].sql,
+				"CREATE TABLE stent_migration (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+				"INSERT INTO stent_migration (version) VALUES (1)",
+				"INSERT INTO stent_execution (id, function, status, root_id) VALUES ('old', 'f', 'waiting', 'old')",
+			} {
+				if _, err := tx.Exec(ctx, q); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+
+		b, err := Open(ctx, dsn, WithSchema(schema))
+		require.NoError(t, err)
+		defer b.Close()
+		require.NoError(t, b.Init(ctx))
+		var version int
+		require.NoError(t, b.Pool().QueryRow(ctx, "SELECT max(version) FROM "+
+			pgx.Identifier{schema, "stent_migration"}.Sanitize()).Scan(&version))
+		require.Equal(t, 2, version)
+		got, err := b.GetExecution(ctx, "old")
+		require.NoError(t, err)
+		require.False(t, got.CancelRequested, "existing rows get the column's default")
+		res, err := b.SendSignal(ctx, &persistence.Signal{ID: "s", ExecutionID: "old", Name: "go"}, 0)
+		require.NoError(t, err)
+		require.False(t, res.RunAt.IsZero(), "the waiting execution is due")
+		ok, err := b.AcquirePermit(ctx, "k", "old", "n", 1, time.Minute)
+		require.NoError(t, err)
+		require.True(t, ok)
+	})
 	t.Run("SchemaTooNew", func(t *testing.T) {
 		t.Parallel()
 		b, _ := openTestDB(t)

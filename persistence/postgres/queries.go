@@ -45,6 +45,19 @@ const (
 	qCommitSnapshot         = "CommitSnapshot"
 	qCommitDeadLetter       = "CommitDeadLetter"
 	qCommitResult           = "CommitResult"
+	qCommitConsume          = "CommitConsume"
+	qCommitResultConsume    = "CommitResultConsume"
+	qExecutionLock          = "ExecutionLock"
+	qSignalSend             = "SignalSend"
+	qSignalNext             = "SignalNext"
+	qExecutionCancelTree    = "ExecutionCancelTree"
+	qExecutionCancelReq     = "ExecutionCancelRequested"
+	qPermitLock             = "PermitLock"
+	qPermitPurge            = "PermitPurge"
+	qPermitAcquire          = "PermitAcquire"
+	qPermitRelease          = "PermitRelease"
+	qPermitRenew            = "PermitRenew"
+	qPermitCount            = "PermitCount"
 )
 
 var queryNames = []string{
@@ -55,16 +68,19 @@ var queryNames = []string{
 	qExecutionReplay, qExecutionReplayCleanup, qJournalReopen,
 	qCommitFence, qCommitFenceUpdate, qCommitCreate, qCommitJournalDelete,
 	qCommitJournal, qCommitJournalOne, qCommitSnapshot, qCommitDeadLetter, qCommitResult,
-	qExecutionExisting,
+	qExecutionExisting, qCommitConsume, qCommitResultConsume,
+	qExecutionLock, qSignalSend, qSignalNext, qExecutionCancelTree, qExecutionCancelReq,
+	qPermitLock, qPermitPurge, qPermitAcquire, qPermitRelease, qPermitRenew, qPermitCount,
 }
 
 // executionColumns is the column list scanExecution reads, in its order.
 const executionColumns = "id, function, queue, status, input, output, error, parent_id, parent_pos, " +
 	"root_id, idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at, " +
-	"run_at, deadline, created_at, updated_at"
+	"run_at, deadline, created_at, updated_at, cancel_requested"
 
 // tables are the tables the queries name, qualified with the schema on load.
-var tables = []string{"stent_execution", "stent_journal", "stent_snapshot", "stent_dead_letter", "stent_migration"}
+var tables = []string{"stent_execution", "stent_journal", "stent_snapshot", "stent_dead_letter", "stent_migration",
+	"stent_signal", "stent_permit"}
 
 // queries maps a query's name to its SQL, with the schema applied.
 type queries map[string]string

@@ -162,25 +162,45 @@ WHERE execution_id = $1 AND position = $2 AND done AND error IS NOT NULL;
 -- be taken until the Commit is written. Every other fragment of a Commit is
 -- gated on this CTE returning a row. A row lock costs less than the UPDATE
 -- of CommitFenceUpdate, which a Commit without an Update does not need.
+-- $3 and $4 are Commit.ConsumeSignal and ConsumePos: with $3 not '', the
+-- fence also requires that signal to be unconsumed and the execution's (or
+-- consumed at $4 already: the same Commit applied again).
 fence AS (
     SELECT id FROM stent_execution
     WHERE id = $1 AND lease_epoch = $2
+      AND ($3::text = '' OR EXISTS (
+          SELECT 1 FROM stent_signal s
+          WHERE s.id = $3::text AND s.execution_id = $1
+            AND (s.consumed_pos IS NULL OR s.consumed_pos = $4::int)))
     FOR NO KEY UPDATE
 )
 
 -- name: CommitFenceUpdate
+-- $14 is Update.WaitSignal: with status waiting, an unconsumed signal of
+-- that name (other than the one this Commit consumes) makes run_at now.
 fence AS (
     UPDATE stent_execution SET
-        status = coalesce($3::text, status),
-        output = CASE WHEN $3::text = 'completed' THEN $4::bytea ELSE output END,
-        error = CASE WHEN $5::jsonb IS NOT NULL THEN $5::jsonb WHEN $6::bool THEN NULL ELSE error END,
-        attempts = CASE WHEN $7::int > 0 THEN $7::int ELSE attempts END,
-        run_at = CASE WHEN NOT $8::bool THEN run_at WHEN $9::bool THEN NULL
-                      ELSE now() + $10::bigint * interval '1 microsecond' END,
-        owner = CASE WHEN $11::bool THEN '' ELSE owner END,
-        lease_expires_at = CASE WHEN $11::bool THEN now() ELSE lease_expires_at END,
+        status = coalesce($5::text, status),
+        output = CASE WHEN $5::text = 'completed' THEN $6::bytea ELSE output END,
+        error = CASE WHEN $7::jsonb IS NOT NULL THEN $7::jsonb WHEN $8::bool THEN NULL ELSE error END,
+        attempts = CASE WHEN $9::int > 0 THEN $9::int ELSE attempts END,
+        run_at = CASE
+            WHEN $5::text = 'waiting' AND $14::text <> '' AND EXISTS (
+                SELECT 1 FROM stent_signal s
+                WHERE s.execution_id = $1 AND s.name = $14::text AND s.consumed_pos IS NULL
+                  AND s.id <> $3::text)
+                THEN now()
+            WHEN NOT $10::bool THEN run_at
+            WHEN $11::bool THEN NULL
+            ELSE now() + $12::bigint * interval '1 microsecond' END,
+        owner = CASE WHEN $13::bool THEN '' ELSE owner END,
+        lease_expires_at = CASE WHEN $13::bool THEN now() ELSE lease_expires_at END,
         updated_at = now()
     WHERE id = $1 AND lease_epoch = $2
+      AND ($3::text = '' OR EXISTS (
+          SELECT 1 FROM stent_signal s
+          WHERE s.id = $3::text AND s.execution_id = $1
+            AND (s.consumed_pos IS NULL OR s.consumed_pos = $4::int)))
     RETURNING id
 )
 
@@ -250,10 +270,150 @@ dead_letter AS (
     ON CONFLICT (id) DO NOTHING
 )
 
+-- name: CommitConsume
+consumed AS (
+    UPDATE stent_signal SET consumed_pos = $2
+    WHERE id = $1 AND EXISTS (SELECT 1 FROM fence)
+)
+
 -- name: CommitResult
 -- Whether the fence held.
-SELECT EXISTS (SELECT 1 FROM fence);
+SELECT EXISTS (SELECT 1 FROM fence), false;
+
+-- name: CommitResultConsume
+-- Whether the fence held, and whether the epoch held, which tells a
+-- refused signal from a stale epoch.
+SELECT EXISTS (SELECT 1 FROM fence),
+       EXISTS (SELECT 1 FROM stent_execution WHERE id = $1 AND lease_epoch = $2);
 
 -- name: ExecutionExisting
 -- Which of the executions whose fence failed exist (stale) or not.
 SELECT id FROM stent_execution WHERE id = ANY ($1::text[]);
+
+-- name: ExecutionLock
+-- Taken first by the writes that must see every signal committed before
+-- them: the statements after it in the transaction take a fresh snapshot.
+SELECT status FROM stent_execution WHERE id = $1 FOR NO KEY UPDATE;
+
+-- name: SignalSend
+-- Run after ExecutionLock. Records the signal unless the execution is
+-- missing or terminal, the ID is taken, or $5 (> 0) signals are pending;
+-- makes a waiting execution due now. It returns the outcome and the
+-- execution as it stands; no row when the execution does not exist.
+WITH ex AS (
+    SELECT status FROM stent_execution WHERE id = $2
+), dup AS (
+    SELECT execution_id, seq, created_at FROM stent_signal WHERE id = $1
+), pending AS (
+    SELECT count(*) AS n FROM stent_signal WHERE execution_id = $2 AND consumed_pos IS NULL
+), ins AS (
+    INSERT INTO stent_signal (id, execution_id, name, payload)
+    SELECT $1, $2, $3, $4::bytea
+    WHERE EXISTS (SELECT 1 FROM ex WHERE status IN ('pending', 'running', 'waiting'))
+      AND NOT EXISTS (SELECT 1 FROM dup)
+      AND ($5::int <= 0 OR (SELECT n FROM pending) < $5::int)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING seq, created_at
+), woke AS (
+    UPDATE stent_execution SET run_at = now(), updated_at = now()
+    WHERE id = $2 AND status = 'waiting' AND EXISTS (SELECT 1 FROM ins)
+    RETURNING {{execution_columns}}
+), cur AS (
+    SELECT {{execution_columns}} FROM woke
+    UNION ALL
+    SELECT {{execution_columns}} FROM stent_execution WHERE id = $2 AND NOT EXISTS (SELECT 1 FROM woke)
+)
+SELECT (SELECT seq FROM ins), (SELECT created_at FROM ins),
+       (SELECT execution_id FROM dup), (SELECT seq FROM dup), (SELECT created_at FROM dup),
+       (SELECT n FROM pending), cur.*
+FROM cur;
+
+-- name: SignalNext
+SELECT id, execution_id, name, payload, seq, created_at, consumed_pos
+FROM stent_signal
+WHERE execution_id = $1 AND name = $2 AND consumed_pos IS NULL
+ORDER BY seq
+LIMIT 1;
+
+-- name: ExecutionCancelTree
+-- Run after ExecutionLock of $1. Marks $1, when live, and every live
+-- execution below it (by parent_id; UNION stops at a cycle) as cancel
+-- requested. Those without an owner or with an expired lease end canceled
+-- at once with error $2 completed by their identity, lose their lease, and
+-- have that outcome upserted into their parent's journal.
+WITH RECURSIVE tree AS (
+    SELECT id FROM stent_execution WHERE id = $1 AND status IN ('pending', 'running', 'waiting')
+    UNION
+    SELECT e.id FROM stent_execution e JOIN tree t ON e.parent_id = t.id
+), canceled AS (
+    UPDATE stent_execution e SET
+        cancel_requested = true,
+        status = CASE WHEN e.owner = '' OR e.lease_expires_at IS NULL OR e.lease_expires_at <= now()
+                      THEN 'canceled' ELSE e.status END,
+        error = CASE WHEN e.owner = '' OR e.lease_expires_at IS NULL OR e.lease_expires_at <= now()
+                     THEN $2::jsonb || jsonb_build_object('function', e.function, 'execution_id', e.id,
+                                                          'attempts', e.attempts)
+                     ELSE e.error END,
+        run_at = CASE WHEN e.owner = '' OR e.lease_expires_at IS NULL OR e.lease_expires_at <= now()
+                      THEN NULL ELSE e.run_at END,
+        lease_expires_at = CASE WHEN e.owner = '' OR e.lease_expires_at IS NULL OR e.lease_expires_at <= now()
+                                THEN now() ELSE e.lease_expires_at END,
+        owner = CASE WHEN e.owner = '' OR e.lease_expires_at IS NULL OR e.lease_expires_at <= now()
+                     THEN '' ELSE e.owner END,
+        updated_at = now()
+    FROM tree
+    WHERE e.id = tree.id AND e.status IN ('pending', 'running', 'waiting')
+    RETURNING {{execution_columns_e}}
+), delivered AS (
+    INSERT INTO stent_journal (execution_id, position, kind, name, child_id, done, error)
+    SELECT parent_id, parent_pos, 'call', function, id, true, error FROM canceled
+    WHERE status = 'canceled' AND parent_id <> ''
+    ON CONFLICT (execution_id, position) DO UPDATE SET
+        done = true, output = NULL, error = excluded.error
+)
+SELECT {{execution_columns}} FROM canceled;
+
+-- name: ExecutionCancelRequested
+SELECT id FROM stent_execution
+WHERE id = ANY ($1::text[]) AND cancel_requested AND status IN ('pending', 'running', 'waiting')
+ORDER BY id;
+
+-- name: PermitLock
+-- Serialises the acquisitions of one key ($2) in one schema ($1) until the
+-- transaction ends.
+SELECT pg_advisory_xact_lock($1::int, hashtext($2::text));
+
+-- name: PermitPurge
+-- Run under PermitLock: expired permits of the key go, so that a renewal
+-- racing this acquisition cannot bring one back once it is not counted.
+DELETE FROM stent_permit WHERE key = $1 AND expires_at <= now();
+
+-- name: PermitAcquire
+-- Run under PermitLock, after PermitPurge. A holder's unexpired permit is
+-- extended (and moves to owner $3); else one is granted when fewer than $4
+-- exist.
+WITH mine AS (
+    UPDATE stent_permit SET owner = $3, expires_at = now() + $5::bigint * interval '1 microsecond'
+    WHERE key = $1 AND holder = $2 AND expires_at > now()
+    RETURNING 1
+), granted AS (
+    INSERT INTO stent_permit (key, holder, owner, expires_at)
+    SELECT $1, $2, $3, now() + $5::bigint * interval '1 microsecond'
+    WHERE NOT EXISTS (SELECT 1 FROM mine)
+      AND (SELECT count(*) FROM stent_permit WHERE key = $1 AND expires_at > now()) < $4::int
+    ON CONFLICT (key, holder) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+    RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM mine) OR EXISTS (SELECT 1 FROM granted);
+
+-- name: PermitRelease
+DELETE FROM stent_permit WHERE key = $1 AND holder = $2;
+
+-- name: PermitRenew
+-- Only unexpired permits: an expired one may have been given to another
+-- holder already.
+UPDATE stent_permit SET expires_at = now() + $2::bigint * interval '1 microsecond'
+WHERE owner = $1 AND expires_at > now();
+
+-- name: PermitCount
+SELECT count(*) FROM stent_permit WHERE key = $1 AND expires_at > now();

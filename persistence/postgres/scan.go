@@ -23,6 +23,7 @@ type execRow struct {
 	leaseExpiresAt              *time.Time
 	runAt, deadline             *time.Time
 	createdAt, updatedAt        time.Time
+	cancelRequested             bool
 }
 
 // dest returns the scan targets of executionColumns, in order.
@@ -30,7 +31,7 @@ func (r *execRow) dest() []any {
 	return []any{&r.id, &r.function, &r.queue, &r.status, &r.input, &r.output, &r.errJSON,
 		&r.parentID, &r.parentPos, &r.rootID, &r.idempotencyKey, &r.attempts, &r.priority,
 		&r.version, &r.owner, &r.epoch, &r.leaseExpiresAt, &r.runAt, &r.deadline,
-		&r.createdAt, &r.updatedAt}
+		&r.createdAt, &r.updatedAt, &r.cancelRequested}
 }
 
 // decode checks the row and returns it as an Execution, or an error naming
@@ -60,6 +61,8 @@ func (r *execRow) decode() (*persistence.Execution, error) {
 		Deadline:       utc(r.deadline),
 		CreatedAt:      r.createdAt.UTC(),
 		UpdatedAt:      r.updatedAt.UTC(),
+
+		CancelRequested: r.cancelRequested,
 	}
 	if r.idempotencyKey != nil {
 		e.IdempotencyKey = *r.idempotencyKey

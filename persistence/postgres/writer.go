@@ -22,12 +22,21 @@ type writeOp struct {
 	args   []any
 	create bool   // an ExecutionInsert, else a Commit
 	id     string // the execution, for error messages
+	// lock makes the op lock its execution's row (ExecutionLock) in a
+	// statement of its own first, so that the op's statement sees every
+	// signal committed before it: a Commit that consumes a signal or
+	// waits for one.
+	lock bool
+	// consume marks a Commit with ConsumeSignal, whose result also says
+	// whether its epoch held.
+	consume bool
 
 	// Outcome, set once the batch holding the op committed or gave up.
 	err       error
 	fatal     bool    // err is the whole call's: context, connection
 	ambiguous bool    // an earlier attempt may have committed
 	fenced    bool    // a Commit's fence held
+	epochHeld bool    // a consuming Commit's epoch held (so its signal was refused)
 	created   bool    // an insert inserted
 	found     bool    // an insert returned a row
 	row       execRow // the row an insert returned
@@ -67,7 +76,9 @@ func (b *Backend) Apply(ctx context.Context, commits []*persistence.Commit) ([]e
 			errs[i] = err
 			continue
 		}
-		ops = append(ops, &writeOp{sql: sql, args: args, id: c.ExecutionID})
+		waits := c.Update != nil && c.Update.Status == persistence.StatusWaiting && c.Update.WaitSignal != ""
+		ops = append(ops, &writeOp{sql: sql, args: args, id: c.ExecutionID,
+			lock: waits || c.ConsumeSignal != "", consume: c.ConsumeSignal != ""})
 		index = append(index, i)
 	}
 	if len(ops) == 0 {
@@ -91,6 +102,9 @@ func (b *Backend) Apply(ctx context.Context, commits []*persistence.Commit) ([]e
 		case op.err != nil:
 			errs[i] = fmt.Errorf("applying commit of %s: %w", op.id, op.err)
 		case op.fenced:
+		case op.epochHeld:
+			errs[i] = fmt.Errorf("applying commit of %s: consuming signal %s at position %d: no such unconsumed signal of %s: %w",
+				op.id, commits[i].ConsumeSignal, commits[i].ConsumePos, op.id, persistence.ErrNotFound)
 		case exists[op.id]:
 			errs[i] = fmt.Errorf("applying commit of %s at epoch %d: %w", op.id, commits[i].Epoch, persistence.ErrStaleEpoch)
 		default:
@@ -105,7 +119,7 @@ func (b *Backend) Apply(ctx context.Context, commits []*persistence.Commit) ([]e
 func (b *Backend) existing(ctx context.Context, ops []*writeOp) (map[string]bool, error) {
 	var ids []string
 	for _, op := range ops {
-		if op.err == nil && !op.fenced {
+		if op.err == nil && !op.fenced && !op.epochHeld {
 			ids = append(ids, op.id)
 		}
 	}
@@ -445,8 +459,8 @@ func (b *Backend) runBatch(reqs []*writeRequest, leader *writeRequest) bool {
 
 // opResult is an op's outcome while its transaction is not yet committed.
 type opResult struct {
-	fenced, created, found bool
-	row                    execRow
+	fenced, epochHeld, created, found bool
+	row                               execRow
 }
 
 // sendBatch sends ops as one pipelined batch, which PostgreSQL runs as one
@@ -460,21 +474,30 @@ func (b *Backend) sendBatch(ctx context.Context, ops []*writeOp) (int, error) {
 	defer conn.Release()
 	batch := &pgx.Batch{}
 	for _, op := range ops {
+		if op.lock {
+			batch.Queue(b.q[qExecutionLock], op.id)
+		}
 		batch.Queue(op.sql, op.args...)
 	}
 	results := make([]opResult, len(ops))
 	br := conn.SendBatch(ctx, batch)
 	for i, op := range ops {
 		r := &results[i]
-		if op.create {
+		if op.lock {
+			_, err = br.Exec()
+		}
+		switch {
+		case err != nil:
+		case op.create:
 			err = br.QueryRow().Scan(append([]any{&r.created}, r.row.dest()...)...)
 			if errors.Is(err, pgx.ErrNoRows) {
 				err = nil
 			} else {
 				r.found = err == nil
 			}
-		} else {
-			err = br.QueryRow().Scan(&r.fenced)
+		default:
+			err = br.QueryRow().Scan(&r.fenced, &r.epochHeld)
+			r.epochHeld = r.epochHeld && !r.fenced
 		}
 		if err != nil {
 			// Close reports the same error: the batch rolled back.
@@ -492,7 +515,7 @@ func (b *Backend) sendBatch(ctx context.Context, ops []*writeOp) (int, error) {
 	}
 	for i, op := range ops {
 		r := &results[i]
-		op.fenced, op.created, op.found, op.row = r.fenced, r.created, r.found, r.row
+		op.fenced, op.epochHeld, op.created, op.found, op.row = r.fenced, r.epochHeld, r.created, r.found, r.row
 	}
 	return -1, nil
 }
