@@ -35,12 +35,16 @@ type Signal struct {
 // Coordination is the part of Backend behind signals, cancellation and
 // concurrency limits. Every Backend implements it.
 type Coordination interface {
-	// SendSignal records s (its ID, ExecutionID, Name and Payload; Seq and
-	// CreatedAt are assigned) in one transaction, unless the execution does
-	// not exist (ErrNotFound), is terminal (ErrFinished), or already holds
-	// maxPending unconsumed signals (ErrLimit; maxPending <= 0 means no
-	// limit). When the execution is waiting, its RunAt becomes now, so that
-	// it is claimed and replays. It returns the execution as it stands.
+	// SendSignal records s (its ID, ExecutionID, Name and Payload, all
+	// required but Payload; Seq and CreatedAt are assigned and set in s)
+	// in one transaction, unless the execution does not exist
+	// (ErrNotFound), is terminal (ErrFinished), or already holds
+	// maxPending unconsumed signals of any name (ErrLimit; maxPending <= 0
+	// means no limit). When the execution is waiting, its RunAt becomes
+	// now, so that it is claimed and replays. It returns the execution as
+	// it stands. An ID already recorded for the same execution (a retried
+	// send) records nothing and succeeds; one recorded for another
+	// execution gives ErrIdempotencyConflict.
 	SendSignal(ctx context.Context, s *Signal, maxPending int) (*Execution, error)
 	// NextSignal returns the oldest unconsumed signal of name sent to the
 	// execution, or ErrNotFound.
@@ -57,19 +61,21 @@ type Coordination interface {
 	// for a terminal one.
 	RequestCancel(ctx context.Context, id string) ([]*Execution, error)
 	// CancelRequested returns those of ids whose cancel was requested and
-	// that are not terminal.
+	// that are not terminal, sorted.
 	CancelRequested(ctx context.Context, ids []string) ([]string, error)
 
 	// AcquirePermit takes one of limit permits of key for holder (an
 	// execution ID), leased to owner (a node) for ttl, if fewer than limit
 	// unexpired permits of key exist; it reports whether it did. A holder
 	// that has a permit of key already keeps it (true, lease extended).
-	// Concurrent acquirers never exceed limit.
+	// Concurrent acquirers never exceed limit. A limit below 1 grants
+	// nothing.
 	AcquirePermit(ctx context.Context, key, holder, owner string, limit int, ttl time.Duration) (bool, error)
 	// ReleasePermit gives back holder's permit of key (no error if none).
 	ReleasePermit(ctx context.Context, key, holder string) error
-	// RenewPermits extends by ttl every permit owner holds and returns how
-	// many.
+	// RenewPermits extends by ttl every unexpired permit owner holds and
+	// returns how many. An expired permit is not renewed: it may have been
+	// given to another holder already.
 	RenewPermits(ctx context.Context, owner string, ttl time.Duration) (int, error)
 	// CountPermits returns how many unexpired permits of key exist.
 	CountPermits(ctx context.Context, key string) (int, error)

@@ -231,10 +231,14 @@ type Commit struct {
 	Snapshot *Snapshot
 	// DeadLetter is inserted (the execution failed for good).
 	DeadLetter *DeadLetter
-	// ConsumeSignal, when not "", marks that signal consumed by
-	// ExecutionID at ConsumePos. If it is not an unconsumed signal of
-	// ExecutionID, nothing of the Commit is written and Apply returns
-	// ErrNotFound for it.
+	// ConsumeSignal, when not "", is the ID of a signal (Signal.ID, as
+	// NextSignal returned it) to mark consumed by ExecutionID at
+	// ConsumePos. If it is not an unconsumed signal of ExecutionID,
+	// nothing of the Commit is written and Apply returns ErrNotFound for
+	// it; a signal ExecutionID consumed at ConsumePos already counts as
+	// unconsumed, so that a Commit applied twice (a retry after an unknown
+	// outcome) succeeds both times. The epoch is checked first: a stale
+	// Commit gets ErrStaleEpoch whatever its signal.
 	ConsumeSignal string
 	ConsumePos    int
 }
