@@ -197,7 +197,7 @@ func (e *execution) run() {
 	if fn.MaxConcurrent > 0 {
 		// Wait for a permit: the body runs only with one. Waiting holds
 		// the lease (renewed) but no goroutine of the body.
-		if err := rt.acquirePermit(bctx, fn.Name, e.id, fn.MaxConcurrent); err != nil {
+		if err := rt.acquirePermit(bctx, fn.Name, e.id, fn.MaxConcurrent, rec.Priority, rec.CreatedAt); err != nil {
 			e.settle(attempt, bodyResult{err: err}, "") // canceled, or the node stops (not recorded)
 			return
 		}

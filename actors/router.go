@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"log/slog"
+	"sort"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -25,8 +26,18 @@ const permitRetry = 25 * time.Millisecond
 type permitRequest struct {
 	holder   string
 	limit    int
+	priority int       // higher first
+	created  time.Time // then older first
 	grant    chan struct{} // closed once the permit is held
 	canceled bool          // the requester gave up (owned by the router)
+}
+
+// before reports whether q is served before o.
+func (q *permitRequest) before(o *permitRequest) bool {
+	if q.priority != o.priority {
+		return q.priority > o.priority
+	}
+	return q.created.Before(o.created)
 }
 
 type permitRelease struct{ holder string }
@@ -55,7 +66,15 @@ type router struct {
 func (r *router) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *permitRequest:
-		r.queue = append(r.queue, m)
+		// Keep the queue in serving order: priority, then age. The head
+		// may have an attempt in flight: it keeps its place.
+		i := len(r.queue)
+		for i > 0 && (i > 1 || !r.trying) && m.before(r.queue[i-1]) {
+			i--
+		}
+		r.queue = append(r.queue, nil)
+		copy(r.queue[i+1:], r.queue[i:])
+		r.queue[i] = m
 		r.try(ctx)
 	case *permitCancel:
 		for i, q := range r.queue {
@@ -108,6 +127,9 @@ func (r *router) Receive(ctx actor.Context) {
 			r.try(ctx)
 			return
 		}
+		// Refused: the head keeps no privilege over requests that came in
+		// during its attempt and rank before it.
+		sort.SliceStable(r.queue, func(i, j int) bool { return r.queue[i].before(r.queue[j]) })
 		r.scheduleRetry(ctx)
 	case *permitRetryTick:
 		r.pending = false
@@ -172,9 +194,9 @@ func (r *routers) Receive(ctx actor.Context) {
 }
 
 // acquirePermit blocks until holder holds one of limit permits of key, or
-// ctx ends.
-func (rt *Runtime) acquirePermit(ctx context.Context, key, holder string, limit int) error {
-	req := &permitRequest{holder: holder, limit: limit, grant: make(chan struct{})}
+// ctx ends. Requests are served by priority, then oldest execution first.
+func (rt *Runtime) acquirePermit(ctx context.Context, key, holder string, limit, priority int, created time.Time) error {
+	req := &permitRequest{holder: holder, limit: limit, priority: priority, created: created, grant: make(chan struct{})}
 	rt.system.Root.Send(rt.routers, &routeTo{key: key, msg: req})
 	select {
 	case <-req.grant:

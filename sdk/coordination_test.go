@@ -392,3 +392,51 @@ func TestQueuesRouteWork(t *testing.T) {
 	require.NoError(t, err)
 	require.JSONEq(t, "15", string(raw))
 }
+
+var (
+	orderStarted = make(chan struct{})
+	orderGate    = make(chan struct{})
+	orderMu      sync.Mutex
+	orderSeen    []int
+	ordered      = sdk.Durable("test_ordered", func(ctx context.Context, x int) (int, error) {
+		if x == 0 {
+			close(orderStarted)
+			<-orderGate
+		}
+		orderMu.Lock()
+		orderSeen = append(orderSeen, x)
+		orderMu.Unlock()
+		return x, nil
+	}, sdk.WithMaxConcurrent(1))
+)
+
+func TestLimitedExecutionsAreServedInOrder(t *testing.T) {
+	t.Parallel()
+	ctx, ex := worker(t)
+	first, err := ordered.Start(ctx, 0)
+	require.NoError(t, err)
+	<-orderStarted // 0 holds the only permit
+	handles := []*sdk.Handle[int]{first}
+	for x := 1; x <= 6; x++ {
+		h, err := ordered.Start(ctx, x)
+		require.NoError(t, err)
+		handles = append(handles, h)
+	}
+	urgent, err := ordered.Start(ctx, 7, sdk.WithCallPriority(10))
+	require.NoError(t, err)
+	handles = append(handles, urgent)
+	testutil.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if n := len(ex.ActiveExecutions()); n < 8 {
+			return fmt.Errorf("%d of 8 waiting", n)
+		}
+		return nil
+	})
+	close(orderGate)
+	for _, h := range handles {
+		_, err := h.Result(ctx)
+		require.NoError(t, err)
+	}
+	orderMu.Lock()
+	defer orderMu.Unlock()
+	require.Equal(t, []int{0, 7, 1, 2, 3, 4, 5, 6}, orderSeen, "priority first, then the order of the starts")
+}

@@ -21,6 +21,10 @@ func leakOptions() []goleak.Option {
 		// pgxpool's health check goroutine ends shortly after
 		// Pool.Close returns, not before (dbos ignores it too).
 		goleak.IgnoreAnyFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"),
+		// protoactor throttles its dead-letter log with a goroutine that
+		// lives one throttle interval (1s) after a message reaches a
+		// stopped actor, as some do while an executor closes.
+		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"),
 	}
 }
 
