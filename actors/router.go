@@ -26,8 +26,8 @@ const permitRetry = 25 * time.Millisecond
 type permitRequest struct {
 	holder   string
 	limit    int
-	priority int       // higher first
-	created  time.Time // then older first
+	priority int           // higher first
+	created  time.Time     // then older first
 	grant    chan struct{} // closed once the permit is held
 	canceled bool          // the requester gave up (owned by the router)
 }
