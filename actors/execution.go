@@ -535,6 +535,18 @@ func (e *execution) signalled() {
 	}
 }
 
+// abandon stops an activation whose lease has been taken over: its durable
+// operations fail, its waits end, and it records nothing more.
+func (e *execution) abandon() {
+	e.close(errLeaseLost)
+	e.mu.Lock()
+	cb := e.cancelBody
+	e.mu.Unlock()
+	if cb != nil {
+		cb(errLeaseLost)
+	}
+}
+
 // cancel cancels this activation: its body's context ends with ErrCanceled,
 // its durable operations return ErrCanceled, and so does every child it
 // runs in memory on this node.

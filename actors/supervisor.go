@@ -68,13 +68,20 @@ func (s *supervisor) spawn(ctx actor.Context, m *activate) {
 		rt.mu.Unlock()
 		return
 	}
-	if _, busy := rt.active[id]; busy {
+	if old, busy := rt.active[id]; busy {
 		rt.mu.Unlock()
 		if m.rec.Epoch == 0 {
 			return // already running here
 		}
-		// A newer lease while the old activation winds down (a passivation
-		// racing a wake-up): run it once the old one has stopped.
+		// A newer lease while the old activation is still here: either it
+		// is winding down (a passivation racing a wake-up), or its lease ran
+		// out while it ran (renewals failed for longer than the lease) and
+		// this node claimed the execution again. Either way the old one's
+		// writes are refused from now on: make it stop, and run the new one
+		// once it has.
+		if old.currentEpoch() < m.rec.Epoch {
+			old.abandon()
+		}
 		if s.pending == nil {
 			s.pending = make(map[string]*activate)
 		}
