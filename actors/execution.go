@@ -77,6 +77,11 @@ func (e *execution) materialize(ctx context.Context) error {
 	c := &persistence.Commit{ExecutionID: row.ParentID, Epoch: v.parentEpoch,
 		Create: []*persistence.Execution{&row}, Journal: []*persistence.JournalEntry{v.intent}}
 	if err := e.apply(ctx, c); err != nil {
+		if errors.Is(err, errLeaseLost) { // fenced by the parent's epoch: the parent lost it
+			if p := e.rt.lookupActive(row.ParentID); p != nil && p.currentEpoch() == v.parentEpoch {
+				p.abandon()
+			}
+		}
 		return err
 	}
 	e.mu.Lock()
@@ -391,6 +396,14 @@ func (e *execution) settle(attempt int, r bodyResult, kind persistence.ErrorKind
 		}
 	}
 	if err := e.retrying(func() error { return e.apply(e.rt.baseCtx, c) }); err != nil {
+		if virtual != nil && errors.Is(err, errLeaseLost) {
+			// The write was fenced by the parent's epoch: the parent's
+			// activation here has lost its lease too. Stop it rather than
+			// leave it waiting for an outcome that will never come.
+			if p := rt.lookupActive(e.rec.ParentID); p != nil && p.currentEpoch() == virtual.parentEpoch {
+				p.abandon()
+			}
+		}
 		return
 	}
 	if virtual != nil {
