@@ -64,7 +64,7 @@ func TestConnectionLossMidRun(t *testing.T) {
 	ctx := context.Background()
 	b, err := postgres.Open(ctx, u.String(), postgres.WithSchema(schema))
 	require.NoError(t, err)
-	ex, err := sdk.Bootstrap(ctx, b, sdk.Serve(), sdk.WithLeaseDuration(2*time.Second),
+	ex, err := sdk.Bootstrap(ctx, b, sdk.Serve(), sdk.WithLeaseDuration(5*time.Second),
 		sdk.WithPollInterval(50*time.Millisecond), sdk.WithLogger(stenttest.Logger(t)))
 	require.NoError(t, err)
 	defer func() { require.NoError(t, ex.Close()) }()
@@ -103,9 +103,15 @@ func TestConnectionLossMidRun(t *testing.T) {
 	}
 	lossMu.Lock()
 	defer lossMu.Unlock()
-	again := 0
+	rows, err := ex.List(ctx, sdk.ListFilter{Function: "test_loss_flow", Status: sdk.StatusCompleted, Limit: 1000})
+	require.NoError(t, err)
+	require.Len(t, rows, n, "each workflow completed, once")
+	again, endedAgain := 0, 0
 	for x := range n {
-		require.Equal(t, 1, lossCompletions[x], "workflow %d reached its end once", x)
+		// A body's plain code after its last durable operation runs again
+		// only if its activation lost its lease before recording the end.
+		require.GreaterOrEqual(t, lossCompletions[x], 1, "workflow %d reached its end", x)
+		endedAgain += lossCompletions[x] - 1
 		for step := range 3 {
 			runs := lossStepRuns[fmt.Sprintf("%d/%d", x, step)]
 			require.GreaterOrEqual(t, runs, 1)
@@ -115,5 +121,6 @@ func TestConnectionLossMidRun(t *testing.T) {
 	// A step in flight when its connection died may run again (at least
 	// once); one that completed never does, and none runs a third time.
 	require.LessOrEqual(t, again, n*3/10, "steps that ran again")
-	t.Logf("terminated %d connections; %d step runs repeated", killed, again)
+	require.LessOrEqual(t, endedAgain, n/10)
+	t.Logf("terminated %d connections; %d step runs repeated; %d bodies reached their end again", killed, again, endedAgain)
 }
