@@ -113,6 +113,7 @@ func TestCrashRecoveryRunsCompletedStepsOnce(t *testing.T) {
 		cmd.Env = append(cmd.Env, extra...)
 		cmd.Stderr = os.Stderr
 		require.NoError(t, cmd.Start())
+		killAtEnd(t, cmd)
 		return cmd
 	}
 

@@ -144,6 +144,7 @@ func TestSignalSentWhileTheProcessIsDown(t *testing.T) {
 	key := fmt.Sprintf("sig-%d", time.Now().UnixNano())
 	first := helperCmd(t, dbEnv, envWaitSignal+"="+key)
 	require.NoError(t, first.Start())
+	killAtEnd(t, first)
 	ctx := context.Background()
 	ex, err := sdk.Bootstrap(ctx, open(t), sdk.WithLogger(stenttest.Logger(t)))
 	require.NoError(t, err)
@@ -167,6 +168,7 @@ func TestSignalSentWhileTheProcessIsDown(t *testing.T) {
 
 	second := helperCmd(t, dbEnv, envWaitSignal+"="+key) // same key: finds the execution
 	require.NoError(t, second.Start())
+	killAtEnd(t, second)
 	defer func() {
 		_ = second.Process.Signal(syscall.SIGKILL)
 		_ = second.Wait()
@@ -187,6 +189,7 @@ func TestConcurrencyLimitAcrossProcessesWithAKill(t *testing.T) {
 	start := func() *exec.Cmd {
 		cmd := helperCmd(t, dbEnv, envCrashLedger+"="+ledger)
 		require.NoError(t, cmd.Start())
+		killAtEnd(t, cmd)
 		return cmd
 	}
 	a, b := start(), start()
@@ -290,4 +293,16 @@ func maxOverlap(t *testing.T, path string, killedPid int, killedAt int64) int {
 		best = max(best, cur)
 	}
 	return best
+}
+
+// killAtEnd makes sure a helper process never outlives its test, even when
+// the test fails before it kills the process itself (a helper serves until
+// killed, and holds the test's stderr).
+func killAtEnd(t *testing.T, cmd *exec.Cmd) {
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
 }
