@@ -258,7 +258,10 @@ func (e *Executor) startServing() error {
 
 // Serve runs the worker: it recovers executions left by a crash (once their
 // leases run out), runs executions that fall due, and renews its leases. It
-// blocks until ctx ends or Close is called, and returns nil then.
+// blocks until ctx ends or Close is called. When ctx ends, Serve closes the
+// executor as Close does (a worker that stops serving gives its leases back
+// rather than let them lapse) and returns Close's error; after Close it
+// returns nil.
 func (e *Executor) Serve(ctx context.Context) error {
 	if err := e.startServing(); err != nil {
 		return err
