@@ -83,6 +83,11 @@ func WaitSignal(ctx context.Context, name string, timeout time.Duration) (payloa
 		if !fireAt.IsZero() {
 			wait = min(wait, time.Until(fireAt))
 		}
+		if wait > 0 {
+			// Look again at least every poll interval: a signal sent by a
+			// process without a notifier pokes nobody.
+			wait = min(wait, e.rt.cfg.PollInterval)
+		}
 		if wait <= 0 {
 			e.mu.Lock()
 			open := e.hasOpenChildren()

@@ -125,6 +125,49 @@ func BenchmarkWakeup(b *testing.B) {
 	}
 }
 
+// BenchmarkWakeupSignal measures SendSignal from an executor that does not
+// serve to the waiting body resuming on the serving one, with each notifier.
+func BenchmarkWakeupSignal(b *testing.B) {
+	for _, s := range wakeSetups() {
+		b.Run(s.name, func(b *testing.B) {
+			serveB, startB, serveOpt, startOpt := s.open(b)
+			ctx := context.Background()
+			server, err := sdk.Bootstrap(ctx, serveB, append([]sdk.ExecutorOption{sdk.Serve(), sdk.WithLogger(testLogger(b))}, serveOpt...)...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer closeOrFail(b, server)
+			client, err := sdk.New(startB, append([]sdk.ExecutorOption{sdk.WithLogger(testLogger(b))}, startOpt...)...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer closeOrFail(b, client)
+			h, err := benchSignaled.Start(sdk.WithExecutor(ctx, server), b.N)
+			if err != nil {
+				b.Fatal(err)
+			}
+			lat := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				t0 := time.Now()
+				if err := client.SendSignal(ctx, h.ID(), "ping", i); err != nil {
+					b.Fatal(err)
+				}
+				select {
+				case t1 := <-benchPongs:
+					lat = append(lat, t1.Sub(t0))
+				case <-time.After(10 * time.Second):
+					b.Fatal("the body did not resume within 10s")
+				}
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)*9/10].Microseconds())/1000, "p90-ms")
+		})
+	}
+}
+
 func closeOrFail(b *testing.B, e *sdk.Executor) {
 	if err := e.Close(); err != nil {
 		b.Error(err)
