@@ -1,0 +1,392 @@
+package nodecli
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stent-go/stent/internal/ledger"
+	"github.com/stent-go/stent/internal/testutil"
+	"github.com/stent-go/stent/persistence"
+	"github.com/stent-go/stent/persistence/postgres"
+	"github.com/stent-go/stent/persistence/sqlite"
+	"github.com/stent-go/stent/sdk"
+	"github.com/stent-go/stent/sdk/stenttest"
+)
+
+// binDir holds the stent-node binary that TestMain builds. TestNode, which
+// runs every test that uses it, removes it after its last run (-count), as
+// testutil.WrapTestMain exits without returning to TestMain.
+var (
+	binDir   string
+	nodeBin  string
+	nodeRuns int
+)
+
+func TestMain(m *testing.M) {
+	var err error
+	binDir, err = os.MkdirTemp("", "stent-node-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	nodeBin = filepath.Join(binDir, "stent-node")
+	build := exec.Command("go", "build", "-o", nodeBin, "github.com/stent-go/stent/cmd/stent-node")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building stent-node:", err)
+		_ = os.RemoveAll(binDir)
+		os.Exit(2)
+	}
+	testutil.WrapTestMain(m)
+}
+
+func TestParse(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"STENT_DB": "/env.db", "STENT_QUEUES": "a, b", "STENT_LEASE": "3s"}
+	cfg, err := parse([]string{"--concurrency", "7", "--node", "n1"}, func(k string) string { return env[k] }, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, "/env.db", cfg.db)
+	require.Equal(t, []string{"a", "b"}, cfg.queues)
+	require.Equal(t, 3*time.Second, cfg.lease)
+	require.Equal(t, 7, cfg.concurrency)
+	require.Equal(t, "n1", cfg.node)
+	require.Equal(t, "127.0.0.1:0", cfg.admin)
+	require.Equal(t, slog.LevelInfo, cfg.logLevel)
+
+	cfg, err = parse([]string{"--db", "/flag.db", "--admin", "", "--log-level", "debug"}, func(k string) string { return env[k] }, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, "/flag.db", cfg.db, "a flag beats its variable")
+	require.Empty(t, cfg.admin)
+	require.Equal(t, slog.LevelDebug, cfg.logLevel)
+	require.NotEmpty(t, cfg.node, "hostname-pid by default")
+
+	none := func(string) string { return "" }
+	for _, args := range [][]string{
+		{},
+		{"--db", "x.db", "--lease", "soon"},
+		{"--db", "x.db", "--concurrency", "-1"},
+		{"--db", "x.db", "--log-level", "loud"},
+		{"--db", "x.db", "--schema", "s"},
+		{"--db", "x.db", "extra"},
+	} {
+		_, err := parse(args, none, io.Discard)
+		require.Error(t, err, "%q", args)
+	}
+}
+
+func TestAdminHandler(t *testing.T) {
+	t.Parallel()
+	var ready atomic.Bool
+	srv := httptest.NewServer(adminHandler(&ready))
+	defer srv.Close()
+	status := func(path string) int {
+		resp, err := http.Get(srv.URL + path)
+		require.NoError(t, err)
+		require.NoError(t, resp.Body.Close())
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusOK, status("/healthz"))
+	require.Equal(t, http.StatusServiceUnavailable, status("/readyz"), "before the executor is ready")
+	ready.Store(true)
+	require.Equal(t, http.StatusOK, status("/readyz"))
+	ready.Store(false)
+	require.Equal(t, http.StatusServiceUnavailable, status("/readyz"), "while draining")
+	require.Equal(t, http.StatusOK, status("/healthz"))
+}
+
+// TestNode runs the tests that start stent-node processes.
+func TestNode(t *testing.T) {
+	nodeRuns++
+	if count := flag.Lookup("test.count"); count == nil || count.Value.String() == strconv.Itoa(nodeRuns) {
+		t.Cleanup(func() { require.NoError(t, os.RemoveAll(binDir)) })
+	}
+	t.Run("BadDatabase", testBadDatabase)
+	t.Run("Admin", testAdmin)
+	t.Run("ChaosSQLite", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(t.TempDir(), "stent.db")
+		testChaos(t, []string{"--db", path}, func(t *testing.T) (persistence.Backend, *ledger.Ledger) {
+			b, err := sqlite.Open(path)
+			require.NoError(t, err)
+			l, err := ledger.Open(path, ledger.WithNode("test"))
+			require.NoError(t, err)
+			return b, l
+		})
+	})
+	t.Run("ChaosPostgres", func(t *testing.T) {
+		t.Parallel()
+		dsn := os.Getenv("STENT_TEST_POSTGRES")
+		if dsn == "" {
+			t.Skip("STENT_TEST_POSTGRES is not set")
+		}
+		schema := newSchema(t, dsn)
+		testChaos(t, []string{"--db", dsn, "--schema", schema}, func(t *testing.T) (persistence.Backend, *ledger.Ledger) {
+			b, err := postgres.Open(context.Background(), dsn, postgres.WithSchema(schema))
+			require.NoError(t, err)
+			l, err := ledger.Open(dsn, ledger.WithNode("test"), ledger.WithSchema(schema))
+			require.NoError(t, err)
+			return b, l
+		})
+	})
+}
+
+func testBadDatabase(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"--db", t.TempDir(), "--admin", ""}, // a directory
+		{"--db", "postgres://stent@127.0.0.1:1/none?connect_timeout=2", "--admin", ""},
+		{"--admin", ""}, // no --db
+	} {
+		cmd := exec.Command(nodeBin, args...)
+		cmd.Env = withoutStentEnv()
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		require.ErrorAs(t, err, &exit, "%q: %s", args, out)
+		require.Equal(t, ExitUsage, exit.ExitCode(), "%q: %s", args, out)
+		require.Contains(t, string(out), "stent-node: ", "%q", args)
+	}
+}
+
+func testAdmin(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "node.log")
+	cmd := startNode(t, logPath, "--db", filepath.Join(dir, "stent.db"), "--node", "admin-node")
+	var addr string
+	testutil.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+		addr = logAttr(t, logPath, "admin listening", "addr")
+		if addr == "" {
+			return errors.New("no admin address logged yet")
+		}
+		return nil
+	})
+	get := func(path string) (int, error) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0, err
+		}
+		return resp.StatusCode, resp.Body.Close()
+	}
+	code, err := get("/healthz")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code)
+	testutil.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+		code, err := get("/readyz")
+		if err == nil && code != http.StatusOK {
+			err = fmt.Errorf("/readyz: %d", code)
+		}
+		return err
+	})
+	require.NotEmpty(t, logAttr(t, logPath, "node ready", "node"))
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, cmd.Wait(), "a node stopped by SIGTERM exits 0")
+	require.NotEmpty(t, logAttr(t, logPath, "node stopped", "node"))
+	_, err = get("/healthz")
+	require.Error(t, err, "the admin server stops with the process")
+}
+
+// testChaos starts 3 nodes with args, starts 200 workflows, and kills a
+// random node every ~1.5s, restarting it under the same name, until every
+// workflow has completed.
+func testChaos(t *testing.T, args []string, open func(*testing.T) (persistence.Backend, *ledger.Ledger)) {
+	const (
+		workflows = 200
+		steps     = 5
+		nodes     = 3
+	)
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := mrand.New(mrand.NewPCG(seed, seed))
+	dir := t.TempDir()
+
+	ctx := context.Background()
+	b, l := open(t)
+	defer func() { require.NoError(t, l.Close()) }()
+	require.NoError(t, b.Init(ctx))
+	ex, err := sdk.New(b, sdk.WithLogger(stenttest.Logger(t))) // not serving: it only starts
+	require.NoError(t, err)
+	defer func() { require.NoError(t, ex.Close()) }()
+
+	procs := make([]*exec.Cmd, nodes)
+	start := func(i int) {
+		procs[i] = startNode(t, filepath.Join(dir, fmt.Sprintf("node-%d.log", i)),
+			append([]string{
+				"--node", fmt.Sprintf("node-%d", i), "--admin", "", "--log-level", "warn",
+				"--lease", "5s", "--concurrency", "10",
+			}, args...)...)
+	}
+	for i := range nodes {
+		start(i)
+	}
+
+	cctx := sdk.WithExecutor(ctx, ex)
+	begin := time.Now()
+	for range workflows {
+		_, err := ledger.Workflow.Start(cctx, ledger.WorkflowInput{Steps: steps, Pause: time.Second})
+		require.NoError(t, err)
+	}
+
+	completed := func() (int, error) {
+		rows, err := ex.List(ctx, sdk.ListFilter{Function: "ledger_workflow", Status: sdk.StatusCompleted, Limit: workflows + 1})
+		return len(rows), err
+	}
+	killed := map[int]bool{} // pids
+	deadline := time.Now().Add(90 * time.Second)
+	nextKill := time.Now().Add(jitter(rng))
+	for {
+		n, err := completed()
+		require.NoError(t, err)
+		if n == workflows {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d workflows completed after 90s (%d kills); node logs in %s", n, workflows, len(killed), dir)
+		}
+		if time.Now().After(nextKill) {
+			i := rng.IntN(nodes)
+			killed[procs[i].Process.Pid] = true
+			require.NoError(t, procs[i].Process.Signal(syscall.SIGKILL))
+			require.Error(t, procs[i].Wait(), "killed")
+			start(i) // same --node: takes back its leases at once
+			nextKill = time.Now().Add(jitter(rng))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	elapsed := time.Since(begin)
+
+	rows, err := ex.List(ctx, sdk.ListFilter{Function: "ledger_workflow", Limit: workflows + 1})
+	require.NoError(t, err)
+	require.Len(t, rows, workflows)
+	for _, r := range rows {
+		var sum int
+		require.NoError(t, json.Unmarshal(r.Output, &sum))
+		require.Equal(t, steps*(steps+1)/2, sum, "output of %s", r.ID)
+	}
+
+	rep, err := l.Check(ctx)
+	require.NoError(t, err)
+	t.Logf("%d workflows of %d steps on %d nodes in %s, %d kills: %d completed, %d completed twice; %d step runs, %d steps ran more than once (%d extra runs)",
+		workflows, steps, nodes, elapsed.Round(100*time.Millisecond), len(killed),
+		rep.Completed, rep.CompletedTwice, rep.StepRuns, rep.RepeatedSteps, rep.ExtraStepRuns)
+	require.Equal(t, workflows, rep.Completed)
+	require.Equal(t, workflows*steps, rep.StepRuns-rep.ExtraStepRuns, "every step of every workflow ran")
+	// A body runs again only if the process that ran it was killed before
+	// its outcome was recorded: every run but the last of a repeat comes
+	// from a killed process. This holds for completions too: the ledger's
+	// completion row is a side effect outside the journal, so a node
+	// killed between writing it and recording the workflow's outcome
+	// writes it again on the next run (seen about once in three runs).
+	// Stent itself completed each workflow once: 200 rows, checked above.
+	for _, r := range rep.Repeats {
+		for _, pid := range r.PIDs[:len(r.PIDs)-1] {
+			require.True(t, killed[pid], "%s step %d (-1: completion) ran again after a run in process %d, which was not killed (runs in %v)",
+				r.WorkflowID, r.Step, pid, r.PIDs)
+		}
+	}
+}
+
+// jitter is the time to the next kill: 1.5s ± 0.5s.
+func jitter(rng *mrand.Rand) time.Duration {
+	return time.Second + time.Duration(rng.Int64N(int64(time.Second)))
+}
+
+// startNode starts stent-node with args, appending its stderr to logPath,
+// and kills it when the test ends if the test has not stopped it.
+func startNode(t *testing.T, logPath string, args ...string) *exec.Cmd {
+	t.Helper()
+	f, err := os.OpenFile(logPath, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	require.NoError(t, err)
+	cmd := exec.Command(nodeBin, args...)
+	cmd.Env = withoutStentEnv()
+	cmd.Stdout, cmd.Stderr = f, f
+	err = cmd.Start()
+	require.NoError(t, f.Close()) // the child holds its own descriptor
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	return cmd
+}
+
+// withoutStentEnv is the test's environment without STENT_* variables,
+// which would change the nodes' defaults.
+func withoutStentEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "STENT_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// logAttr returns the string attribute key of the last JSON log line of
+// path whose message is msg, or "" if there is none.
+func logAttr(t *testing.T, path, msg, key string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	var v string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var line map[string]any
+		if json.Unmarshal(sc.Bytes(), &line) != nil || line["msg"] != msg {
+			continue
+		}
+		v, _ = line[key].(string)
+	}
+	require.NoError(t, sc.Err())
+	return v
+}
+
+// newSchema returns a fresh PostgreSQL schema name, dropped when the test
+// ends.
+func newSchema(t *testing.T, dsn string) string {
+	t.Helper()
+	var b [6]byte
+	_, err := rand.Read(b[:])
+	require.NoError(t, err)
+	schema := "nodetest_" + hex.EncodeToString(b[:])
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Errorf("dropping schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+			t.Errorf("dropping schema %s: %v", schema, err)
+		}
+	})
+	return schema
+}
