@@ -344,7 +344,7 @@ func TestTimeouts(t *testing.T) {
 var (
 	panicker = sdk.Durable("test_panicker", func(ctx context.Context, x int) (int, error) {
 		var m map[string]int
-		m["boom"] = x // nil map write
+		m["boom"] = x //lint:ignore SA5000 the test needs a panic from user code
 		return x, nil
 	}, sdk.WithRetry(sdk.RetryPolicy{MaxAttempts: 2, InitialDelay: 10 * time.Millisecond}))
 )

@@ -46,14 +46,6 @@ func fromMillis(v sql.NullInt64) time.Time {
 	return time.UnixMilli(v.Int64).UTC()
 }
 
-// millis truncates t to what the database keeps of it: milliseconds, UTC.
-func millis(t time.Time) time.Time {
-	if t.IsZero() {
-		return t
-	}
-	return time.UnixMilli(t.UnixMilli()).UTC()
-}
-
 // encodeError stores a nil error as NULL and any other as JSON text.
 func encodeError(e *persistence.ErrorInfo) (any, error) {
 	if e == nil {
