@@ -50,10 +50,12 @@ verify: ## Check that generated code is current and migration names match across
 		echo "migration names match"; \
 	fi
 
-lint: ## gofmt -l (hand-written files) and go vet
+lint: ## gofmt -l (hand-written files), go vet and staticcheck
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:" >&2; echo "$$unformatted" >&2; exit 1; fi
 	$(GO) vet ./...
+	GOFLAGS= $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+	$$($(GO) env GOPATH)/bin/staticcheck ./...
 
 example: ## Run the quick example (examples/simple_flow, on ./workflow.db)
 	$(GO) run ./examples/simple_flow
