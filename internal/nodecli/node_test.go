@@ -142,6 +142,9 @@ func TestNode(t *testing.T) {
 		if dsn == "" {
 			t.Skip("STENT_TEST_POSTGRES is not set")
 		}
+		if !ledger.IsPostgres(dsn) {
+			t.Skip("STENT_TEST_POSTGRES is not a postgres:// URL, which --db needs")
+		}
 		schema := newSchema(t, dsn)
 		testChaos(t, []string{"--db", dsn, "--schema", schema}, func(t *testing.T) (persistence.Backend, *ledger.Ledger) {
 			b, err := postgres.Open(context.Background(), dsn, postgres.WithSchema(schema))
