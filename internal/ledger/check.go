@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // Report counts what the ledger tables hold.
@@ -95,4 +96,43 @@ ORDER BY 1, 2, 4`)
 	}
 	flush()
 	return r, nil
+}
+
+// Run is one row of the ledger tables: a run of step Step of a workflow, or
+// its completion (Step -1), by process PID of node Node, recorded at At
+// (taken when the body reached its insert, before the insert itself).
+type Run struct {
+	WorkflowID string
+	Step       int
+	Node       string
+	PID        int
+	At         time.Time
+}
+
+// Runs returns every row of the ledger tables, completed workflows or not,
+// ordered by workflow, step (completions first, as -1) and time.
+func (l *Ledger) Runs(ctx context.Context) ([]Run, error) {
+	rows, err := l.db.QueryContext(ctx, `
+SELECT workflow_id, -1, node, pid, at FROM stent_ledger_done
+UNION ALL
+SELECT workflow_id, step, node, pid, at FROM stent_ledger_runs
+ORDER BY 1, 2, 5`)
+	if err != nil {
+		return nil, fmt.Errorf("reading ledger: %w", err)
+	}
+	defer rows.Close()
+	var out []Run
+	for rows.Next() {
+		var r Run
+		var at int64
+		if err := rows.Scan(&r.WorkflowID, &r.Step, &r.Node, &r.PID, &at); err != nil {
+			return nil, fmt.Errorf("reading ledger: %w", err)
+		}
+		r.At = time.UnixMicro(at)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading ledger: %w", err)
+	}
+	return out, nil
 }

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -48,6 +49,16 @@ func TestLedger(t *testing.T) {
 	r, err := l.Check(ctx)
 	require.NoError(t, err)
 	require.Equal(t, Report{Completed: 3, StepRuns: 12}, r)
+	runs, err := l.Runs(ctx)
+	require.NoError(t, err)
+	require.Len(t, runs, 15, "3 completions and 12 step runs")
+	for _, run := range runs {
+		require.Equal(t, "test-node", run.Node)
+		require.Equal(t, os.Getpid(), run.PID)
+		require.WithinDuration(t, time.Now(), run.At, time.Minute)
+		require.GreaterOrEqual(t, run.Step, -1)
+	}
+	require.Equal(t, -1, runs[0].Step, "a workflow's completion comes first")
 
 	// Duplicates stay visible: a repeated step and a repeated completion.
 	require.NoError(t, l.exec(ctx, "run", ids[0], 2))

@@ -1,0 +1,401 @@
+package nodecli
+
+// This file sorts before node_test.go on purpose: go test runs top-level
+// tests in file order, and TestNode removes the stent-node binary after its
+// last run, so TestPausedOwnerIsFenced runs before it.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/stent-go/stent/internal/ledger"
+	"github.com/stent-go/stent/persistence"
+	"github.com/stent-go/stent/persistence/postgres"
+	"github.com/stent-go/stent/persistence/sqlite"
+	"github.com/stent-go/stent/sdk"
+	"github.com/stent-go/stent/sdk/stenttest"
+)
+
+var fenceRuns int
+
+// TestPausedOwnerIsFenced is the zombie owner: a node stopped (SIGSTOP) past
+// its lease while it runs workflows, whose executions another node takes
+// over, and which then resumes (SIGCONT) believing it still owns them.
+func TestPausedOwnerIsFenced(t *testing.T) {
+	fenceRuns++
+	ensureNodeBin(t)
+	t.Run("SQLite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "stent.db")
+		testPausedOwner(t, []string{"--db", path}, func(t *testing.T) (persistence.Backend, *ledger.Ledger) {
+			b, err := sqlite.Open(path)
+			require.NoError(t, err)
+			l, err := ledger.Open(path, ledger.WithNode("test"))
+			require.NoError(t, err)
+			return b, l
+		})
+	})
+	t.Run("Postgres", func(t *testing.T) {
+		dsn := os.Getenv("STENT_TEST_POSTGRES")
+		if dsn == "" {
+			t.Skip("STENT_TEST_POSTGRES is not set")
+		}
+		if !ledger.IsPostgres(dsn) {
+			t.Skip("STENT_TEST_POSTGRES is not a postgres:// URL, which --db needs")
+		}
+		schema := newSchema(t, dsn)
+		testPausedOwner(t, []string{"--db", dsn, "--schema", schema}, func(t *testing.T) (persistence.Backend, *ledger.Ledger) {
+			b, err := postgres.Open(context.Background(), dsn, postgres.WithSchema(schema))
+			require.NoError(t, err)
+			l, err := ledger.Open(dsn, ledger.WithNode("test"), ledger.WithSchema(schema))
+			require.NoError(t, err)
+			return b, l
+		})
+	})
+}
+
+// testPausedOwner starts 2 nodes with a 1s lease, starts 40 workflows of 8
+// one-second steps, stops (SIGSTOP) the node that runs most of them for at
+// least 4 leases, until the other node has taken its workflows over, resumes
+// it (SIGCONT), and checks what the resumed node did once every workflow has
+// completed.
+func testPausedOwner(t *testing.T, args []string, open func(*testing.T) (persistence.Backend, *ledger.Ledger)) {
+	const (
+		workflows = 40
+		steps     = 8
+		pause     = time.Second // each step's work
+		lease     = time.Second
+		stopFor   = 4 * lease
+		// stopMax bounds the wait for the takeover of every workflow of
+		// the stopped node (see below).
+		stopMax = stopFor + 6*time.Second
+		// grace is how long after SIGCONT the resumed node may still record
+		// a step run. A step whose body had begun before SIGSTOP (its
+		// goroutine started, or its parent already had the previous step's
+		// outcome in memory, which needs no write to start the next step)
+		// can take its timestamp (ledger: before its insert) only on
+		// resuming; it then finds out about the takeover at its first
+		// write, its outcome, which is refused. Anything recorded later
+		// than this would be a step started after the node resumed.
+		grace = 200 * time.Millisecond
+	)
+	dir := t.TempDir()
+	ctx := context.Background()
+	b, l := open(t)
+	defer func() { require.NoError(t, l.Close()) }()
+	require.NoError(t, b.Init(ctx))
+	ex, err := sdk.New(b, sdk.WithLogger(stenttest.Logger(t))) // not serving: it only starts
+	require.NoError(t, err)
+	defer func() { require.NoError(t, ex.Close()) }()
+
+	names := [2]string{"pause-0", "pause-1"}
+	var logs [2]string
+	var procs [2]*exec.Cmd
+	for i := range procs {
+		logs[i] = filepath.Join(dir, fmt.Sprintf("node-%d.log", i))
+		procs[i] = startNode(t, logs[i], append([]string{
+			"--node", names[i], "--admin", "", "--log-level", "debug", "--lease", lease.String(),
+		}, args...)...)
+	}
+	waitFor(t, 30*time.Second, "both nodes ready", func() bool {
+		return logAttr(t, logs[0], "node ready", "node") != "" && logAttr(t, logs[1], "node ready", "node") != ""
+	})
+
+	// Start the workflows over ~1s, so that both nodes' claims get some.
+	cctx := sdk.WithExecutor(ctx, ex)
+	ids := make([]string, 0, workflows)
+	for range workflows {
+		h, err := ledger.Workflow.Start(cctx, ledger.WorkflowInput{Steps: steps, Pause: pause})
+		require.NoError(t, err)
+		ids = append(ids, h.ID())
+		time.Sleep(25 * time.Millisecond)
+	}
+	// Every workflow runs a step; then most are past their first one, so
+	// the takeover replays a journal, and a step is in flight in each.
+	waitFor(t, 30*time.Second, "a step of every workflow", func() bool {
+		runs, err := l.Runs(ctx)
+		require.NoError(t, err)
+		seen := map[string]bool{}
+		for _, r := range runs {
+			seen[r.WorkflowID] = true
+		}
+		return len(seen) == workflows
+	})
+	time.Sleep(pause + pause/3)
+
+	// The victim is the process that ran the latest step of most workflows.
+	runs, err := l.Runs(ctx)
+	require.NoError(t, err)
+	latest := map[string]ledger.Run{}
+	for _, r := range runs {
+		if r.Step >= 0 && !r.At.Before(latest[r.WorkflowID].At) {
+			latest[r.WorkflowID] = r
+		}
+	}
+	perPID := map[int]int{}
+	for _, r := range latest {
+		perPID[r.PID]++
+	}
+	v := 0
+	if perPID[procs[1].Process.Pid] > perPID[procs[0].Process.Pid] {
+		v = 1
+	}
+	victim, other := procs[v].Process.Pid, procs[1-v].Process.Pid
+
+	require.NoError(t, procs[v].Process.Signal(syscall.SIGSTOP))
+	waitFor(t, 10*time.Second, "the process stopped", func() bool { return procState(t, victim) == 'T' })
+	stopped := time.Now()
+	// What the stopped node owns: it cannot change while it is stopped.
+	owned := map[string]int64{} // workflow ID → its lease epoch at the stop
+	for _, id := range ids {
+		rec, err := b.GetExecution(ctx, id)
+		require.NoError(t, err)
+		if rec.Owner == names[v] && !rec.Status.Terminal() {
+			owned[id] = rec.Epoch
+		}
+	}
+	require.NotEmpty(t, owned, "the node with most steps owns workflows")
+	// Stay stopped for 4 leases, and then until the other node has taken
+	// over every workflow of this one (its epoch went up: only the other
+	// node can have claimed it) or stopMax has passed.
+	taken := map[string]int64{} // workflow ID → its epoch after the takeover
+	for {
+		for id, epoch := range owned {
+			if _, ok := taken[id]; ok {
+				continue
+			}
+			rec, err := b.GetExecution(ctx, id)
+			require.NoError(t, err)
+			if rec.Epoch > epoch {
+				taken[id] = rec.Epoch
+			}
+		}
+		if d := time.Since(stopped); d >= stopMax || d >= stopFor && len(taken) == len(owned) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.Equal(t, 'T', rune(procState(t, victim)), "still stopped")
+	resumedBefore := time.Now()
+	require.NoError(t, procs[v].Process.Signal(syscall.SIGCONT))
+	resumed := time.Now()
+	stoppedFor := resumed.Sub(stopped)
+	require.Len(t, taken, len(owned), "the other node took over every workflow of the stopped node within %s; node logs in %s", stoppedFor, dir)
+
+	waitFor(t, 60*time.Second, "every workflow completed", func() bool {
+		rows, err := ex.List(ctx, sdk.ListFilter{Function: "ledger_workflow", Status: sdk.StatusCompleted, Limit: workflows + 1})
+		require.NoError(t, err)
+		return len(rows) == workflows
+	})
+	done := time.Now()
+
+	// Stent recorded each workflow's completion once, at its first
+	// attempt: the stopped node's activations recorded no attempt of
+	// their own (their outcome writes were refused).
+	rows, err := ex.List(ctx, sdk.ListFilter{Function: "ledger_workflow", Limit: workflows + 1})
+	require.NoError(t, err)
+	require.Len(t, rows, workflows)
+	for _, r := range rows {
+		require.Equal(t, sdk.StatusCompleted, r.Status, r.ID)
+		require.Equal(t, 1, r.Attempts, "attempts of %s", r.ID)
+		var sum int
+		require.NoError(t, json.Unmarshal(r.Output, &sum))
+		require.Equal(t, steps*(steps+1)/2, sum, "output of %s", r.ID)
+	}
+	// Nobody claimed a taken-over workflow again: after the takeover it
+	// ran on the other node only, so the stopped node had no right to start
+	// any of its steps.
+	for id, epoch := range taken {
+		rec, err := b.GetExecution(ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, epoch, rec.Epoch, "lease epoch of %s since its takeover", id)
+	}
+
+	// The ledger. A row of the stopped process later than resumed+grace
+	// for a taken-over workflow is a step (or completion) it started after
+	// the takeover. Each step and completion ran at least once; one that
+	// ran more than once ran once in the other process and once in the
+	// stopped one, before resumed+grace, in a workflow taken over from it:
+	// the run in flight at the stop (or, for a completion, reached at the
+	// stop and replayed by the other node).
+	runs, err = l.Runs(ctx)
+	require.NoError(t, err)
+	type key struct {
+		wf   string
+		step int
+	}
+	groups := map[key][]ledger.Run{}
+	var lateAll, afterResume, repeatedSteps, repeatedDone int
+	var latest0 time.Duration
+	for _, r := range runs {
+		k := key{r.WorkflowID, r.Step}
+		groups[k] = append(groups[k], r)
+		if r.PID != victim {
+			continue
+		}
+		if r.At.After(resumedBefore) {
+			afterResume++
+			latest0 = max(latest0, r.At.Sub(resumed))
+		}
+		if r.At.After(resumed.Add(grace)) {
+			lateAll++
+			_, wasTaken := taken[r.WorkflowID]
+			require.False(t, wasTaken, "process %d ran step %d (-1: completion) of %s at %s, %s after SIGCONT, after the takeover of its workflow",
+				victim, r.Step, r.WorkflowID, r.At.Format(time.RFC3339Nano), r.At.Sub(resumed))
+		}
+	}
+	for _, id := range ids {
+		for s := -1; s < steps; s++ {
+			g := groups[key{id, s}]
+			require.NotEmpty(t, g, "%s step %d (-1: completion) ran", id, s)
+			if len(g) == 1 {
+				continue
+			}
+			if s < 0 {
+				repeatedDone++
+			} else {
+				repeatedSteps++
+			}
+			_, wasTaken := taken[id]
+			require.True(t, wasTaken, "%s step %d (-1: completion) ran %d times but was not taken over: %+v", id, s, len(g), g)
+			require.Len(t, g, 2, "%s step %d (-1: completion): %+v", id, s, g)
+			var mine, theirs int
+			for _, r := range g {
+				switch {
+				case r.PID == other:
+					theirs++
+				case r.PID == victim && !r.At.After(resumed.Add(grace)):
+					mine++
+				}
+			}
+			require.Equal(t, [2]int{1, 1}, [2]int{mine, theirs},
+				"%s step %d (-1: completion): one run in the stopped process %d before SIGCONT+%s, one in %d: %+v", id, s, victim, grace, other, g)
+		}
+	}
+
+	// Its late writes were refused: the resumed node logged activations
+	// that lost their lease (an outcome write refused by the epoch stops
+	// the activation and its parent's).
+	lost := lostLeaseLines(t, logs[v], resumedBefore)
+	require.NotEmpty(t, lost, "the resumed node logged no lost lease; log in %s", logs[v])
+	var lostTaken int
+	for _, id := range lost {
+		if _, ok := taken[id]; ok {
+			lostTaken++
+		}
+	}
+	t.Logf("%d workflows of %d steps; stopped process %d (%s) for %s; it owned %d, all taken over; %d completed %s after SIGCONT; "+
+		"repeated: %d step runs, %d completions; rows of the stopped process after SIGCONT: %d (latest %s after it), after SIGCONT+%s: %d; "+
+		"'activation lost its lease' after SIGCONT: %d lines (%d of taken-over workflows)",
+		workflows, steps, victim, names[v], stoppedFor.Round(10*time.Millisecond), len(owned), workflows,
+		done.Sub(resumed).Round(100*time.Millisecond), repeatedSteps, repeatedDone, afterResume,
+		latest0.Round(time.Millisecond), grace, lateAll, len(lost), lostTaken)
+}
+
+// lostLeaseLines returns the execution IDs of the "activation lost its
+// lease" lines of the JSON log at path timestamped at or after since.
+func lostLeaseLines(t *testing.T, path string, since time.Time) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	var ids []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var line struct {
+			Time time.Time `json:"time"`
+			Msg  string    `json:"msg"`
+			ID   string    `json:"execution_id"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) != nil || line.Msg != "activation lost its lease" || line.Time.Before(since) {
+			continue
+		}
+		ids = append(ids, line.ID)
+	}
+	require.NoError(t, sc.Err())
+	return ids
+}
+
+// procState is the state letter of process pid in /proc (T: stopped).
+func procState(t *testing.T, pid int) byte {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	require.NoError(t, err)
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	require.True(t, i >= 0 && i+2 < len(s), "parsing /proc/%d/stat: %q", pid, s)
+	return s[i+2]
+}
+
+// waitFor polls cond until it holds, failing the test after timeout.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// ensureNodeBin builds the stent-node binary again if it is gone (TestNode
+// removed it: -shuffle), and removes it after the last run of this test if
+// TestNode, which removes it otherwise, does not run after it.
+func ensureNodeBin(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(nodeBin); err != nil {
+		require.NoError(t, os.MkdirAll(binDir, 0o700))
+		out, err := exec.Command("go", "build", "-o", nodeBin, "github.com/stent-go/stent/cmd/stent-node").CombinedOutput()
+		require.NoError(t, err, "building stent-node: %s", out)
+	}
+	count := "1"
+	if f := flag.Lookup("test.count"); f != nil {
+		count = f.Value.String()
+	}
+	if count != strconv.Itoa(fenceRuns) {
+		return
+	}
+	t.Cleanup(func() {
+		if !selected("TestNode") || strconv.Itoa(nodeRuns) == count {
+			require.NoError(t, os.RemoveAll(binDir))
+		}
+	})
+}
+
+// selected reports whether the top-level test name is selected by -run and
+// not skipped by -skip (their first /-separated element, as go test matches
+// top-level names).
+func selected(name string) bool {
+	pattern := func(flagName string) string {
+		if f := flag.Lookup(flagName); f != nil {
+			return f.Value.String()
+		}
+		return ""
+	}
+	if run := pattern("test.run"); run != "" {
+		if ok, err := regexp.MatchString(strings.Split(run, "/")[0], name); err == nil && !ok {
+			return false
+		}
+	}
+	if skip := pattern("test.skip"); skip != "" && !strings.Contains(skip, "/") {
+		if ok, err := regexp.MatchString(skip, name); err == nil && ok {
+			return false
+		}
+	}
+	return true
+}
