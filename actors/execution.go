@@ -78,9 +78,7 @@ func (e *execution) materialize(ctx context.Context) error {
 		Create: []*persistence.Execution{&row}, Journal: []*persistence.JournalEntry{v.intent}}
 	if err := e.apply(ctx, c); err != nil {
 		if errors.Is(err, errLeaseLost) { // fenced by the parent's epoch: the parent lost it
-			if p := e.rt.lookupActive(row.ParentID); p != nil && p.currentEpoch() == v.parentEpoch {
-				p.abandon()
-			}
+			e.abandonParent(v)
 		}
 		return err
 	}
@@ -397,12 +395,7 @@ func (e *execution) settle(attempt int, r bodyResult, kind persistence.ErrorKind
 	}
 	if err := e.retrying(func() error { return e.apply(e.rt.baseCtx, c) }); err != nil {
 		if virtual != nil && errors.Is(err, errLeaseLost) {
-			// The write was fenced by the parent's epoch: the parent's
-			// activation here has lost its lease too. Stop it rather than
-			// leave it waiting for an outcome that will never come.
-			if p := rt.lookupActive(e.rec.ParentID); p != nil && p.currentEpoch() == virtual.parentEpoch {
-				p.abandon()
-			}
+			e.abandonParent(virtual) // fenced by the parent's epoch
 		}
 		return
 	}
@@ -545,6 +538,16 @@ func (e *execution) signalled() {
 	select {
 	case e.signalC <- struct{}{}:
 	default:
+	}
+}
+
+// abandonParent stops the parent's activation on this node when a write of
+// this in-memory child was refused by the parent's epoch: that activation
+// has lost its lease too, and would otherwise wait for an outcome that will
+// never come.
+func (e *execution) abandonParent(v *virtualChild) {
+	if p := e.rt.lookupActive(e.rec.ParentID); p != nil && p.currentEpoch() == v.parentEpoch {
+		p.abandon()
 	}
 }
 

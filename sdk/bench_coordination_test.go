@@ -2,7 +2,6 @@ package sdk_test
 
 import (
 	"context"
-	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -53,9 +52,7 @@ func BenchmarkSignalRoundTrip(b *testing.B) {
 	if _, err := h.Result(ctx); err != nil {
 		b.Fatal(err)
 	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(lat[len(lat)*9/10].Microseconds())/1000, "p90-ms")
+	reportLatency(b, lat)
 }
 
 // BenchmarkLimitedThroughput: 200 root calls of a function limited to 8

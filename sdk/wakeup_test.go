@@ -85,18 +85,8 @@ func wakeSetups() []wakeSetup {
 func BenchmarkWakeup(b *testing.B) {
 	for _, s := range wakeSetups() {
 		b.Run(s.name, func(b *testing.B) {
-			serveB, startB, serveOpt, startOpt := s.open(b)
 			ctx := context.Background()
-			server, err := sdk.Bootstrap(ctx, serveB, append([]sdk.ExecutorOption{sdk.Serve(), sdk.WithLogger(testLogger(b))}, serveOpt...)...)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer closeOrFail(b, server)
-			client, err := sdk.New(startB, append([]sdk.ExecutorOption{sdk.WithLogger(testLogger(b))}, startOpt...)...)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer closeOrFail(b, client)
+			_, client := s.executors(b)
 			cctx := sdk.WithExecutor(ctx, client)
 			lat := make([]time.Duration, 0, b.N)
 			b.ResetTimer()
@@ -118,9 +108,7 @@ func BenchmarkWakeup(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			slices.Sort(lat)
-			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-			b.ReportMetric(float64(lat[len(lat)*9/10].Microseconds())/1000, "p90-ms")
+			reportLatency(b, lat)
 		})
 	}
 }
@@ -130,18 +118,8 @@ func BenchmarkWakeup(b *testing.B) {
 func BenchmarkWakeupSignal(b *testing.B) {
 	for _, s := range wakeSetups() {
 		b.Run(s.name, func(b *testing.B) {
-			serveB, startB, serveOpt, startOpt := s.open(b)
 			ctx := context.Background()
-			server, err := sdk.Bootstrap(ctx, serveB, append([]sdk.ExecutorOption{sdk.Serve(), sdk.WithLogger(testLogger(b))}, serveOpt...)...)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer closeOrFail(b, server)
-			client, err := sdk.New(startB, append([]sdk.ExecutorOption{sdk.WithLogger(testLogger(b))}, startOpt...)...)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer closeOrFail(b, client)
+			server, client := s.executors(b)
 			h, err := benchSignaled.Start(sdk.WithExecutor(ctx, server), b.N)
 			if err != nil {
 				b.Fatal(err)
@@ -161,11 +139,33 @@ func BenchmarkWakeupSignal(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			slices.Sort(lat)
-			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-			b.ReportMetric(float64(lat[len(lat)*9/10].Microseconds())/1000, "p90-ms")
+			reportLatency(b, lat)
 		})
 	}
+}
+
+// executors opens a serving executor and a non-serving one on the setup's
+// database, both closed when the benchmark ends.
+func (s wakeSetup) executors(b *testing.B) (server, client *sdk.Executor) {
+	serveB, startB, serveOpt, startOpt := s.open(b)
+	server, err := sdk.Bootstrap(context.Background(), serveB, append([]sdk.ExecutorOption{sdk.Serve(), sdk.WithLogger(testLogger(b))}, serveOpt...)...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { closeOrFail(b, server) })
+	client, err = sdk.New(startB, append([]sdk.ExecutorOption{sdk.WithLogger(testLogger(b))}, startOpt...)...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { closeOrFail(b, client) })
+	return server, client
+}
+
+// reportLatency reports the median and 90th percentile of lat.
+func reportLatency(b *testing.B, lat []time.Duration) {
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*9/10].Microseconds())/1000, "p90-ms")
 }
 
 func closeOrFail(b *testing.B, e *sdk.Executor) {

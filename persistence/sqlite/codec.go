@@ -38,6 +38,19 @@ func nullTime(t time.Time) any {
 	return t.UnixMilli()
 }
 
+// dueMillis is a due time in milliseconds, rounded up, so that a timer
+// compared with the millisecond clock never fires early.
+func dueMillis(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	ms := t.UnixMilli()
+	if t.Sub(time.UnixMilli(ms)) > 0 {
+		ms++
+	}
+	return ms
+}
+
 // fromMillis is the inverse of nullTime.
 func fromMillis(v sql.NullInt64) time.Time {
 	if !v.Valid {
@@ -77,7 +90,7 @@ func executionArgs(e *persistence.Execution, status persistence.Status, errJSON 
 		e.ID, e.Function, e.Queue, string(status), nullBlob(e.Input), nullBlob(e.Output), errJSON,
 		nullString(e.ParentID), int64(e.ParentPos), e.RootID, nullString(e.IdempotencyKey),
 		int64(e.Attempts), int64(e.Priority), e.Version, nullString(e.Owner), e.Epoch,
-		nullTime(e.LeaseExpiresAt), nullTime(e.RunAt), nullTime(e.Deadline), created, now,
+		nullTime(e.LeaseExpiresAt), dueMillis(e.RunAt), nullTime(e.Deadline), created, now,
 	}
 }
 

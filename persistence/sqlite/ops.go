@@ -298,7 +298,7 @@ func (w *writer) update(id string, u *persistence.Update, now int64) error {
 	setRunAt := u.SetRunAt
 	var runAt any
 	if u.SetRunAt && !u.NoRunAt {
-		runAt = now + u.RunAfter.Milliseconds()
+		runAt = dueMillis(time.Now().Add(u.RunAfter)) // rounded up: never due early
 	}
 	if u.Status == persistence.StatusWaiting && u.WaitSignal != "" {
 		pending, err := w.signalPending(id, u.WaitSignal)
