@@ -194,7 +194,11 @@ func (e *execution) run() {
 	canceled := e.canceled
 	e.mu.Unlock()
 	if canceled {
+		// Canceled before the body started (a child spawned while its
+		// parent was being canceled): it never runs.
 		cancelCause(ErrCanceled)
+		e.settle(attempt, bodyResult{err: fmt.Errorf("execution %s: %w", e.id, ErrCanceled)}, persistence.ErrorKindCanceled)
+		return
 	}
 	bctx = context.WithValue(bctx, execKey{}, e)
 	if fn.MaxConcurrent > 0 {
@@ -248,6 +252,12 @@ func (e *execution) body(ctx context.Context, fn *Function, input []byte, done c
 			done <- bodyResult{exited: true}
 		}
 	}()
+	if e.isCanceled() {
+		// The cancel arrived while this goroutine was being started.
+		returned = true
+		done <- bodyResult{err: fmt.Errorf("execution %s: %w", e.id, ErrCanceled)}
+		return
+	}
 	out, err := fn.Run(ctx, input)
 	returned = true
 	done <- bodyResult{out: out, err: err}
@@ -561,6 +571,13 @@ func (e *execution) abandon() {
 	if cb != nil {
 		cb(errLeaseLost)
 	}
+}
+
+// isCanceled reports whether a cancel has reached this activation.
+func (e *execution) isCanceled() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.canceled
 }
 
 // cancel cancels this activation: its body's context ends with ErrCanceled,

@@ -93,6 +93,17 @@ func (s *supervisor) spawn(ctx actor.Context, m *activate) {
 	rt.active[id] = e
 	rt.runners.Add(1)
 	rt.mu.Unlock()
+	// A parent canceled while this child was on its way here: Cancel
+	// looked for the parent's children before this one was registered, so
+	// the child inherits the cancel itself (the parent's flag is set before
+	// Cancel looks, and this child is registered before it checks).
+	if pid := m.rec.ParentID; pid != "" {
+		if p := rt.lookupActive(pid); p != nil && p.isCanceled() {
+			e.mu.Lock()
+			e.canceled = true
+			e.mu.Unlock()
+		}
+	}
 	props := actor.PropsFromProducer(func() actor.Actor { return &executionActor{e: e} },
 		actor.WithSupervisor(supervisorStrategy))
 	if _, err := ctx.SpawnNamed(props, id); err != nil {
