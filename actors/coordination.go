@@ -165,7 +165,7 @@ func (rt *Runtime) Signal(ctx context.Context, id, name string, payload []byte, 
 		e.signalled()
 		return nil
 	}
-	if rec.Status == persistence.StatusWaiting && rt.Serves(rec.Queue) {
+	if !rt.tell(rec, &messages.Wake{ExecutionId: id}) && rec.Status == persistence.StatusWaiting && rt.Serves(rec.Queue) {
 		rt.Kick()
 	}
 	rt.publish(persistence.TopicExecution, id)
@@ -197,6 +197,7 @@ func (rt *Runtime) Cancel(ctx context.Context, id string) error {
 				}
 			} else {
 				rt.publish(persistence.TopicDone, x.ID)
+				rt.broadcastFinished(x.ID)
 			}
 			rt.finished(x.ID, o)
 			continue
@@ -204,6 +205,7 @@ func (rt *Runtime) Cancel(ctx context.Context, id string) error {
 		if e := rt.lookupActive(x.ID); e != nil {
 			e.cancel()
 		} else {
+			rt.tell(x, &messages.CancelExecution{ExecutionId: x.ID})
 			rt.publish(persistence.TopicExecution, x.ID)
 		}
 	}

@@ -433,16 +433,20 @@ func (e *execution) settle(attempt int, r bodyResult, kind persistence.ErrorKind
 		// straight to its in-memory journal (a mailbox hop would add a
 		// goroutine switch to every step); ChildOutcome is the same hand-over
 		// as a message, for the actor's mailbox.
+		m := &messages.ChildOutcome{
+			ParentId: e.rec.ParentID, Position: int32(e.rec.ParentPos), ChildId: e.id, Function: fname,
+			Output: outcome.Output, Error: infoToProto(outcome.Error),
+		}
 		if p := rt.lookupActive(e.rec.ParentID); p != nil {
-			p.deliver(&messages.ChildOutcome{
-				ParentId: e.rec.ParentID, Position: int32(e.rec.ParentPos), ChildId: e.id, Function: fname,
-				Output: outcome.Output, Error: infoToProto(outcome.Error),
-			})
+			p.deliver(m)
+		} else {
+			rt.tellParent(e.rec.ParentID, m) // on another member
 		}
 	}
 	rt.finished(e.id, outcome)
 	if e.rec.ParentID == "" {
 		rt.publish(persistence.TopicDone, e.id) // for waiters in other processes
+		rt.broadcastFinished(e.id)
 	}
 }
 
@@ -594,4 +598,12 @@ func (e *execution) cancel() {
 	for _, c := range e.rt.localChildren(e.id) {
 		c.cancel()
 	}
+}
+
+// isVirtual reports whether this activation is a child whose row is not
+// written yet.
+func (e *execution) isVirtual() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.virtual != nil
 }

@@ -60,8 +60,16 @@ func (rt *Runtime) publish(topic, payload string) {
 	}
 }
 
-// PublishQueue tells serving nodes that work is due in queue.
-func (rt *Runtime) PublishQueue(queue string) { rt.publish(persistence.TopicQueue, queue) }
+// Dispatch tells the nodes that new execution id of queue exists: this
+// node's claim loop, the serving processes through the notifier, and, in a
+// cluster, when due is set, the member placement gives for it.
+func (rt *Runtime) Dispatch(id, queue string, due bool) {
+	rt.Kick()
+	rt.publish(persistence.TopicQueue, queue)
+	if due {
+		rt.place(id, queue)
+	}
+}
 
 func (rt *Runtime) publishLoop() {
 	defer close(rt.pubDone)

@@ -203,6 +203,7 @@ func StartChildren(ctx context.Context, fn *Function, inputs [][]byte, opts Call
 			case created:
 				rt.Kick()
 				rt.publish(persistence.TopicQueue, queue)
+				rt.place(got.ID, queue)
 			case !created && got.Status.Terminal():
 				intent.Done, intent.Output = true, got.Output
 				if got.Status != persistence.StatusCompleted {
@@ -244,6 +245,9 @@ func StartChildren(ctx context.Context, fn *Function, inputs [][]byte, opts Call
 			rt.kickAt(opts.Delay)
 		} else {
 			rt.Kick()
+			for _, c := range creates {
+				rt.place(c.ID, queue)
+			}
 		}
 		rt.publish(persistence.TopicQueue, queue)
 	}

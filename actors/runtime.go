@@ -13,6 +13,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/stent-go/stent/cluster"
 	"github.com/stent-go/stent/internal/retry"
 	"github.com/stent-go/stent/persistence"
 )
@@ -62,7 +63,12 @@ type Config struct {
 	// listens for work in its queues and for finished executions it waits
 	// on. Without one, other processes find the work by polling.
 	Notifier persistence.Notifier
-	Logger   *slog.Logger
+	// Cluster, when set, makes the node a member of a cluster: New starts
+	// its remote endpoint on Cluster.RemoteAddr and joins the gossip
+	// through Cluster.Seeds. NodeName and Queues are taken from NodeID and
+	// Queues. Only a node that serves should join.
+	Cluster *cluster.Config
+	Logger  *slog.Logger
 }
 
 // Outcome is the terminal state of an execution.
@@ -100,6 +106,9 @@ type Runtime struct {
 	// pub queues notifications for the publisher goroutine.
 	pub     chan persistence.Notification
 	pubDone chan struct{}
+
+	// cl is the node's part in a cluster, or nil.
+	cl *clusterNode
 }
 
 // New builds a runtime. It starts the actor system but claims no work until
@@ -164,6 +173,12 @@ func New(cfg Config) (*Runtime, error) {
 	}), "routers")
 	if err != nil {
 		return nil, fmt.Errorf("spawning the routers actor: %w", err)
+	}
+	if cfg.Cluster != nil {
+		if err := rt.joinCluster(*cfg.Cluster); err != nil {
+			rt.Discard()
+			return nil, err
+		}
 	}
 	return rt, nil
 }
@@ -314,8 +329,14 @@ func (rt *Runtime) renewLoop(ctx context.Context) {
 			// without running the execution (a claim whose answer was
 			// lost with a connection) runs out and is claimed again.
 			active := rt.Active()
-			if _, err := rt.backend.RenewLeases(ctx, rt.cfg.NodeID, active, rt.cfg.LeaseTTL); err != nil && ctx.Err() == nil {
+			n, err := rt.backend.RenewLeases(ctx, rt.cfg.NodeID, active, rt.cfg.LeaseTTL)
+			if err != nil && ctx.Err() == nil {
 				rt.log.Error("renewing leases", slog.Any("error", err))
+			}
+			if err == nil && n < len(active) {
+				// Some were not renewed: in-memory children (no row yet),
+				// executions that just ended, or leases taken over.
+				rt.checkLeases(ctx, active)
 			}
 			rt.checkCancels(ctx, active) // cancels requested by other processes
 			if _, err := rt.backend.RenewPermits(ctx, rt.cfg.NodeID, rt.cfg.LeaseTTL); err != nil && ctx.Err() == nil {
@@ -513,6 +534,9 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 	rt.stopping = true
 	serving := rt.serving
 	rt.mu.Unlock()
+	// Leave first, so that the others stop placing work here and take
+	// over at once rather than after failure detection.
+	leaveErr := rt.leaveCluster()
 	rt.baseCancel()
 	if serving {
 		<-rt.done
@@ -522,7 +546,7 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 		rt.runners.Wait()
 		close(waited)
 	}()
-	var err error
+	err := leaveErr
 	select {
 	case <-waited:
 	case <-ctx.Done():
@@ -548,6 +572,9 @@ func (rt *Runtime) Discard() {
 	rt.mu.Lock()
 	rt.stopping = true
 	rt.mu.Unlock()
+	if err := rt.leaveCluster(); err != nil {
+		rt.log.Warn("leaving the cluster", slog.Any("error", err))
+	}
 	rt.baseCancel()
 	rt.system.Root.Stop(rt.sup)
 	rt.system.Shutdown()

@@ -44,8 +44,34 @@ func (s *supervisor) Receive(ctx actor.Context) {
 	case *activate:
 		s.spawn(ctx, m)
 	case *messages.Activate:
-		// An activation without a lease: the runner acquires it.
+		// An activation without a lease: the runner acquires it. From
+		// another member: new work placed here, or an execution woken
+		// while no one held its lease.
 		s.spawn(ctx, &activate{rec: &persistence.Execution{ID: m.ExecutionId, Epoch: 0}})
+	case *messages.Wake:
+		// From another member: a signal for an execution that runs here.
+		if e := s.rt.lookupActive(m.ExecutionId); e != nil {
+			e.signalled()
+		} else {
+			s.rt.Kick() // it passivated meanwhile: its row is due
+		}
+	case *messages.ChildOutcome:
+		// From another member: a child's outcome, already in the journal.
+		if e := s.rt.lookupActive(m.ParentId); e != nil {
+			e.deliver(m)
+		} else {
+			s.rt.Kick()
+		}
+	case *messages.CancelExecution:
+		// From another member: the cancel is recorded already.
+		if e := s.rt.lookupActive(m.ExecutionId); e != nil {
+			e.cancel()
+		} else {
+			s.rt.Kick()
+		}
+	case *messages.Finished:
+		// From another member: a root finished; local callers re-read it.
+		s.rt.poke(m.ExecutionId)
 	case *stopped:
 		rt := s.rt
 		rt.mu.Lock()

@@ -46,6 +46,13 @@ type Config struct {
 	// travels in the node's metadata.
 	RemoteAddr string
 
+	// JoinRetry is how long Join keeps trying the seeds when none answers,
+	// listening meanwhile, so that nodes started together, each with the
+	// others as seeds, find each other whichever starts first. 0: one try.
+	// A node with the wrong SecretKey or Label never gets an answer, and
+	// Join fails once JoinRetry has passed.
+	JoinRetry time.Duration
+
 	// SecretKey encrypts gossip with AES-GCM: 16, 24 or 32 bytes for
 	// AES-128, -192 or -256. Empty: gossip is plain text. Every member must
 	// have the same key; a node without it cannot join.
@@ -87,6 +94,11 @@ type Config struct {
 	// Join succeeds: restart a node under its old name only after the others
 	// have declared the old one dead, or give each process a new name.
 	DeadNodeReclaimTime time.Duration
+
+	// TLS, when set, is the mutual TLS of the node's remote endpoint
+	// ([StartRemote]): members without a certificate of the cluster's CA
+	// cannot send to it. Nil: plain gRPC.
+	TLS *TLS
 
 	// Logger receives memberlist's log, DEBUG as Debug, INFO as Info, WARN as
 	// Warn and ERR as Error, and the package's own. Nil: slog.Default().
@@ -160,6 +172,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("cluster: GossipInterval %s is not positive", c.GossipInterval)
 	case c.TCPTimeout <= 0:
 		return fmt.Errorf("cluster: TCPTimeout %s is not positive", c.TCPTimeout)
+	case c.JoinRetry < 0:
+		return fmt.Errorf("cluster: JoinRetry %s is negative", c.JoinRetry)
 	case c.DeadNodeReclaimTime < 0:
 		return fmt.Errorf("cluster: DeadNodeReclaimTime %s is negative", c.DeadNodeReclaimTime)
 	}

@@ -111,6 +111,9 @@ type Membership struct {
 	shutdown bool       // under leaveMu
 }
 
+// joinRetryEvery is the pause between tries of the seeds (Config.JoinRetry).
+const joinRetryEvery = 250 * time.Millisecond
+
 // leaveTimeout bounds how long Leave waits for its leave message to go out
 // when ctx has no deadline.
 const leaveTimeout = 5 * time.Second
@@ -179,28 +182,39 @@ func Join(ctx context.Context, cfg Config) (*Membership, error) {
 			n   int
 			err error
 		}
-		joined := make(chan result, 1)
-		go func() {
-			n, err := ml.Join(slices.Clone(cfg.Seeds))
-			joined <- result{n, err}
-		}()
-		var r result
-		select {
-		case r = <-joined:
-		case <-ctx.Done():
-			// Join has no ctx: stop the listeners and wait for its streams,
-			// which time out within TCPTimeout.
-			shutdownErr := ml.Shutdown()
-			<-joined
-			return nil, errors.Join(ctx.Err(), shutdownErr)
-		}
-		if r.n == 0 {
+		retryUntil := time.Now().Add(cfg.JoinRetry)
+		for {
+			joined := make(chan result, 1)
+			go func() {
+				n, err := ml.Join(slices.Clone(cfg.Seeds))
+				joined <- result{n, err}
+			}()
+			var r result
+			select {
+			case r = <-joined:
+			case <-ctx.Done():
+				// Join has no ctx: stop the listeners and wait for its
+				// streams, which time out within TCPTimeout.
+				shutdownErr := ml.Shutdown()
+				<-joined
+				return nil, errors.Join(ctx.Err(), shutdownErr)
+			}
+			if r.n > 0 || ml.NumMembers() > 1 { // answered, or joined by one meanwhile
+				m.seeds = r.n
+				break
+			}
 			if r.err == nil {
 				r.err = errors.New("no seed answered")
 			}
-			return nil, errors.Join(fmt.Errorf("cluster: joining %s through seeds %v: %w", cfg.NodeName, cfg.Seeds, r.err), ml.Shutdown())
+			if !time.Now().Before(retryUntil) {
+				return nil, errors.Join(fmt.Errorf("cluster: joining %s through seeds %v: %w (a wrong gossip key or label gets no answer)", cfg.NodeName, cfg.Seeds, r.err), ml.Shutdown())
+			}
+			select {
+			case <-time.After(joinRetryEvery):
+			case <-ctx.Done():
+				return nil, errors.Join(ctx.Err(), ml.Shutdown())
+			}
 		}
-		m.seeds = r.n
 	}
 
 	m.refresh()

@@ -301,6 +301,12 @@ type Backend interface {
 	// it extended. A lease owner holds without running the execution (a
 	// claim whose answer was lost with a connection) is left to expire.
 	RenewLeases(ctx context.Context, owner string, ids []string, ttl time.Duration) (int, error)
+	// LostLeases returns those of ids (executions owner runs) that are not
+	// terminal and whose lease owner no longer holds: another owner took
+	// it, or it was released. A node checks with it that it still owns
+	// what it runs, after a pause or a false suspicion. Unknown IDs are
+	// not returned.
+	LostLeases(ctx context.Context, owner string, ids []string) ([]string, error)
 	// ReleaseLeases gives up every lease owner holds (a graceful stop), so
 	// other nodes can claim those executions at once.
 	ReleaseLeases(ctx context.Context, owner string) error

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stent-go/stent/actors"
+	"github.com/stent-go/stent/cluster"
 	"github.com/stent-go/stent/persistence"
 )
 
@@ -29,6 +30,8 @@ type executorOptions struct {
 
 	maxSignalPayload  int
 	maxPendingSignals int
+
+	cluster *cluster.Config
 }
 
 // ExecutorOption configures an Executor.
@@ -73,6 +76,18 @@ func WithPollInterval(d time.Duration) ExecutorOption { return func(o *executorO
 // close n.
 func WithNotifications(n persistence.Notifier) ExecutorOption {
 	return func(o *executorOptions) { o.notifier, o.noNotifier = n, n == nil }
+}
+
+// WithCluster makes the executor's node a member of a cluster (gossip
+// membership, a remote endpoint, placement, takeover of lost members'
+// executions): start from cluster.DefaultLocalConfig on one host, and set
+// RemoteAddr, GossipPort, Seeds, SecretKey, Label and TLS. Its NodeName and
+// Queues are the executor's (WithNodeID, WithQueues): give each node a
+// unique WithNodeID. The node joins when the executor is made (New fails if
+// it cannot), and leaves on Close. Use it on serving executors: a process
+// that only starts work reaches the cluster through the database.
+func WithCluster(cfg cluster.Config) ExecutorOption {
+	return func(o *executorOptions) { c := cfg; o.cluster = &c }
 }
 
 // WithNodeID names this executor's node as the owner of leases (default a
@@ -141,6 +156,9 @@ func New(b persistence.Backend, opts ...ExecutorOption) (*Executor, error) {
 	if o.concurrency < 0 || o.lease < 0 || o.poll < 0 {
 		return nil, errors.New("sdk: negative concurrency, lease duration or poll interval")
 	}
+	if o.cluster != nil && o.nodeID == "" {
+		return nil, errors.New("sdk: WithCluster needs WithNodeID: each member's unique name")
+	}
 	if o.lease > 0 && o.lease < 100*time.Millisecond {
 		return nil, fmt.Errorf("sdk: lease duration %s is too short (100ms at least)", o.lease)
 	}
@@ -165,6 +183,7 @@ func New(b persistence.Backend, opts ...ExecutorOption) (*Executor, error) {
 		PollInterval: o.poll,
 		Concurrency:  o.concurrency,
 		Logger:       o.logger,
+		Cluster:      o.cluster,
 	})
 	if err != nil {
 		if o.ownNotifier {
@@ -389,8 +408,7 @@ func (e *Executor) startRoot(ctx context.Context, fn *actors.Function, input []b
 		return "", fmt.Errorf("starting %q: %w", fn.Name, err)
 	}
 	if created {
-		e.rt.Kick()
-		e.rt.PublishQueue(queue)
+		e.rt.Dispatch(got.ID, queue, o.Delay <= 0)
 	}
 	return got.ID, nil
 }

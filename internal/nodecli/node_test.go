@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -12,11 +13,13 @@ import (
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -124,6 +127,18 @@ func TestNode(t *testing.T) {
 		t.Cleanup(func() { require.NoError(t, os.RemoveAll(binDir)) })
 	}
 	t.Run("BadDatabase", testBadDatabase)
+	t.Run("WrongGossipKey", testWrongGossipKey)
+	t.Run("TakeoverSQLite", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(t.TempDir(), "stent.db")
+		testTakeover(t, []string{"--db", path}, func(t *testing.T) (persistence.Backend, *ledger.Ledger) {
+			b, err := sqlite.Open(path)
+			require.NoError(t, err)
+			l, err := ledger.Open(path, ledger.WithNode("test"))
+			require.NoError(t, err)
+			return b, l
+		})
+	})
 	t.Run("Admin", testAdmin)
 	t.Run("ChaosSQLite", func(t *testing.T) {
 		t.Parallel()
@@ -212,6 +227,136 @@ func testAdmin(t *testing.T) {
 	require.Error(t, err, "the admin server stops with the process")
 }
 
+// testWrongGossipKey starts a node, then one with another gossip key that
+// names it as its seed: the second cannot join, and exits with the reason.
+func testWrongGossipKey(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "stent.db")
+	m := newMembers(t, 2)
+	firstArgs := append([]string{"--db", db, "--node", "first", "--admin", ""}, m.args(0)...)
+	firstArgs[slices.Index(firstArgs, "--seeds")+1] = "" // it starts the cluster
+	first := startNode(t, filepath.Join(dir, "first.log"), firstArgs...)
+	testutil.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if logAttr(t, filepath.Join(dir, "first.log"), "node ready", "node") == "" {
+			return errors.New("first node not ready")
+		}
+		return nil
+	})
+	args := append([]string{"--db", db, "--node", "intruder", "--admin", ""}, m.args(1)...)
+	args[slices.Index(args, "--gossip-key")+1] = base64.StdEncoding.EncodeToString([]byte("another-key-0123"))
+	cmd := exec.Command(nodeBin, args...)
+	cmd.Env = withoutStentEnv()
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "%s", out)
+	require.Contains(t, string(out), "joining intruder through seeds")
+	require.Contains(t, string(out), "no installed keys could decrypt the message")
+	require.Nil(t, first.ProcessState, "the first node runs on")
+}
+
+// testTakeover starts 3 clustered nodes with a one-minute lease, runs
+// workflows of long steps, SIGKILLs the node that runs most of them without
+// restarting it, and measures how long the survivors take to run the next
+// step of each of its workflows: membership (a second or two), not the
+// lease, must drive the takeover.
+func testTakeover(t *testing.T, args []string, open func(*testing.T) (persistence.Backend, *ledger.Ledger)) {
+	const (
+		nodes     = 3
+		workflows = 30
+	)
+	dir := t.TempDir()
+	ctx := context.Background()
+	b, l := open(t)
+	defer func() { require.NoError(t, l.Close()) }()
+	require.NoError(t, b.Init(ctx))
+	ex, err := sdk.New(b, sdk.WithLogger(stenttest.Logger(t)))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, ex.Close()) }()
+
+	m := newMembers(t, nodes)
+	procs := make([]*exec.Cmd, nodes)
+	for i := range nodes {
+		procs[i] = startNode(t, filepath.Join(dir, fmt.Sprintf("node-%d.log", i)),
+			append(append([]string{"--node", fmt.Sprintf("node-%d", i), "--admin", "", "--log-level", "info",
+				"--lease", "1m", "--concurrency", "100"}, m.args(i)...), args...)...)
+	}
+	for i := range nodes {
+		testutil.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+			if logAttr(t, filepath.Join(dir, fmt.Sprintf("node-%d.log", i)), "node ready", "node") == "" {
+				return fmt.Errorf("node-%d not ready", i)
+			}
+			return nil
+		})
+	}
+	cctx := sdk.WithExecutor(ctx, ex)
+	ids := make([]string, workflows)
+	for i := range workflows {
+		h, err := ledger.Workflow.Start(cctx, ledger.WorkflowInput{Steps: 20, Pause: 300 * time.Millisecond})
+		require.NoError(t, err)
+		ids[i] = h.ID()
+	}
+	// Wait until every workflow runs somewhere, then pick the busiest node.
+	owners := map[string][]string{}
+	testutil.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
+		clear(owners)
+		for _, id := range ids {
+			info, err := ex.Execution(ctx, id)
+			if err != nil {
+				return err
+			}
+			if info.Status != sdk.StatusRunning || info.Owner == "" {
+				return fmt.Errorf("%s is %s", id, info.Status)
+			}
+			owners[info.Owner] = append(owners[info.Owner], id)
+		}
+		return nil
+	})
+	victim := 0
+	for i := range nodes {
+		if len(owners[fmt.Sprintf("node-%d", i)]) > len(owners[fmt.Sprintf("node-%d", victim)]) {
+			victim = i
+		}
+	}
+	victimName := fmt.Sprintf("node-%d", victim)
+	taken := owners[victimName]
+	require.NotEmpty(t, taken)
+	killedAt := time.Now()
+	require.NoError(t, procs[victim].Process.Signal(syscall.SIGKILL))
+	require.Error(t, procs[victim].Wait())
+
+	// Each of the victim's workflows is taken over when another node
+	// records a step run for it.
+	var delays []time.Duration
+	testutil.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		runs, err := l.Runs(ctx)
+		if err != nil {
+			return err
+		}
+		first := map[string]time.Time{}
+		for _, r := range runs {
+			if r.Node != victimName && r.At.After(killedAt) {
+				if f, ok := first[r.WorkflowID]; !ok || r.At.Before(f) {
+					first[r.WorkflowID] = r.At
+				}
+			}
+		}
+		delays = delays[:0]
+		for _, id := range taken {
+			at, ok := first[id]
+			if !ok {
+				return fmt.Errorf("%s not taken over yet", id)
+			}
+			delays = append(delays, at.Sub(killedAt))
+		}
+		return nil
+	})
+	slices.Sort(delays)
+	t.Logf("takeover of %d workflows after a SIGKILL of %s (lease 1m): p50 %s, max %s",
+		len(delays), victimName, delays[len(delays)/2].Round(time.Millisecond), delays[len(delays)-1].Round(time.Millisecond))
+	require.Less(t, delays[len(delays)-1], 20*time.Second, "taken over by membership, long before the lease ran out")
+}
+
 // testChaos starts 3 nodes with args, starts 200 workflows, and kills a
 // random node every ~1.5s, restarting it under the same name, until every
 // workflow has completed.
@@ -235,12 +380,13 @@ func testChaos(t *testing.T, args []string, open func(*testing.T) (persistence.B
 	defer func() { require.NoError(t, ex.Close()) }()
 
 	procs := make([]*exec.Cmd, nodes)
+	members := newMembers(t, nodes)
 	start := func(i int) {
 		procs[i] = startNode(t, filepath.Join(dir, fmt.Sprintf("node-%d.log", i)),
-			append([]string{
+			append(append([]string{
 				"--node", fmt.Sprintf("node-%d", i), "--admin", "", "--log-level", "warn",
 				"--lease", "5s", "--concurrency", "10",
-			}, args...)...)
+			}, members.args(i)...), args...)...)
 	}
 	for i := range nodes {
 		start(i)
@@ -309,6 +455,53 @@ func testChaos(t *testing.T, args []string, open func(*testing.T) (persistence.B
 			require.True(t, killed[pid], "%s step %d (-1: completion) ran again after a run in process %d, which was not killed (runs in %v)",
 				r.WorkflowID, r.Step, pid, r.PIDs)
 		}
+	}
+}
+
+// members are the gossip and remote addresses of a test's cluster of nodes,
+// fixed for the test so that a restarted node comes back on its addresses.
+type members struct {
+	gossip, remote []string
+	key            string
+}
+
+func newMembers(t *testing.T, n int) *members {
+	t.Helper()
+	m := &members{key: base64.StdEncoding.EncodeToString([]byte("stent-test-key-0"))}
+	for range n {
+		m.gossip = append(m.gossip, freeAddr(t))
+		m.remote = append(m.remote, freeAddr(t))
+	}
+	return m
+}
+
+// args are the cluster flags of node i: it joins through the others.
+func (m *members) args(i int) []string {
+	var seeds []string
+	for j, g := range m.gossip {
+		if j != i {
+			seeds = append(seeds, g)
+		}
+	}
+	return []string{"--gossip", m.gossip[i], "--remote", m.remote[i], "--seeds", strings.Join(seeds, ","),
+		"--gossip-key", m.key, "--cluster-label", "nodecli-test"}
+}
+
+// freeAddr returns a 127.0.0.1 address whose port was free a moment ago
+// (UDP and TCP, as gossip needs both).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		addr := ln.Addr().String()
+		require.NoError(t, ln.Close())
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			continue
+		}
+		require.NoError(t, pc.Close())
+		return addr
 	}
 }
 

@@ -280,12 +280,22 @@ func (s *suite) testRenewAndRelease(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, n)
 
+	lost, err := b.LostLeases(ctx, owner, append(names, "no-such-execution"))
+	require.NoError(t, err)
+	require.Equal(t, []string{"theirs"}, lost, "the terminal one, the held ones and unknown IDs are not lost")
+	lost, err = b.LostLeases(ctx, owner, nil)
+	require.NoError(t, err)
+	require.Empty(t, lost)
+
 	require.NoError(t, b.ReleaseLeases(ctx, owner))
 	for _, e := range claimed[1:] {
 		got := get(t, ctx, b, e.ID)
 		require.Empty(t, got.Owner)
 		require.Equal(t, e.Epoch, got.Epoch, "release keeps the epoch")
 	}
+	lost, err = b.LostLeases(ctx, owner, names)
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{claimed[1].ID, claimed[2].ID, "theirs"}, lost, "released leases are lost")
 	require.Equal(t, otherOwner, get(t, ctx, b, "theirs").Owner)
 
 	reclaimed, err := b.ClaimDue(ctx, otherOwner, nil, time.Minute, 10)

@@ -195,6 +195,30 @@ func (b *Backend) CancelRequested(ctx context.Context, ids []string) ([]string, 
 	return out, nil
 }
 
+// LostLeases returns those of ids that are not terminal and whose lease
+// owner does not hold.
+func (b *Backend) LostLeases(ctx context.Context, owner string, ids []string) ([]string, error) {
+	if err := b.checkOpen(); err != nil {
+		return nil, fmt.Errorf("checking the leases of %s: %w", owner, err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var out []string
+	err := b.do(ctx, true, func(ctx context.Context) error {
+		rows, err := b.pool.Query(ctx, b.q[qExecutionLostLeases], ids, owner)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("checking the leases of %s: %w", owner, interpretError(err))
+	}
+	return out, nil
+}
+
 // AcquirePermit takes one of limit permits of key for holder, leased to
 // owner for ttl from the server's clock, as documented on
 // persistence.Coordination. Acquisitions of one key are serialised by a

@@ -52,6 +52,7 @@ const (
 	qSignalNext             = "SignalNext"
 	qExecutionCancelTree    = "ExecutionCancelTree"
 	qExecutionCancelReq     = "ExecutionCancelRequested"
+	qExecutionLostLeases    = "ExecutionLostLeases"
 	qPermitLock             = "PermitLock"
 	qPermitPurge            = "PermitPurge"
 	qPermitAcquire          = "PermitAcquire"
@@ -69,7 +70,7 @@ var queryNames = []string{
 	qCommitFence, qCommitFenceUpdate, qCommitCreate, qCommitJournalDelete,
 	qCommitJournal, qCommitJournalOne, qCommitSnapshot, qCommitDeadLetter, qCommitResult,
 	qExecutionExisting, qCommitConsume, qCommitResultConsume,
-	qExecutionLock, qSignalSend, qSignalNext, qExecutionCancelTree, qExecutionCancelReq,
+	qExecutionLock, qSignalSend, qSignalNext, qExecutionCancelTree, qExecutionCancelReq, qExecutionLostLeases,
 	qPermitLock, qPermitPurge, qPermitAcquire, qPermitRelease, qPermitRenew, qPermitCount,
 }
 

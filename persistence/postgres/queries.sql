@@ -373,6 +373,12 @@ WITH RECURSIVE tree AS (
 )
 SELECT {{execution_columns}} FROM canceled;
 
+-- name: ExecutionLostLeases
+SELECT id FROM stent_execution
+WHERE id = ANY ($1::text[]) AND status IN ('pending', 'running', 'waiting')
+  AND owner IS DISTINCT FROM $2
+ORDER BY id;
+
 -- name: ExecutionCancelRequested
 SELECT id FROM stent_execution
 WHERE id = ANY ($1::text[]) AND cancel_requested AND status IN ('pending', 'running', 'waiting')

@@ -253,32 +253,52 @@ func (w *writer) requestCancel(id string) ([]*persistence.Execution, error) {
 // CancelRequested returns, sorted, those of ids whose cancel was requested
 // and that are not terminal.
 func (b *Backend) CancelRequested(ctx context.Context, ids []string) ([]string, error) {
+	out, err := b.selectIDs(ctx, ids, func(rs *readStmts) *sql.Stmt { return rs.cancelRequested })
+	if err != nil {
+		return nil, fmt.Errorf("reading cancel requests: %w", err)
+	}
+	return out, nil
+}
+
+// LostLeases returns those of ids that are not terminal and whose lease
+// owner does not hold.
+func (b *Backend) LostLeases(ctx context.Context, owner string, ids []string) ([]string, error) {
+	out, err := b.selectIDs(ctx, ids, func(rs *readStmts) *sql.Stmt { return rs.lostLeases }, owner)
+	if err != nil {
+		return nil, fmt.Errorf("checking the leases of %s: %w", owner, err)
+	}
+	return out, nil
+}
+
+// selectIDs runs a read statement that takes ids as a JSON array (its first
+// parameter, then args) and returns one ID per row.
+func (b *Backend) selectIDs(ctx context.Context, ids []string, stmt func(*readStmts) *sql.Stmt, args ...any) ([]string, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
 	list, err := json.Marshal(ids)
 	if err != nil {
-		return nil, fmt.Errorf("reading cancel requests: %w", err)
+		return nil, err
 	}
 	rs, err := b.read()
 	if err != nil {
-		return nil, fmt.Errorf("reading cancel requests: %w", err)
+		return nil, err
 	}
 	defer b.endRead()
-	rows, err := rs.cancelRequested.QueryContext(ctx, string(list))
+	rows, err := stmt(rs).QueryContext(ctx, append([]any{string(list)}, args...)...)
 	if err != nil {
-		return nil, fmt.Errorf("reading cancel requests: %w", interpretError(err))
+		return nil, interpretError(err)
 	}
 	var out []string
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
-			return nil, errors.Join(fmt.Errorf("reading cancel requests: %w", interpretError(err)), rows.Close())
+			return nil, errors.Join(interpretError(err), rows.Close())
 		}
 		out = append(out, id)
 	}
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-		return nil, fmt.Errorf("reading cancel requests: %w", interpretError(err))
+		return nil, interpretError(err)
 	}
 	return out, nil
 }

@@ -256,6 +256,14 @@ VALUES (?1, ?2, 'call', ?3, ?4, NULL, 1, NULL, ?5)
 ON CONFLICT (execution_id, position) DO UPDATE SET
     done = 1, output = NULL, error = excluded.error;
 
+-- name: ExecutionLostLeases
+-- ?1 is a JSON array of execution IDs, ?2 the owner that runs them.
+SELECT id FROM stent_execution
+WHERE id IN (SELECT value FROM json_each(?1))
+  AND status IN ('pending', 'running', 'waiting')
+  AND (owner IS NULL OR owner <> ?2)
+ORDER BY id;
+
 -- name: ExecutionCancelRequested
 -- ?1 is a JSON array of execution IDs.
 SELECT id FROM stent_execution

@@ -19,7 +19,7 @@ type readStmts struct {
 	executionGet, journalLoad, nextRun *sql.Stmt
 	deadLetterGet, deadLetterList      *sql.Stmt
 	signalNext, cancelRequested        *sql.Stmt
-	permitCount                        *sql.Stmt
+	permitCount, lostLeases            *sql.Stmt
 }
 
 // preparerQueryer is a *sql.DB or a *sql.Conn.
@@ -39,6 +39,7 @@ func prepareReads(ctx context.Context, p preparerQueryer) (*readStmts, error) {
 		"SignalNext":               &s.signalNext,
 		"ExecutionCancelRequested": &s.cancelRequested,
 		"PermitCount":              &s.permitCount,
+		"ExecutionLostLeases":      &s.lostLeases,
 	})
 	if err != nil {
 		return nil, err
@@ -48,7 +49,7 @@ func prepareReads(ctx context.Context, p preparerQueryer) (*readStmts, error) {
 
 func (s *readStmts) close() error {
 	return closeAll(s.executionGet, s.journalLoad, s.nextRun, s.deadLetterGet, s.deadLetterList,
-		s.signalNext, s.cancelRequested, s.permitCount)
+		s.signalNext, s.cancelRequested, s.permitCount, s.lostLeases)
 }
 
 // read starts a read: it fails once Close has begun or before Init. A nil

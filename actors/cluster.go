@@ -1,0 +1,267 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/stent-go/stent/cluster"
+	"github.com/stent-go/stent/messages"
+	"github.com/stent-go/stent/persistence"
+)
+
+// A node in a cluster starts a protoactor remote endpoint and joins the
+// membership gossip. Membership is only a hint about where an execution
+// runs: the lease epoch in the database decides who. The hint is used to
+// send messages straight to the node that should act on them, each written
+// to the database before it is sent, so a message lost with a node is found
+// again by the claim loop:
+//
+//   - new work this node does not run: Activate to the member placement
+//     gives for its queue;
+//   - a signal or a child's outcome: Wake or ChildOutcome to the lease
+//     holder, or Activate to the placed member when no one holds the lease;
+//   - a cancel: CancelExecution to the lease holder;
+//   - a root's end: Finished to every member, for callers waiting on it.
+//
+// When a member is declared dead (or leaves), the survivors release its
+// leases at once and claim its executions, with a new epoch, instead of
+// waiting for the leases to run out; a paused process's leases run out and
+// are claimed the same way. A node that finds at renewal that a lease it
+// holds was taken stops those activations.
+
+// clusterNode is the runtime's part in a cluster.
+type clusterNode struct {
+	remote  *cluster.Remote
+	members *cluster.Membership
+	done    chan struct{} // closed when watchMembers returns
+}
+
+// joinCluster starts the remote endpoint and joins the cluster. The node's
+// name and queues are the runtime's.
+func (rt *Runtime) joinCluster(cfg cluster.Config) error {
+	cfg.NodeName = rt.cfg.NodeID
+	cfg.Queues = rt.cfg.Queues
+	if cfg.Logger == nil {
+		cfg.Logger = rt.log.With(slog.String("component", "cluster"))
+	}
+	if cfg.RemoteAddr == "" {
+		return errors.New("actors: cluster.Config.RemoteAddr is required (host:port of this node's remote endpoint)")
+	}
+	r, err := cluster.StartRemote(rt.system, cfg.RemoteAddr, cfg.TLS)
+	if err != nil {
+		return err
+	}
+	cfg.RemoteAddr = r.Addr()
+	ctx, cancel := context.WithTimeout(rt.baseCtx, 30*time.Second)
+	defer cancel()
+	m, err := cluster.Join(ctx, cfg)
+	if err != nil {
+		r.Stop()
+		return fmt.Errorf("joining the cluster as %s: %w", cfg.NodeName, err)
+	}
+	rt.cl = &clusterNode{remote: r, members: m, done: make(chan struct{})}
+	go rt.watchMembers()
+	rt.log.Info("joined the cluster", slog.String("remote", r.Addr()), slog.Int("gossip_port", m.GossipPort()),
+		slog.Int("members", len(m.Members())))
+	return nil
+}
+
+// Members returns the cluster members as this node sees them, or nil
+// outside a cluster.
+func (rt *Runtime) Members() []cluster.Member {
+	if rt.cl == nil {
+		return nil
+	}
+	return rt.cl.members.Members()
+}
+
+// leaveCluster leaves the gossip (so the others know at once, not after
+// failure detection) and stops the remote endpoint.
+func (rt *Runtime) leaveCluster() error {
+	if rt.cl == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	err := rt.cl.members.Leave(ctx)
+	if cerr := rt.cl.members.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	<-rt.cl.done
+	rt.cl.remote.Stop()
+	if err != nil {
+		return fmt.Errorf("leaving the cluster: %w", err)
+	}
+	return nil
+}
+
+// watchMembers takes over the executions of members that die or leave.
+func (rt *Runtime) watchMembers() {
+	defer close(rt.cl.done)
+	m := rt.cl.members
+	alive := make(map[string]bool)
+	for {
+		changed := m.Changes()
+		now := make(map[string]bool)
+		for _, mem := range m.Members() {
+			if mem.State == cluster.StateAlive {
+				now[mem.Name] = true
+			}
+		}
+		for name := range alive {
+			if !now[name] && name != rt.cfg.NodeID {
+				go rt.takeOver(name) // dead, left, or gone from the view
+			}
+		}
+		alive = now
+		select {
+		case <-changed:
+		case <-m.Done():
+			return
+		case <-rt.baseCtx.Done():
+			return
+		}
+	}
+}
+
+// takeOver releases the leases of member name, declared dead or gone, and
+// claims what is due: every survivor does so, and the claims share the
+// executions out. If the member is in fact alive (a false suspicion), its
+// activations lose their leases: their writes are refused and they stop.
+func (rt *Runtime) takeOver(name string) {
+	if !rt.Serving() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(rt.baseCtx, 10*time.Second)
+	defer cancel()
+	if err := rt.backend.ReleaseLeases(ctx, name); err != nil {
+		if ctx.Err() == nil {
+			rt.log.Error("releasing the leases of a lost member", slog.String("member", name), slog.Any("error", err))
+		}
+		return
+	}
+	rt.log.Info("taking over the executions of a lost member", slog.String("member", name))
+	rt.Kick()
+}
+
+// aliveMember returns the live member called name.
+func (rt *Runtime) aliveMember(name string) (cluster.Member, bool) {
+	if rt.cl == nil || name == "" {
+		return cluster.Member{}, false
+	}
+	for _, mem := range rt.cl.members.Members() {
+		if mem.Name == name {
+			return mem, mem.State == cluster.StateAlive && mem.MetaErr == nil
+		}
+	}
+	return cluster.Member{}, false
+}
+
+// sendTo sends msg to member mem's executions actor (this node's own when
+// mem is this node).
+func (rt *Runtime) sendTo(mem cluster.Member, msg proto.Message) {
+	if mem.Name == rt.cfg.NodeID {
+		rt.system.Root.Send(rt.sup, msg)
+		return
+	}
+	rt.system.Root.Send(cluster.PID(mem), msg)
+}
+
+// place sends Activate for execution id, due and without a lease holder, to
+// the member placement gives for queue. It reports whether it sent.
+func (rt *Runtime) place(id, queue string) bool {
+	if rt.cl == nil {
+		return false
+	}
+	mem, ok := rt.cl.members.Owner(id, queue)
+	if !ok {
+		return false
+	}
+	if mem.Name == rt.cfg.NodeID && !rt.Serving() {
+		return false
+	}
+	rt.sendTo(mem, &messages.Activate{ExecutionId: id})
+	return true
+}
+
+// tell sends msg about rec to the node that runs it: the holder of its
+// lease when that is a live member, or else (no holder) Activate to the
+// placed member. It reports whether it sent anything.
+func (rt *Runtime) tell(rec *persistence.Execution, msg proto.Message) bool {
+	if rt.cl == nil {
+		return false
+	}
+	if rec.Owner != "" && time.Now().Before(rec.LeaseExpiresAt) {
+		if mem, ok := rt.aliveMember(rec.Owner); ok {
+			rt.sendTo(mem, msg)
+			return true
+		}
+		return false // a lost member: takeOver or the lease's expiry re-places it
+	}
+	return rt.place(rec.ID, rec.Queue)
+}
+
+// tellParent hands a child's outcome (already in the parent's journal) to
+// the node that runs the parent, when that is not this node.
+func (rt *Runtime) tellParent(parentID string, m *messages.ChildOutcome) {
+	if rt.cl == nil {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(rt.baseCtx, 5*time.Second)
+		defer cancel()
+		parent, err := rt.backend.GetExecution(ctx, parentID)
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, persistence.ErrNotFound) {
+				rt.log.Debug("reading a parent to hand it a child's outcome", slog.String("execution_id", parentID), slog.Any("error", err))
+			}
+			return
+		}
+		if parent.Status.Terminal() {
+			return
+		}
+		rt.tell(parent, m)
+	}()
+}
+
+// broadcastFinished tells every other live member that root execution id
+// finished, for callers waiting on it there.
+func (rt *Runtime) broadcastFinished(id string) {
+	if rt.cl == nil {
+		return
+	}
+	for _, mem := range rt.cl.members.Members() {
+		if mem.Name != rt.cfg.NodeID && mem.State == cluster.StateAlive && mem.MetaErr == nil {
+			rt.sendTo(mem, &messages.Finished{ExecutionId: id})
+		}
+	}
+}
+
+// checkLeases stops the activations among ids (this node's, whose renewal
+// fell short) whose lease this node no longer holds: another node took the
+// execution over (after a pause longer than the lease, or a false
+// suspicion of this node), or released it to do so. Their writes would be
+// refused; stopping them saves the work and starts no step more.
+func (rt *Runtime) checkLeases(ctx context.Context, ids []string) {
+	lost, err := rt.backend.LostLeases(ctx, rt.cfg.NodeID, ids)
+	if err != nil {
+		if ctx.Err() == nil {
+			rt.log.Error("checking leases", slog.Any("error", err))
+		}
+		return
+	}
+	for _, id := range lost {
+		e := rt.lookupActive(id)
+		if e == nil || e.isVirtual() || e.currentEpoch() == 0 {
+			continue // gone, in memory only, or still acquiring its lease
+		}
+		rt.log.Warn("lease lost to another node; stopping the activation",
+			slog.String("execution_id", id), slog.Int64("epoch", e.currentEpoch()))
+		e.abandon()
+	}
+}
