@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/stent-go/stent/cluster"
@@ -162,14 +163,24 @@ func (rt *Runtime) aliveMember(name string) (cluster.Member, bool) {
 	return cluster.Member{}, false
 }
 
-// sendTo sends msg to member mem's executions actor (this node's own when
-// mem is this node).
+// sendTo sends msg to member mem's executions actor, or its routers actor
+// for the messages about permits (this node's own when mem is this node).
 func (rt *Runtime) sendTo(mem cluster.Member, msg proto.Message) {
-	if mem.Name == rt.cfg.NodeID {
-		rt.system.Root.Send(rt.sup, msg)
-		return
+	routers := false
+	switch msg.(type) {
+	case *messages.PermitRequest, *messages.PermitGranted, *messages.PermitReleased, *messages.PermitCanceled:
+		routers = true
 	}
-	rt.system.Root.Send(cluster.PID(mem), msg)
+	switch {
+	case mem.Name == rt.cfg.NodeID && routers:
+		rt.system.Root.Send(rt.routers, msg)
+	case mem.Name == rt.cfg.NodeID:
+		rt.system.Root.Send(rt.sup, msg)
+	case routers:
+		rt.system.Root.Send(actor.NewPID(mem.RemoteAddr, routersActor), msg)
+	default:
+		rt.system.Root.Send(cluster.PID(mem), msg)
+	}
 }
 
 // place sends Activate for execution id, due and without a lease holder, to

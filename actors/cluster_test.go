@@ -74,8 +74,11 @@ func clusterRuntime(t *testing.T, b persistence.Backend, name string, log *stepL
 	rt, err := New(Config{
 		Backend: b, NodeID: name, LeaseTTL: time.Minute, PollInterval: 100 * time.Millisecond,
 		Lookup: func(n string) (*Function, bool) {
-			if n == loop.Name {
+			switch n {
+			case loop.Name:
 				return loop, true
+			case limitedFn.Name:
+				return limitedFn, true
 			}
 			return nil, false
 		},
@@ -200,4 +203,68 @@ func (w testWriter) Write(p []byte) (int, error) {
 		w.t.Log(strings.TrimRight(string(p), "\n"))
 	}
 	return len(p), nil
+}
+
+// limited is a function limited to 2 at once across the cluster; it
+// records how many of it ran at once.
+var (
+	limitedNow, limitedMax atomic.Int32
+	limitedFn              = &Function{Name: "cluster_limited", Queue: "default", MaxConcurrent: 2,
+		Run: func(ctx context.Context, _ []byte) ([]byte, error) {
+			n := limitedNow.Add(1)
+			defer limitedNow.Add(-1)
+			for {
+				m := limitedMax.Load()
+				if n <= m || limitedMax.CompareAndSwap(m, n) {
+					break
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+			return []byte(`1`), nil
+		}}
+)
+
+// TestClusterPermits starts executions of a function limited to 2 on each
+// of three members: their permits are queued by one router in the cluster
+// and taken in the database, never more than 2 run at once, and all
+// complete.
+func TestClusterPermits(t *testing.T) {
+	b, err := sqlite.Open(filepath.Join(t.TempDir(), "permits.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	ctx := context.Background()
+	require.NoError(t, b.Init(ctx))
+	var log stepLog
+	a := clusterRuntime(t, b, "permit-a", &log)
+	seed := a.cl.members.LocalMember().GossipAddr
+	rts := []*Runtime{a, clusterRuntime(t, b, "permit-b", &log, seed), clusterRuntime(t, b, "permit-c", &log, seed)}
+	testutil.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		for _, rt := range rts {
+			if n := len(rt.Members()); n != 3 {
+				return fmt.Errorf("%s sees %d members", rt.NodeID(), n)
+			}
+		}
+		return nil
+	})
+	limitedMax.Store(0)
+	var ids []string
+	for i := range 30 {
+		id := NewID()
+		_, _, err := rts[i%3].StartLocal(ctx, &persistence.Execution{ID: id, Function: limitedFn.Name, Queue: "default",
+			Input: []byte(`null`), RootID: id, CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC()})
+		require.NoError(t, err)
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		out, err := a.Await(actx, id)
+		cancel()
+		require.NoError(t, err)
+		require.Equal(t, persistence.StatusCompleted, out.Status)
+	}
+	require.LessOrEqual(t, limitedMax.Load(), int32(2), "most at once")
+	require.Equal(t, int32(2), limitedMax.Load(), "the limit was used")
+	n, err := b.CountPermits(ctx, limitedFn.Name)
+	require.NoError(t, err)
+	require.Zero(t, n, "no permit left")
 }

@@ -204,11 +204,11 @@ func (e *execution) run() {
 	if fn.MaxConcurrent > 0 {
 		// Wait for a permit: the body runs only with one. Waiting holds
 		// the lease (renewed) but no goroutine of the body.
-		if err := rt.acquirePermit(bctx, fn.Name, e.id, fn.MaxConcurrent, rec.Priority, rec.CreatedAt); err != nil {
+		if err := rt.acquirePermit(bctx, fn.Name, fn.Queue, e.id, fn.MaxConcurrent, rec.Priority, rec.CreatedAt); err != nil {
 			e.settle(attempt, bodyResult{err: err}, "") // canceled, or the node stops (not recorded)
 			return
 		}
-		defer rt.releasePermit(fn.Name, e.id)
+		defer rt.releasePermit(fn.Name, fn.Queue, e.id)
 	}
 	var timeout <-chan time.Time
 	if fn.Timeout > 0 {

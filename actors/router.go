@@ -4,9 +4,13 @@ import (
 	"context"
 	"log/slog"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/stent-go/stent/cluster"
+	"github.com/stent-go/stent/messages"
 )
 
 // Concurrency limits (WithMaxConcurrent). Each limited function has one
@@ -19,16 +23,32 @@ import (
 // that is refused (the cluster is at the limit) tries again when a permit is
 // given back on this node, and every retryInterval for those given back
 // elsewhere.
+//
+// In a cluster, the router of a function is the one on the member that
+// placement gives for "permit:<function>" among the members serving the
+// function's queue, so that all nodes queue in one place: a node asks it
+// with PermitRequest, and it answers PermitGranted once it has taken the
+// permit in the database for that node (whose lease renewals keep it). A
+// node gives a permit back in the database itself, then tells the router
+// (PermitReleased). Requests not granted are sent again every
+// permitResend, to the member placement gives then: a router lost with its
+// node, or one that moved with a membership change, is found again. Two
+// routers for a moment cost order, never the limit: the permits are rows.
 
 // permitRetry is how often a router retries while the cluster is at the limit.
 const permitRetry = 25 * time.Millisecond
+
+// permitResend is how often a node repeats a permit request to the router
+// of another member while it is not granted.
+const permitResend = 2 * time.Second
 
 type permitRequest struct {
 	holder   string
 	limit    int
 	priority int           // higher first
 	created  time.Time     // then older first
-	grant    chan struct{} // closed once the permit is held
+	grant    chan struct{} // closed once the permit is held (a request of this node)
+	node     string        // else the member that asked (PermitRequest)
 	canceled bool          // the requester gave up (owned by the router)
 }
 
@@ -66,6 +86,12 @@ type router struct {
 func (r *router) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *permitRequest:
+		for _, q := range r.queue {
+			if q.holder == m.holder {
+				q.canceled = false
+				return // a repeated request: it keeps its place
+			}
+		}
 		// Keep the queue in serving order: priority, then age. The head
 		// may have an attempt in flight: it keeps its place.
 		i := len(r.queue)
@@ -122,7 +148,7 @@ func (r *router) Receive(ctx actor.Context) {
 			return
 		}
 		if m.ok {
-			close(r.queue[0].grant)
+			r.granted(r.queue[0])
 			r.queue = r.queue[1:]
 			r.try(ctx)
 			return
@@ -137,6 +163,22 @@ func (r *router) Receive(ctx actor.Context) {
 	}
 }
 
+// granted hands a permit taken for q to its requester: this node's waiting
+// execution, or the member that asked.
+func (r *router) granted(q *permitRequest) {
+	if q.grant != nil {
+		close(q.grant)
+		return
+	}
+	rt := r.rt
+	if mem, ok := rt.aliveMember(q.node); ok {
+		rt.sendTo(mem, &messages.PermitGranted{Function: r.key, Holder: q.holder})
+		return
+	}
+	// The member is gone: its permit is of no use to anyone.
+	go rt.dropPermit(r.key, q.holder)
+}
+
 // try asks the database for a permit for the head of the queue, off the
 // actor's goroutine.
 func (r *router) try(ctx actor.Context) {
@@ -149,7 +191,11 @@ func (r *router) try(ctx actor.Context) {
 	go func() {
 		c, cancel := context.WithTimeout(rt.baseCtx, 10*time.Second)
 		defer cancel()
-		ok, err := rt.backend.AcquirePermit(c, key, head.holder, rt.cfg.NodeID, head.limit, rt.cfg.LeaseTTL)
+		owner := rt.cfg.NodeID
+		if head.node != "" {
+			owner = head.node // its lease renewals keep the permit
+		}
+		ok, err := rt.backend.AcquirePermit(c, key, head.holder, owner, head.limit, rt.cfg.LeaseTTL)
 		rt.system.Root.Send(self, &permitResult{holder: head.holder, ok: ok, err: err})
 	}()
 }
@@ -176,8 +222,21 @@ type routeTo struct {
 }
 
 func (r *routers) Receive(ctx actor.Context) {
-	m, ok := ctx.Message().(*routeTo)
-	if !ok {
+	var m *routeTo
+	switch msg := ctx.Message().(type) {
+	case *routeTo:
+		m = msg
+	case *messages.PermitRequest:
+		m = &routeTo{key: msg.Function, msg: &permitRequest{holder: msg.Holder, limit: int(msg.Limit),
+			priority: int(msg.Priority), created: time.Unix(0, msg.CreatedUnixNano), node: msg.Node}}
+	case *messages.PermitCanceled:
+		m = &routeTo{key: msg.Function, msg: &permitCancel{holder: msg.Holder}}
+	case *messages.PermitReleased:
+		m = &routeTo{key: msg.Function, msg: &permitRetryTick{}}
+	case *messages.PermitGranted:
+		r.rt.permitGranted(msg.Function, msg.Holder)
+		return
+	default:
 		return
 	}
 	pid := r.pid[m.key]
@@ -195,7 +254,12 @@ func (r *routers) Receive(ctx actor.Context) {
 
 // acquirePermit blocks until holder holds one of limit permits of key, or
 // ctx ends. Requests are served by priority, then oldest execution first.
-func (rt *Runtime) acquirePermit(ctx context.Context, key, holder string, limit, priority int, created time.Time) error {
+// In a cluster they are queued by the router of the member placement gives
+// for the function among those serving queue.
+func (rt *Runtime) acquirePermit(ctx context.Context, key, queue, holder string, limit, priority int, created time.Time) error {
+	if rt.cl != nil {
+		return rt.acquireClusterPermit(ctx, key, queue, holder, limit, priority, created)
+	}
 	req := &permitRequest{holder: holder, limit: limit, priority: priority, created: created, grant: make(chan struct{})}
 	rt.system.Root.Send(rt.routers, &routeTo{key: key, msg: req})
 	select {
@@ -205,7 +269,7 @@ func (rt *Runtime) acquirePermit(ctx context.Context, key, holder string, limit,
 		rt.system.Root.Send(rt.routers, &routeTo{key: key, msg: &permitCancel{holder: holder}})
 		select {
 		case <-req.grant: // granted just before the cancel arrived
-			rt.releasePermit(key, holder)
+			rt.releasePermit(key, queue, holder)
 		default: // the router drops the request, or gives back a late grant
 		}
 		return ctxError(ctx)
@@ -213,6 +277,104 @@ func (rt *Runtime) acquirePermit(ctx context.Context, key, holder string, limit,
 }
 
 // releasePermit gives back holder's permit of key.
-func (rt *Runtime) releasePermit(key, holder string) {
+func (rt *Runtime) releasePermit(key, queue, holder string) {
+	if rt.cl != nil {
+		go func() {
+			rt.dropPermit(key, holder)
+			if mem, ok := rt.permitRouter(key, queue); ok {
+				rt.sendTo(mem, &messages.PermitReleased{Function: key, Holder: holder})
+			}
+		}()
+		return
+	}
 	rt.system.Root.Send(rt.routers, &routeTo{key: key, msg: &permitRelease{holder: holder}})
+}
+
+// dropPermit deletes holder's permit of key in the database.
+func (rt *Runtime) dropPermit(key, holder string) {
+	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := rt.backend.ReleasePermit(c, key, holder); err != nil {
+		// The permit's lease runs out by itself; only latency is lost.
+		rt.log.Warn("giving back a permit", slog.String("function", key), slog.String("execution_id", holder), slog.Any("error", err))
+	}
+}
+
+// permitRouter returns the member whose router queues the permits of key.
+func (rt *Runtime) permitRouter(key, queue string) (cluster.Member, bool) {
+	return rt.cl.members.Owner("permit:"+key, queue)
+}
+
+// permitWait is an execution of this node waiting for a permit from the
+// router of another member.
+type permitWait struct {
+	grant chan struct{}
+	once  sync.Once
+}
+
+// permitGranted hands a permit granted by a router to the execution
+// waiting for it here, or gives it back if none waits any more.
+func (rt *Runtime) permitGranted(key, holder string) {
+	rt.mu.Lock()
+	w := rt.permitWaits[key+"\x00"+holder]
+	rt.mu.Unlock()
+	if w != nil {
+		w.once.Do(func() { close(w.grant) })
+		return
+	}
+	// Its router retries on its own while others wait.
+	go rt.dropPermit(key, holder)
+}
+
+// acquireClusterPermit is acquirePermit in a cluster.
+func (rt *Runtime) acquireClusterPermit(ctx context.Context, key, queue, holder string, limit, priority int, created time.Time) error {
+	w := &permitWait{grant: make(chan struct{})}
+	wk := key + "\x00" + holder
+	rt.mu.Lock()
+	if rt.permitWaits == nil {
+		rt.permitWaits = make(map[string]*permitWait)
+	}
+	rt.permitWaits[wk] = w
+	rt.mu.Unlock()
+	defer func() {
+		rt.mu.Lock()
+		if rt.permitWaits[wk] == w {
+			delete(rt.permitWaits, wk)
+		}
+		rt.mu.Unlock()
+	}()
+	req := &messages.PermitRequest{Function: key, Holder: holder, Limit: int32(limit), Priority: int32(priority),
+		CreatedUnixNano: created.UnixNano(), Node: rt.cfg.NodeID}
+	resend := time.NewTicker(permitResend)
+	defer resend.Stop()
+	var router cluster.Member
+	ask := func() {
+		mem, ok := rt.permitRouter(key, queue)
+		if !ok {
+			mem = rt.cl.members.LocalMember()
+		}
+		if router.Name != "" && router.Name != mem.Name {
+			// The router moved: the old one, if alive, forgets this request.
+			rt.sendTo(router, &messages.PermitCanceled{Function: key, Holder: holder})
+		}
+		router = mem
+		rt.sendTo(mem, req)
+	}
+	ask()
+	for {
+		select {
+		case <-w.grant:
+			return nil
+		case <-resend.C:
+			ask()
+		case <-ctx.Done():
+			rt.sendTo(router, &messages.PermitCanceled{Function: key, Holder: holder})
+			select {
+			case <-w.grant: // granted just before the cancel
+				rt.releasePermit(key, queue, holder)
+			default: // a late grant finds no wait and is given back
+			}
+			return ctxError(ctx)
+		}
+	}
 }

@@ -109,6 +109,9 @@ type Runtime struct {
 
 	// cl is the node's part in a cluster, or nil.
 	cl *clusterNode
+	// permitWaits are this node's executions waiting for a permit from a
+	// router in the cluster, by function and holder (under mu).
+	permitWaits map[string]*permitWait
 }
 
 // New builds a runtime. It starts the actor system but claims no work until
@@ -170,7 +173,7 @@ func New(cfg Config) (*Runtime, error) {
 	rt.sup = sup
 	rt.routers, err = rt.system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
 		return &routers{rt: rt, pid: make(map[string]*actor.PID)}
-	}), "routers")
+	}), routersActor)
 	if err != nil {
 		return nil, fmt.Errorf("spawning the routers actor: %w", err)
 	}
@@ -182,6 +185,10 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	return rt, nil
 }
+
+// routersActor is the name of each node's parent of router actors, which
+// the other members send permit messages to.
+const routersActor = "routers"
 
 // NodeID returns the name this node holds leases under.
 func (rt *Runtime) NodeID() string { return rt.cfg.NodeID }

@@ -583,6 +583,260 @@ func (x *Snapshot) GetEntries() []*JournalRecord {
 	return nil
 }
 
+// PermitRequest asks the router of function (a function with a concurrency
+// limit, WithMaxConcurrent) for one of limit permits for execution holder,
+// which runs on node. The router is on the member that placement gives for
+// the function; it queues the requests by priority (higher first), then by
+// the holder's creation time (older first), takes the permit in the database
+// for node, and answers PermitGranted. A requester repeats an unanswered
+// request now and then (a router may be lost with its node); a router
+// ignores a request for a holder it has queued already.
+type PermitRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Function        string                 `protobuf:"bytes,1,opt,name=function,proto3" json:"function,omitempty"`
+	Holder          string                 `protobuf:"bytes,2,opt,name=holder,proto3" json:"holder,omitempty"`
+	Limit           int32                  `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	Priority        int32                  `protobuf:"varint,4,opt,name=priority,proto3" json:"priority,omitempty"`
+	CreatedUnixNano int64                  `protobuf:"varint,5,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
+	Node            string                 `protobuf:"bytes,6,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *PermitRequest) Reset() {
+	*x = PermitRequest{}
+	mi := &file_stent_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PermitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PermitRequest) ProtoMessage() {}
+
+func (x *PermitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stent_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PermitRequest.ProtoReflect.Descriptor instead.
+func (*PermitRequest) Descriptor() ([]byte, []int) {
+	return file_stent_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *PermitRequest) GetFunction() string {
+	if x != nil {
+		return x.Function
+	}
+	return ""
+}
+
+func (x *PermitRequest) GetHolder() string {
+	if x != nil {
+		return x.Holder
+	}
+	return ""
+}
+
+func (x *PermitRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *PermitRequest) GetPriority() int32 {
+	if x != nil {
+		return x.Priority
+	}
+	return 0
+}
+
+func (x *PermitRequest) GetCreatedUnixNano() int64 {
+	if x != nil {
+		return x.CreatedUnixNano
+	}
+	return 0
+}
+
+func (x *PermitRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+// PermitGranted tells node that holder holds a permit of function (written
+// in the database before it is sent).
+type PermitGranted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Function      string                 `protobuf:"bytes,1,opt,name=function,proto3" json:"function,omitempty"`
+	Holder        string                 `protobuf:"bytes,2,opt,name=holder,proto3" json:"holder,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PermitGranted) Reset() {
+	*x = PermitGranted{}
+	mi := &file_stent_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PermitGranted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PermitGranted) ProtoMessage() {}
+
+func (x *PermitGranted) ProtoReflect() protoreflect.Message {
+	mi := &file_stent_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PermitGranted.ProtoReflect.Descriptor instead.
+func (*PermitGranted) Descriptor() ([]byte, []int) {
+	return file_stent_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *PermitGranted) GetFunction() string {
+	if x != nil {
+		return x.Function
+	}
+	return ""
+}
+
+func (x *PermitGranted) GetHolder() string {
+	if x != nil {
+		return x.Holder
+	}
+	return ""
+}
+
+// PermitReleased tells the router of function that holder gave its permit
+// back (deleted in the database already), so it can serve the next request.
+type PermitReleased struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Function      string                 `protobuf:"bytes,1,opt,name=function,proto3" json:"function,omitempty"`
+	Holder        string                 `protobuf:"bytes,2,opt,name=holder,proto3" json:"holder,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PermitReleased) Reset() {
+	*x = PermitReleased{}
+	mi := &file_stent_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PermitReleased) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PermitReleased) ProtoMessage() {}
+
+func (x *PermitReleased) ProtoReflect() protoreflect.Message {
+	mi := &file_stent_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PermitReleased.ProtoReflect.Descriptor instead.
+func (*PermitReleased) Descriptor() ([]byte, []int) {
+	return file_stent_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PermitReleased) GetFunction() string {
+	if x != nil {
+		return x.Function
+	}
+	return ""
+}
+
+func (x *PermitReleased) GetHolder() string {
+	if x != nil {
+		return x.Holder
+	}
+	return ""
+}
+
+// PermitCanceled tells the router of function that holder no longer waits
+// for a permit (it was canceled, or its node stops).
+type PermitCanceled struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Function      string                 `protobuf:"bytes,1,opt,name=function,proto3" json:"function,omitempty"`
+	Holder        string                 `protobuf:"bytes,2,opt,name=holder,proto3" json:"holder,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PermitCanceled) Reset() {
+	*x = PermitCanceled{}
+	mi := &file_stent_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PermitCanceled) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PermitCanceled) ProtoMessage() {}
+
+func (x *PermitCanceled) ProtoReflect() protoreflect.Message {
+	mi := &file_stent_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PermitCanceled.ProtoReflect.Descriptor instead.
+func (*PermitCanceled) Descriptor() ([]byte, []int) {
+	return file_stent_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *PermitCanceled) GetFunction() string {
+	if x != nil {
+		return x.Function
+	}
+	return ""
+}
+
+func (x *PermitCanceled) GetHolder() string {
+	if x != nil {
+		return x.Holder
+	}
+	return ""
+}
+
 var File_stent_proto protoreflect.FileDescriptor
 
 const file_stent_proto_rawDesc = "" +
@@ -627,7 +881,23 @@ const file_stent_proto_rawDesc = "" +
 	"\bSnapshot\x12!\n" +
 	"\fexecution_id\x18\x01 \x01(\tR\vexecutionId\x12\x1a\n" +
 	"\bposition\x18\x02 \x01(\x05R\bposition\x127\n" +
-	"\aentries\x18\x03 \x03(\v2\x1d.stent.messages.JournalRecordR\aentriesB$Z\"github.com/stent-go/stent/messagesb\x06proto3"
+	"\aentries\x18\x03 \x03(\v2\x1d.stent.messages.JournalRecordR\aentries\"\xb5\x01\n" +
+	"\rPermitRequest\x12\x1a\n" +
+	"\bfunction\x18\x01 \x01(\tR\bfunction\x12\x16\n" +
+	"\x06holder\x18\x02 \x01(\tR\x06holder\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\x05R\x05limit\x12\x1a\n" +
+	"\bpriority\x18\x04 \x01(\x05R\bpriority\x12*\n" +
+	"\x11created_unix_nano\x18\x05 \x01(\x03R\x0fcreatedUnixNano\x12\x12\n" +
+	"\x04node\x18\x06 \x01(\tR\x04node\"C\n" +
+	"\rPermitGranted\x12\x1a\n" +
+	"\bfunction\x18\x01 \x01(\tR\bfunction\x12\x16\n" +
+	"\x06holder\x18\x02 \x01(\tR\x06holder\"D\n" +
+	"\x0ePermitReleased\x12\x1a\n" +
+	"\bfunction\x18\x01 \x01(\tR\bfunction\x12\x16\n" +
+	"\x06holder\x18\x02 \x01(\tR\x06holder\"D\n" +
+	"\x0ePermitCanceled\x12\x1a\n" +
+	"\bfunction\x18\x01 \x01(\tR\bfunction\x12\x16\n" +
+	"\x06holder\x18\x02 \x01(\tR\x06holderB$Z\"github.com/stent-go/stent/messagesb\x06proto3"
 
 var (
 	file_stent_proto_rawDescOnce sync.Once
@@ -641,7 +911,7 @@ func file_stent_proto_rawDescGZIP() []byte {
 	return file_stent_proto_rawDescData
 }
 
-var file_stent_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_stent_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_stent_proto_goTypes = []any{
 	(*ErrorInfo)(nil),       // 0: stent.messages.ErrorInfo
 	(*Activate)(nil),        // 1: stent.messages.Activate
@@ -651,6 +921,10 @@ var file_stent_proto_goTypes = []any{
 	(*Finished)(nil),        // 5: stent.messages.Finished
 	(*JournalRecord)(nil),   // 6: stent.messages.JournalRecord
 	(*Snapshot)(nil),        // 7: stent.messages.Snapshot
+	(*PermitRequest)(nil),   // 8: stent.messages.PermitRequest
+	(*PermitGranted)(nil),   // 9: stent.messages.PermitGranted
+	(*PermitReleased)(nil),  // 10: stent.messages.PermitReleased
+	(*PermitCanceled)(nil),  // 11: stent.messages.PermitCanceled
 }
 var file_stent_proto_depIdxs = []int32{
 	0, // 0: stent.messages.ChildOutcome.error:type_name -> stent.messages.ErrorInfo
@@ -675,7 +949,7 @@ func file_stent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stent_proto_rawDesc), len(file_stent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
