@@ -316,7 +316,7 @@ func (e *execution) settle(attempt int, r bodyResult, kind persistence.ErrorKind
 		return
 	}
 	if errors.Is(closed, errLeaseLost) {
-		rt.log.Debug("activation lost its lease", slog.String("execution_id", e.id))
+		rt.log.Info("activation lost its lease", slog.String("execution_id", e.id))
 		return
 	}
 	if rt.isStopping() {

@@ -82,15 +82,32 @@ RETURNING {{execution_columns_e}};
 
 -- name: LeaseRenew
 -- Terminal executions keep their owner until released but are not leases
--- worth renewing.
-UPDATE stent_execution
+-- worth renewing. A row locked by a Commit being written (the owner's own,
+-- on another connection, in its own order) is skipped rather than waited
+-- for: waiting would deadlock with it now and then, and a deadlock costs
+-- deadlock_timeout (1s), a third of a short lease. The next renewal, a
+-- third of the lease later, extends it.
+WITH renew AS (
+    SELECT id FROM stent_execution
+    WHERE owner = $1 AND status IN ('pending', 'running', 'waiting') AND id = ANY ($3::text[])
+    ORDER BY id
+    FOR NO KEY UPDATE SKIP LOCKED
+)
+UPDATE stent_execution e
 SET lease_expires_at = now() + $2::bigint * interval '1 microsecond'
-WHERE owner = $1 AND status IN ('pending', 'running', 'waiting') AND id = ANY ($3::text[]);
+FROM renew
+WHERE e.id = renew.id;
 
 -- name: LeaseRelease
-UPDATE stent_execution
+-- Rows are locked in ID order, as LeaseRenew takes them, so two releases
+-- or a release and a renewal never deadlock.
+WITH released AS (
+    SELECT id FROM stent_execution WHERE owner = $1 ORDER BY id FOR NO KEY UPDATE
+)
+UPDATE stent_execution e
 SET owner = '', lease_expires_at = now(), updated_at = now()
-WHERE owner = $1;
+FROM released
+WHERE e.id = released.id;
 
 -- name: ExecutionNextRunAt
 SELECT min(run_at) FROM stent_execution
