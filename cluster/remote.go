@@ -78,6 +78,7 @@ func StartRemote(system *actor.ActorSystem, addr string, t *TLS) (_ *Remote, err
 // reach it.
 func (r *Remote) Addr() string { return r.addr }
 
-// Stop closes the endpoint at once: connections are cut and queued
-// messages dropped (each was written to the database before it was sent).
+// Stop closes the endpoint: its connections to the other members and
+// theirs to it are closed, and queued messages are dropped (each was
+// written to the database before it was sent).
 func (r *Remote) Stop() { r.r.Shutdown(false) }
