@@ -346,7 +346,10 @@ func (rt *Runtime) renewLoop(ctx context.Context) {
 				rt.checkLeases(ctx, active)
 			}
 			rt.checkCancels(ctx, active) // cancels requested by other processes
-			if _, err := rt.backend.RenewPermits(ctx, rt.cfg.NodeID, rt.cfg.LeaseTTL); err != nil && ctx.Err() == nil {
+			// Permits of the executions running here, not every one under
+			// this node's name: an earlier process of the same name may
+			// have left some behind when it was killed.
+			if _, err := rt.backend.RenewPermits(ctx, rt.cfg.NodeID, rt.Active(), rt.cfg.LeaseTTL); err != nil && ctx.Err() == nil {
 				rt.log.Error("renewing permits", slog.Any("error", err))
 			}
 

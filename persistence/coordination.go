@@ -73,10 +73,11 @@ type Coordination interface {
 	AcquirePermit(ctx context.Context, key, holder, owner string, limit int, ttl time.Duration) (bool, error)
 	// ReleasePermit gives back holder's permit of key (no error if none).
 	ReleasePermit(ctx context.Context, key, holder string) error
-	// RenewPermits extends by ttl every unexpired permit owner holds and
-	// returns how many. An expired permit is not renewed: it may have been
-	// given to another holder already.
-	RenewPermits(ctx context.Context, owner string, ttl time.Duration) (int, error)
+	// RenewPermits extends by ttl the unexpired permits owner holds for
+	// holders (the executions it runs) and returns how many. A permit of a
+	// holder not named, such as one of a process that ran under the same
+	// owner name before a crash, is left to expire.
+	RenewPermits(ctx context.Context, owner string, holders []string, ttl time.Duration) (int, error)
 	// CountPermits returns how many unexpired permits of key exist.
 	CountPermits(ctx context.Context, key string) (int, error)
 }

@@ -272,16 +272,22 @@ func (b *Backend) ReleasePermit(ctx context.Context, key, holder string) error {
 	return nil
 }
 
-// RenewPermits extends to ttl from the server's clock every unexpired
-// permit owner holds and returns how many. An expired permit is not
+// RenewPermits extends to ttl from the server's clock the unexpired permits
+// owner holds for holders and returns how many. An expired permit is not
 // renewed: another holder may have been given it.
-func (b *Backend) RenewPermits(ctx context.Context, owner string, ttl time.Duration) (int, error) {
+func (b *Backend) RenewPermits(ctx context.Context, owner string, holders []string, ttl time.Duration) (int, error) {
 	if owner == "" || ttl <= 0 {
 		return 0, errors.New("renewing permits: owner and a positive ttl are required")
 	}
+	if err := b.checkOpen(); err != nil {
+		return 0, fmt.Errorf("renewing permits of %s: %w", owner, err)
+	}
+	if len(holders) == 0 {
+		return 0, nil
+	}
 	var n int64
 	err := b.do(ctx, true, func(ctx context.Context) error {
-		tag, err := b.pool.Exec(ctx, b.q[qPermitRenew], owner, ttl.Microseconds())
+		tag, err := b.pool.Exec(ctx, b.q[qPermitRenew], owner, ttl.Microseconds(), holders)
 		n = tag.RowsAffected()
 		return err
 	})

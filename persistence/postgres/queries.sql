@@ -436,7 +436,7 @@ DELETE FROM stent_permit WHERE key = $1 AND holder = $2;
 -- Only unexpired permits: an expired one may have been given to another
 -- holder already.
 UPDATE stent_permit SET expires_at = now() + $2::bigint * interval '1 microsecond'
-WHERE owner = $1 AND expires_at > now();
+WHERE owner = $1 AND expires_at > now() AND holder = ANY ($3::text[]);
 
 -- name: PermitCount
 SELECT count(*) FROM stent_permit WHERE key = $1 AND expires_at > now();

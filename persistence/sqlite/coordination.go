@@ -377,15 +377,22 @@ func (w *writer) releasePermit(key, holder string) error {
 	return nil
 }
 
-// RenewPermits extends to ttl from now every unexpired permit owner holds
-// and returns how many. An expired permit is not renewed: another holder
-// may have been given it.
-func (b *Backend) RenewPermits(ctx context.Context, owner string, ttl time.Duration) (int, error) {
+// RenewPermits extends to ttl from now the unexpired permits owner holds
+// for holders and returns how many. An expired permit is not renewed:
+// another holder may have been given it.
+func (b *Backend) RenewPermits(ctx context.Context, owner string, holders []string, ttl time.Duration) (int, error) {
 	if owner == "" || ttl <= 0 {
 		return 0, errors.New("renewing permits: owner and a positive ttl are required")
 	}
+	if len(holders) == 0 {
+		return 0, nil
+	}
+	list, err := json.Marshal(holders)
+	if err != nil {
+		return 0, fmt.Errorf("renewing permits of %s: %w", owner, err)
+	}
 	r := newRequest(ctx, opRenewPermits)
-	r.owner, r.ttl = owner, ttl
+	r.owner, r.ttl, r.queues = owner, ttl, string(list) // the holder list rides in the queues field
 	if err := b.write(ctx, r); err != nil {
 		return 0, fmt.Errorf("renewing permits of %s: %w", owner, err)
 	}
@@ -394,9 +401,9 @@ func (b *Backend) RenewPermits(ctx context.Context, owner string, ttl time.Durat
 	return n, err
 }
 
-func (w *writer) renewPermits(owner string, ttl time.Duration) (int, error) {
+func (w *writer) renewPermits(owner string, ttl time.Duration, holders any) (int, error) {
 	now := nowMillis()
-	res, err := w.s.permitRenew.ExecContext(bg, owner, now+ttl.Milliseconds(), now)
+	res, err := w.s.permitRenew.ExecContext(bg, owner, now+ttl.Milliseconds(), now, holders)
 	if err != nil {
 		return 0, fmt.Errorf("renewing permits of %s: %w", owner, interpretError(err))
 	}

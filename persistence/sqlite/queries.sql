@@ -292,4 +292,6 @@ DELETE FROM stent_permit WHERE key = ?1 AND holder = ?2;
 -- name: PermitRenew
 -- Only unexpired permits: an expired one may have been given to another
 -- holder already.
-UPDATE stent_permit SET expires_at = ?2 WHERE owner = ?1 AND expires_at > ?3;
+-- ?4 is a JSON array of the holders to renew.
+UPDATE stent_permit SET expires_at = ?2
+WHERE owner = ?1 AND expires_at > ?3 AND holder IN (SELECT value FROM json_each(?4));

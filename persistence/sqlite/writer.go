@@ -412,7 +412,7 @@ func (w *writer) do(r *request, i int) error {
 	case opReleasePermit:
 		err = w.releasePermit(r.key, r.id)
 	case opRenewPermits:
-		r.n, err = w.renewPermits(r.owner, r.ttl)
+		r.n, err = w.renewPermits(r.owner, r.ttl, r.queues)
 	default:
 		err = fmt.Errorf("sqlite: unknown write operation %d", r.op)
 	}
