@@ -575,6 +575,14 @@ func (e *execution) abandon() {
 	if cb != nil {
 		cb(errLeaseLost)
 	}
+	// Its children in memory are fenced by its epoch: their outcomes would
+	// be refused, so they stop too (children with rows of their own hold
+	// leases of their own).
+	for _, c := range e.rt.localChildren(e.id) {
+		if c.isVirtual() {
+			c.abandon()
+		}
+	}
 }
 
 // isCanceled reports whether a cancel has reached this activation.

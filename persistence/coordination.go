@@ -67,7 +67,10 @@ type Coordination interface {
 	// AcquirePermit takes one of limit permits of key for holder (an
 	// execution ID), leased to owner (a node) for ttl, if fewer than limit
 	// unexpired permits of key exist; it reports whether it did. A holder
-	// that has a permit of key already keeps it (true, lease extended).
+	// whose owner has a permit of key for it already keeps it (true, lease
+	// extended). An unexpired permit of the holder that another owner holds
+	// is refused (false) until it is released or expires: the holder may
+	// still run there, and one permit never covers two runs.
 	// Concurrent acquirers never exceed limit. A limit below 1 grants
 	// nothing.
 	AcquirePermit(ctx context.Context, key, holder, owner string, limit int, ttl time.Duration) (bool, error)

@@ -48,6 +48,18 @@ func TestPausedOwnerIsFenced(t *testing.T) {
 			return b, l
 		})
 	})
+	t.Run("SQLiteCluster", func(t *testing.T) {
+		// The same with gossip: the paused node is declared dead in about a
+		// second and its leases released, instead of running out.
+		path := filepath.Join(t.TempDir(), "stent.db")
+		testPausedOwner(t, []string{"--db", path, "cluster"}, func(t *testing.T) (persistence.Backend, *ledger.Ledger) {
+			b, err := sqlite.Open(path)
+			require.NoError(t, err)
+			l, err := ledger.Open(path, ledger.WithNode("test"))
+			require.NoError(t, err)
+			return b, l
+		})
+	})
 	t.Run("Postgres", func(t *testing.T) {
 		dsn := os.Getenv("STENT_TEST_POSTGRES")
 		if dsn == "" {
@@ -104,11 +116,18 @@ func testPausedOwner(t *testing.T, args []string, open func(*testing.T) (persist
 	names := [2]string{"pause-0", "pause-1"}
 	var logs [2]string
 	var procs [2]*exec.Cmd
+	var cl *members
+	if args[len(args)-1] == "cluster" { // the nodes form a cluster
+		args = args[:len(args)-1]
+		cl = newMembers(t, 2)
+	}
 	for i := range procs {
 		logs[i] = filepath.Join(dir, fmt.Sprintf("node-%d.log", i))
-		procs[i] = startNode(t, logs[i], append([]string{
-			"--node", names[i], "--admin", "", "--log-level", "debug", "--lease", lease.String(),
-		}, args...)...)
+		nodeArgs := []string{"--node", names[i], "--admin", "", "--log-level", "debug", "--lease", lease.String()}
+		if cl != nil {
+			nodeArgs = append(nodeArgs, cl.args(i)...)
+		}
+		procs[i] = startNode(t, logs[i], append(nodeArgs, args...)...)
 	}
 	waitFor(t, 30*time.Second, "both nodes ready", func() bool {
 		return logAttr(t, logs[0], "node ready", "node") != "" && logAttr(t, logs[1], "node ready", "node") != ""

@@ -13,8 +13,9 @@
 // (import the packages that declare them with sdk.Durable, or declare them
 // in main), then run the same setup as serve does: open the backend,
 // sdk.Bootstrap it with sdk.Serve(), WithNodeID, WithQueues,
-// WithConcurrency, WithLeaseDuration and a logger, and Close the executor on
-// SIGTERM. Every node on one database must register the functions of every
+// WithConcurrency, WithLeaseDuration, a logger and, for a cluster,
+// WithCluster (clusterConfig builds its cluster.Config from the flags), and
+// Close the executor on SIGTERM. Every node on one database must register the functions of every
 // queue it serves.
 //
 // It is wired up by cmd/stent-node; its exported identifiers are not a

@@ -508,6 +508,10 @@ func (s *suite) testPermits(t *testing.T) {
 		require.Equal(t, 2, count("k"))
 		require.True(t, acquire("k", "h1"), "a holder keeps its permit")
 		require.Equal(t, 2, count("k"))
+		ok, err := b.AcquirePermit(ctx, "k", "h1", otherOwner, 5, time.Minute)
+		require.NoError(t, err)
+		require.False(t, ok, "another owner's permit for the holder is not taken over")
+		require.Equal(t, 2, count("k"))
 		require.True(t, acquire("k2", "h3"), "keys are counted apart")
 		require.Equal(t, 1, count("k2"))
 

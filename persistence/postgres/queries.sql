@@ -413,18 +413,20 @@ DELETE FROM stent_permit WHERE key = $1 AND expires_at <= now();
 
 -- name: PermitAcquire
 -- Run under PermitLock, after PermitPurge. A holder's unexpired permit is
--- extended (and moves to owner $3); else one is granted when fewer than $4
--- exist.
+-- extended when its owner $3 asks again; else one is granted when fewer
+-- than $4 exist. A holder's permit held by another owner is neither
+-- extended nor taken over (the holder may still run there, fenced but not
+-- yet stopped): the conflict inserts nothing.
 WITH mine AS (
-    UPDATE stent_permit SET owner = $3, expires_at = now() + $5::bigint * interval '1 microsecond'
-    WHERE key = $1 AND holder = $2 AND expires_at > now()
+    UPDATE stent_permit SET expires_at = now() + $5::bigint * interval '1 microsecond'
+    WHERE key = $1 AND holder = $2 AND owner = $3 AND expires_at > now()
     RETURNING 1
 ), granted AS (
     INSERT INTO stent_permit (key, holder, owner, expires_at)
     SELECT $1, $2, $3, now() + $5::bigint * interval '1 microsecond'
     WHERE NOT EXISTS (SELECT 1 FROM mine)
       AND (SELECT count(*) FROM stent_permit WHERE key = $1 AND expires_at > now()) < $4::int
-    ON CONFLICT (key, holder) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+    ON CONFLICT (key, holder) DO NOTHING
     RETURNING 1
 )
 SELECT EXISTS (SELECT 1 FROM mine) OR EXISTS (SELECT 1 FROM granted);

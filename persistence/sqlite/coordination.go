@@ -351,10 +351,14 @@ func (w *writer) acquirePermit(key, holder, owner string, limit int, ttl time.Du
 	if held >= int64(limit) {
 		return false, nil
 	}
-	if _, err := w.s.permitInsert.ExecContext(bg, key, holder, owner, expires); err != nil {
+	res, err = w.s.permitInsert.ExecContext(bg, key, holder, owner, expires)
+	if err != nil {
 		return false, wrap(err)
 	}
-	return true, nil
+	if n, err = res.RowsAffected(); err != nil {
+		return false, wrap(err)
+	}
+	return n == 1, nil // 0: another owner holds the holder's permit
 }
 
 // ReleasePermit gives back holder's permit of key; there is no error when

@@ -272,9 +272,12 @@ WHERE id IN (SELECT value FROM json_each(?1))
 ORDER BY id;
 
 -- name: PermitExtend
--- A holder's unexpired permit is extended (and moves to ?3, its new owner).
-UPDATE stent_permit SET owner = ?3, expires_at = ?4
-WHERE key = ?1 AND holder = ?2 AND expires_at > ?5;
+-- A holder's unexpired permit is extended when its owner (?3) asks again.
+-- Held by another owner, it is not: the holder may still run there (an
+-- activation fenced but not yet stopped), and one permit must not cover
+-- two runs.
+UPDATE stent_permit SET expires_at = ?4
+WHERE key = ?1 AND holder = ?2 AND owner = ?3 AND expires_at > ?5;
 
 -- name: PermitPurge
 DELETE FROM stent_permit WHERE key = ?1 AND expires_at <= ?2;
@@ -283,8 +286,10 @@ DELETE FROM stent_permit WHERE key = ?1 AND expires_at <= ?2;
 SELECT count(*) FROM stent_permit WHERE key = ?1 AND expires_at > ?2;
 
 -- name: PermitInsert
+-- Run after PermitPurge: a row of the holder left is another owner's
+-- unexpired permit, and the insert does nothing.
 INSERT INTO stent_permit (key, holder, owner, expires_at) VALUES (?1, ?2, ?3, ?4)
-ON CONFLICT (key, holder) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at;
+ON CONFLICT (key, holder) DO NOTHING;
 
 -- name: PermitDelete
 DELETE FROM stent_permit WHERE key = ?1 AND holder = ?2;
