@@ -13,6 +13,16 @@
 // kill interrupted it) needs the caller's knowledge of kills, which is why
 // Report lists the process IDs of each repeat.
 //
+// Two options widen the workload for chaos runs (stent chaos). A workflow
+// with WorkflowInput.Signal waits, after its first step, for a signal of
+// that name (sdk.WaitForSignal) and hands its payload to the step
+// ledger_signal_receipt, which records it in stent_ledger_signals. A
+// workflow with WorkflowInput.Limited runs its steps as ledger_limited_step,
+// declared with sdk.WithMaxConcurrent(LimitedMax): each run records itself
+// in stent_ledger_runs like ledger_step, and its start and end in
+// stent_ledger_limited, so that a checker can compute how many ran at once.
+// Audit checks the invariants over all the tables.
+//
 // It is internal: stent-node registers it, and tests start it.
 package ledger
 
@@ -42,6 +52,25 @@ type WorkflowInput struct {
 	// Pause is how long each step works (sleeps) after recording its run,
 	// so that kills find steps in flight. Zero means no pause.
 	Pause time.Duration `json:"pause,omitempty"`
+	// Signal, if not empty, makes the workflow wait after its first step
+	// (at once if Steps is 0) for a signal of that name with a string
+	// payload, and record its receipt with SignalReceipt.
+	Signal string `json:"signal,omitempty"`
+	// Limited makes the workflow run LimitedStep instead of Step, so that
+	// at most LimitedMax of its steps (with those of every other limited
+	// workflow) run at once across the nodes.
+	Limited bool `json:"limited,omitempty"`
+}
+
+// LimitedMax is the concurrency limit of ledger_limited_step. It is fixed
+// when the package is initialised (sdk.WithMaxConcurrent is an option of
+// sdk.Durable), so every node and checker agrees on it.
+const LimitedMax = 5
+
+// ReceiptInput is the input of ledger_signal_receipt.
+type ReceiptInput struct {
+	WorkflowID string `json:"workflow_id"`
+	Payload    string `json:"payload"`
 }
 
 // StepInput is the input of ledger_step.
@@ -63,6 +92,11 @@ var Step = sdk.Durable("ledger_step", func(ctx context.Context, in StepInput) (i
 	if l == nil {
 		return 0, errNotRegistered
 	}
+	return stepBody(ctx, l, in)
+})
+
+// stepBody is the body of Step and LimitedStep.
+func stepBody(ctx context.Context, l *Ledger, in StepInput) (int, error) {
 	if err := l.exec(ctx, "run", in.WorkflowID, in.Step); err != nil {
 		return 0, err
 	}
@@ -76,24 +110,80 @@ var Step = sdk.Durable("ledger_step", func(ctx context.Context, in StepInput) (i
 		}
 	}
 	return in.Step + 1, nil
+}
+
+// LimitedStep is Step declared with sdk.WithMaxConcurrent(LimitedMax): it
+// records its run in stent_ledger_runs as Step does, and its start and end
+// (taken once the permit is held, and just before returning, error or
+// not) in stent_ledger_limited.
+var LimitedStep = sdk.Durable("ledger_limited_step", func(ctx context.Context, in StepInput) (out int, err error) {
+	l := current.Load()
+	if l == nil {
+		return 0, errNotRegistered
+	}
+	runID, err := l.limitedStart(ctx, in)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		// The end is recorded even when ctx has ended (the node stops or
+		// lost the lease): the body ran until now either way.
+		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		err = errors.Join(err, l.limitedEnd(ectx, runID))
+	}()
+	return stepBody(ctx, l, in)
+}, sdk.WithMaxConcurrent(LimitedMax))
+
+// SignalReceipt records in stent_ledger_signals that the workflow received
+// a signal with in.Payload, and returns the payload. It is a step, so that
+// a replay of the workflow does not record the receipt again.
+var SignalReceipt = sdk.Durable("ledger_signal_receipt", func(ctx context.Context, in ReceiptInput) (string, error) {
+	l := current.Load()
+	if l == nil {
+		return "", errNotRegistered
+	}
+	if err := l.insert(ctx, "signal receipt", in.WorkflowID,
+		`INSERT INTO stent_ledger_signals (workflow_id, payload, node, pid, at) VALUES (?, ?, ?, ?, ?)`,
+		in.WorkflowID, in.Payload, l.node, l.pid, time.Now().UnixMicro()); err != nil {
+		return "", err
+	}
+	return in.Payload, nil
 })
 
-// Workflow calls Step in.Steps times in sequence (steps 0 to Steps-1),
-// records its completion in stent_ledger_done, and returns the sum of the
-// steps' outputs, Steps×(Steps+1)/2. Its workflow ID is its execution ID.
+// Workflow calls Step (LimitedStep if in.Limited) in.Steps times in
+// sequence (steps 0 to Steps-1), waiting for in.Signal after the first if
+// it is set, records its completion in stent_ledger_done, and returns the
+// sum of the steps' outputs, Steps×(Steps+1)/2. Its workflow ID is its
+// execution ID.
 var Workflow = sdk.Durable("ledger_workflow", func(ctx context.Context, in WorkflowInput) (int, error) {
 	l := current.Load()
 	if l == nil {
 		return 0, errNotRegistered
 	}
 	id := sdk.ExecutionID(ctx)
+	step := Step
+	if in.Limited {
+		step = LimitedStep
+	}
 	sum := 0
-	for i := range in.Steps {
-		v, err := Step.Call(ctx, StepInput{WorkflowID: id, Step: i, Pause: in.Pause})
-		if err != nil {
-			return 0, err
+	for i := range max(in.Steps, 1) {
+		if i < in.Steps {
+			v, err := step.Call(ctx, StepInput{WorkflowID: id, Step: i, Pause: in.Pause})
+			if err != nil {
+				return 0, err
+			}
+			sum += v
 		}
-		sum += v
+		if i == 0 && in.Signal != "" {
+			payload, err := sdk.WaitForSignal[string](ctx, in.Signal)
+			if err != nil {
+				return 0, err
+			}
+			if _, err := SignalReceipt.Call(ctx, ReceiptInput{WorkflowID: id, Payload: payload}); err != nil {
+				return 0, err
+			}
+		}
 	}
 	if err := l.exec(ctx, "done", id, 0); err != nil {
 		return 0, err
@@ -121,6 +211,7 @@ type Ledger struct {
 	postgres bool
 	node     string
 	pid      int
+	runs     atomic.Int64 // LimitedStep runs started, for their IDs
 	closed   atomic.Bool
 }
 
@@ -177,7 +268,10 @@ func Open(database string, opts ...Option) (*Ledger, error) {
 	}
 	ddl = append(ddl,
 		`CREATE TABLE IF NOT EXISTS stent_ledger_runs (workflow_id TEXT NOT NULL, step INTEGER NOT NULL, node TEXT NOT NULL, pid INTEGER NOT NULL, at BIGINT NOT NULL)`,
-		`CREATE TABLE IF NOT EXISTS stent_ledger_done (workflow_id TEXT NOT NULL, node TEXT NOT NULL, pid INTEGER NOT NULL, at BIGINT NOT NULL)`)
+		`CREATE TABLE IF NOT EXISTS stent_ledger_done (workflow_id TEXT NOT NULL, node TEXT NOT NULL, pid INTEGER NOT NULL, at BIGINT NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS stent_ledger_signals (workflow_id TEXT NOT NULL, payload TEXT NOT NULL, node TEXT NOT NULL, pid INTEGER NOT NULL, at BIGINT NOT NULL)`,
+		// end_at is NULL until the run ends: a killed run has none.
+		`CREATE TABLE IF NOT EXISTS stent_ledger_limited (run_id TEXT NOT NULL, workflow_id TEXT NOT NULL, step INTEGER NOT NULL, node TEXT NOT NULL, pid INTEGER NOT NULL, start_at BIGINT NOT NULL, end_at BIGINT)`)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, q := range ddl {
@@ -213,20 +307,55 @@ func (l *Ledger) Close() error {
 // exec records a step run (what "run") or a completion (what "done").
 func (l *Ledger) exec(ctx context.Context, what, workflowID string, step int) error {
 	at := time.Now().UnixMicro()
-	var q string
-	var args []any
-	switch {
-	case what == "run" && l.postgres:
-		q, args = `INSERT INTO stent_ledger_runs (workflow_id, step, node, pid, at) VALUES ($1, $2, $3, $4, $5)`, []any{workflowID, step, l.node, l.pid, at}
-	case what == "run":
-		q, args = `INSERT INTO stent_ledger_runs (workflow_id, step, node, pid, at) VALUES (?, ?, ?, ?, ?)`, []any{workflowID, step, l.node, l.pid, at}
-	case l.postgres:
-		q, args = `INSERT INTO stent_ledger_done (workflow_id, node, pid, at) VALUES ($1, $2, $3, $4)`, []any{workflowID, l.node, l.pid, at}
-	default:
-		q, args = `INSERT INTO stent_ledger_done (workflow_id, node, pid, at) VALUES (?, ?, ?, ?)`, []any{workflowID, l.node, l.pid, at}
+	if what == "run" {
+		return l.insert(ctx, what, workflowID,
+			`INSERT INTO stent_ledger_runs (workflow_id, step, node, pid, at) VALUES (?, ?, ?, ?, ?)`,
+			workflowID, step, l.node, l.pid, at)
 	}
-	if _, err := l.db.ExecContext(ctx, q, args...); err != nil {
-		return fmt.Errorf("recording ledger %s of %s: %w", what, workflowID, err)
+	return l.insert(ctx, what, workflowID,
+		`INSERT INTO stent_ledger_done (workflow_id, node, pid, at) VALUES (?, ?, ?, ?)`,
+		workflowID, l.node, l.pid, at)
+}
+
+// limitedStart records the start of a run of LimitedStep and returns the
+// run's ID, for limitedEnd.
+func (l *Ledger) limitedStart(ctx context.Context, in StepInput) (string, error) {
+	runID := fmt.Sprintf("%d-%d", l.pid, l.runs.Add(1))
+	return runID, l.insert(ctx, "limited start", in.WorkflowID,
+		`INSERT INTO stent_ledger_limited (run_id, workflow_id, step, node, pid, start_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		runID, in.WorkflowID, in.Step, l.node, l.pid, time.Now().UnixMicro())
+}
+
+// limitedEnd records the end of run runID of LimitedStep.
+func (l *Ledger) limitedEnd(ctx context.Context, runID string) error {
+	return l.insert(ctx, "limited end", runID,
+		`UPDATE stent_ledger_limited SET end_at = ? WHERE run_id = ?`, time.Now().UnixMicro(), runID)
+}
+
+// insert runs write q, written with ? placeholders, with args; what and id
+// name it in the error.
+func (l *Ledger) insert(ctx context.Context, what, id, q string, args ...any) error {
+	if _, err := l.db.ExecContext(ctx, l.rebind(q), args...); err != nil {
+		return fmt.Errorf("recording ledger %s of %s: %w", what, id, err)
 	}
 	return nil
+}
+
+// rebind turns the ? placeholders of q into PostgreSQL's $1, $2, ... when
+// the ledger is on PostgreSQL. Ledger queries have no ? in literals.
+func (l *Ledger) rebind(q string) string {
+	if !l.postgres {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

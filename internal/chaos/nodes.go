@@ -1,0 +1,239 @@
+package chaos
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// node is one node process slot: a name and ports kept across restarts,
+// and the process currently running under them.
+type node struct {
+	name                  string
+	admin, gossip, remote string // 127.0.0.1:port
+	logPath               string
+
+	cmd     *exec.Cmd
+	logFile *os.File
+	exited  chan struct{} // closed once the current process has been waited for
+	waitErr error         // the current process's exit, once exited is closed
+	killed  bool          // we killed or stopped the current process on purpose
+	paused  bool          // stopped by SIGSTOP
+	down    bool          // killed and not yet restarted
+}
+
+// pid is the current process's ID.
+func (n *node) pid() int { return n.cmd.Process.Pid }
+
+// freeAddr returns a 127.0.0.1 address with a port that was free just now.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("picking a free port: %w", err)
+	}
+	addr := ln.Addr().String()
+	return addr, ln.Close()
+}
+
+// nodeEnv is this process's environment without STENT_* variables, which
+// would change the nodes' defaults.
+func nodeEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "STENT_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// start starts a process for n with command (the node command and its
+// flags), appending its stderr and stdout to n's log (and copying them to
+// verbose when it is not nil).
+func (n *node) start(command []string, verbose io.Writer) error {
+	f, err := os.OpenFile(n.logPath, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("opening the log of %s: %w", n.name, err)
+	}
+	cmd := exec.Command(command[0], command[1:]...)
+	cmd.Env = nodeEnv()
+	cmd.SysProcAttr = sysProcAttr()
+	var out io.Writer = f
+	if verbose != nil {
+		out = io.MultiWriter(f, verbose)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return errors.Join(fmt.Errorf("starting %s: %w", n.name, err), f.Close())
+	}
+	n.cmd, n.logFile = cmd, f
+	n.exited = make(chan struct{})
+	n.killed, n.paused, n.down = false, false, false
+	exited := n.exited
+	go func() {
+		err := cmd.Wait()
+		n.waitErr = errors.Join(err, f.Close())
+		close(exited)
+	}()
+	return nil
+}
+
+// hasExited reports whether the current process has ended.
+func (n *node) hasExited() bool {
+	select {
+	case <-n.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// signal sends sig to the current process.
+func (n *node) signal(sig syscall.Signal) error {
+	if err := n.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("sending %s to %s (pid %d): %w", sig, n.name, n.pid(), err)
+	}
+	return nil
+}
+
+// kill SIGKILLs the current process and waits for it.
+func (n *node) kill() error {
+	n.killed = true
+	if err := n.signal(syscall.SIGKILL); err != nil && !n.hasExited() {
+		return err
+	}
+	<-n.exited
+	n.paused = false
+	return nil
+}
+
+// stop SIGTERMs the current process (continuing it first if it is
+// stopped) and waits up to grace for it to exit, then kills it. It returns
+// the process's exit error (nil for exit status 0).
+func (n *node) stop(grace time.Duration) error {
+	if n.hasExited() {
+		return n.waitErr
+	}
+	n.killed = true
+	err := n.signal(syscall.SIGTERM)
+	if n.paused {
+		err = errors.Join(err, n.signal(syscall.SIGCONT))
+		n.paused = false
+	}
+	if err != nil {
+		return err
+	}
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-n.exited:
+		return n.waitErr
+	case <-t.C:
+		return errors.Join(fmt.Errorf("%s did not exit within %s of SIGTERM", n.name, grace), n.kill())
+	}
+}
+
+// get returns the status code of GET path on n's admin server.
+func (n *node) get(ctx context.Context, path string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.admin+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	return resp.StatusCode, resp.Body.Close()
+}
+
+// waitReady polls n's /readyz until it answers 200, the process exits or
+// timeout passes.
+func (n *node) waitReady(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		code, err := n.get(ctx, "/readyz")
+		if err == nil && code == http.StatusOK {
+			return nil
+		}
+		if n.hasExited() {
+			return fmt.Errorf("%s exited before it was ready (%v); its log %s ends with:\n%s", n.name, n.waitErr, n.logPath, tail(n.logPath, 5))
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready after %s (last: %d, %v); log in %s", n.name, timeout, code, err, n.logPath)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// tail returns the last n lines of the file at path (or a note that it
+// cannot be read).
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "  " + strings.Join(lines, "\n  ")
+}
+
+// countLines returns how many lines of the file at path contain s.
+func countLines(path, s string) (int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	n := 0
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), s) {
+			n++
+		}
+	}
+	return n, sc.Err()
+}
+
+// nodeArgs are the flags of node n for a run with cfg on database db
+// (schema on PostgreSQL), with peers the other nodes.
+func nodeArgs(cfg Config, db, schema string, n *node, peers []*node) []string {
+	args := []string{
+		"--db", db, "--node", n.name, "--admin", n.admin, "--log-level", "info",
+		"--lease", cfg.Lease.String(), "--concurrency", strconv.Itoa(cfg.Concurrency),
+	}
+	if schema != "" {
+		args = append(args, "--schema", schema)
+	}
+	if !cfg.NoCluster {
+		var seeds []string
+		for _, p := range peers {
+			if p != n {
+				seeds = append(seeds, p.gossip)
+			}
+		}
+		args = append(args, "--gossip", n.gossip, "--remote", n.remote)
+		if len(seeds) > 0 {
+			args = append(args, "--seeds", strings.Join(seeds, ","))
+		}
+	}
+	return args
+}
