@@ -279,6 +279,9 @@ func (rt *Runtime) acquirePermit(ctx context.Context, key, queue, holder string,
 // releasePermit gives back holder's permit of key.
 func (rt *Runtime) releasePermit(key, queue, holder string) {
 	if rt.cl != nil {
+		rt.mu.Lock()
+		delete(rt.permitsHeld, key+"\x00"+holder)
+		rt.mu.Unlock()
 		go func() {
 			rt.dropPermit(key, holder)
 			if mem, ok := rt.permitRouter(key, queue); ok {
@@ -313,13 +316,25 @@ type permitWait struct {
 }
 
 // permitGranted hands a permit granted by a router to the execution
-// waiting for it here, or gives it back if none waits any more.
+// waiting for it here, or gives it back if none waits any more. A grant
+// for a permit the holder holds already (the answer to a repeated request)
+// changes nothing: giving it back would free a permit still in use.
 func (rt *Runtime) permitGranted(key, holder string) {
+	wk := key + "\x00" + holder
 	rt.mu.Lock()
-	w := rt.permitWaits[key+"\x00"+holder]
+	w, held := rt.permitWaits[wk], rt.permitsHeld[wk]
+	if w != nil {
+		if rt.permitsHeld == nil {
+			rt.permitsHeld = make(map[string]bool)
+		}
+		rt.permitsHeld[wk] = true // before the waiter can return and release
+	}
 	rt.mu.Unlock()
 	if w != nil {
 		w.once.Do(func() { close(w.grant) })
+		return
+	}
+	if held {
 		return
 	}
 	// Its router retries on its own while others wait.
@@ -369,6 +384,11 @@ func (rt *Runtime) acquireClusterPermit(ctx context.Context, key, queue, holder 
 			ask()
 		case <-ctx.Done():
 			rt.sendTo(router, &messages.PermitCanceled{Function: key, Holder: holder})
+			rt.mu.Lock()
+			if rt.permitWaits[wk] == w {
+				delete(rt.permitWaits, wk) // a grant from now on is given back
+			}
+			rt.mu.Unlock()
 			select {
 			case <-w.grant: // granted just before the cancel
 				rt.releasePermit(key, queue, holder)

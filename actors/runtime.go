@@ -112,6 +112,10 @@ type Runtime struct {
 	// permitWaits are this node's executions waiting for a permit from a
 	// router in the cluster, by function and holder (under mu).
 	permitWaits map[string]*permitWait
+	// permitsHeld are the permits this node's executions hold from a
+	// router in the cluster (under mu), so that a repeated grant is not
+	// mistaken for one nobody waits for.
+	permitsHeld map[string]bool
 }
 
 // New builds a runtime. It starts the actor system but claims no work until
