@@ -60,16 +60,17 @@ func (q *permitRequest) before(o *permitRequest) bool {
 	return q.created.Before(o.created)
 }
 
-type permitRelease struct{ holder string }
+// permitRelease gives back the permit of holder held by owner.
+type permitRelease struct{ holder, owner string }
 
 type permitCancel struct{ holder string }
 
 // permitResult is the outcome of one AcquirePermit attempt, back from the
 // goroutine that made it.
 type permitResult struct {
-	holder string
-	ok     bool
-	err    error
+	req *permitRequest
+	ok  bool
+	err error
 }
 
 type permitRetryTick struct{}
@@ -86,11 +87,20 @@ type router struct {
 func (r *router) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *permitRequest:
-		for _, q := range r.queue {
-			if q.holder == m.holder {
-				q.canceled = false
-				return // a repeated request: it keeps its place
+		for i, q := range r.queue {
+			if q.holder != m.holder {
+				continue
 			}
+			// A repeated request keeps its place. One from another
+			// member (the holder moved there after a takeover) replaces
+			// the old one, unless that one's attempt is in flight: it
+			// takes the permit for the old member, which gives it back,
+			// and the new member asks again.
+			if i > 0 || !r.trying {
+				q.node, q.grant = m.node, m.grant
+			}
+			q.canceled = false
+			return
 		}
 		// Keep the queue in serving order: priority, then age. The head
 		// may have an attempt in flight: it keeps its place.
@@ -120,7 +130,7 @@ func (r *router) Receive(ctx actor.Context) {
 		go func() {
 			c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			if err := rt.backend.ReleasePermit(c, key, holder); err != nil {
+			if err := rt.backend.ReleasePermit(c, key, holder, m.owner); err != nil {
 				// The permit's lease runs out by itself; only latency is lost.
 				rt.log.Warn("giving back a permit", slog.String("function", key), slog.String("execution_id", holder), slog.Any("error", err))
 			}
@@ -128,10 +138,10 @@ func (r *router) Receive(ctx actor.Context) {
 		}()
 	case *permitResult:
 		r.trying = false
-		if len(r.queue) == 0 || r.queue[0].holder != m.holder {
+		if len(r.queue) == 0 || r.queue[0] != m.req {
 			// The head gave up meanwhile: give the permit back if taken.
 			if m.ok {
-				ctx.Send(ctx.Self(), &permitRelease{holder: m.holder})
+				r.giveBack(ctx, m.req)
 			}
 			r.try(ctx)
 			return
@@ -142,7 +152,7 @@ func (r *router) Receive(ctx actor.Context) {
 		if head := r.queue[0]; head.canceled {
 			r.queue = r.queue[1:]
 			if m.ok {
-				ctx.Send(ctx.Self(), &permitRelease{holder: m.holder})
+				r.giveBack(ctx, head)
 			}
 			r.try(ctx)
 			return
@@ -163,6 +173,19 @@ func (r *router) Receive(ctx actor.Context) {
 	}
 }
 
+// giveBack undoes a permit taken for q after q gave up. A permit of this
+// node's own request goes back at once. One taken for another member is
+// handed to it all the same: the permit row is the holder's, and only that
+// member knows whether the holder runs there now under it (asked again
+// after giving up); it gives back one it does not use.
+func (r *router) giveBack(ctx actor.Context, q *permitRequest) {
+	if q.grant != nil {
+		ctx.Send(ctx.Self(), &permitRelease{holder: q.holder, owner: r.rt.cfg.NodeID})
+		return
+	}
+	r.granted(q)
+}
+
 // granted hands a permit taken for q to its requester: this node's waiting
 // execution, or the member that asked.
 func (r *router) granted(q *permitRequest) {
@@ -176,7 +199,7 @@ func (r *router) granted(q *permitRequest) {
 		return
 	}
 	// The member is gone: its permit is of no use to anyone.
-	go rt.dropPermit(r.key, q.holder)
+	go rt.dropPermit(r.key, q.holder, q.node)
 }
 
 // try asks the database for a permit for the head of the queue, off the
@@ -196,7 +219,7 @@ func (r *router) try(ctx actor.Context) {
 			owner = head.node // its lease renewals keep the permit
 		}
 		ok, err := rt.backend.AcquirePermit(c, key, head.holder, owner, head.limit, rt.cfg.LeaseTTL)
-		rt.system.Root.Send(self, &permitResult{holder: head.holder, ok: ok, err: err})
+		rt.system.Root.Send(self, &permitResult{req: head, ok: ok, err: err})
 	}()
 }
 
@@ -283,21 +306,21 @@ func (rt *Runtime) releasePermit(key, queue, holder string) {
 		delete(rt.permitsHeld, key+"\x00"+holder)
 		rt.mu.Unlock()
 		go func() {
-			rt.dropPermit(key, holder)
+			rt.dropPermit(key, holder, rt.cfg.NodeID)
 			if mem, ok := rt.permitRouter(key, queue); ok {
 				rt.sendTo(mem, &messages.PermitReleased{Function: key, Holder: holder})
 			}
 		}()
 		return
 	}
-	rt.system.Root.Send(rt.routers, &routeTo{key: key, msg: &permitRelease{holder: holder}})
+	rt.system.Root.Send(rt.routers, &routeTo{key: key, msg: &permitRelease{holder: holder, owner: rt.cfg.NodeID}})
 }
 
-// dropPermit deletes holder's permit of key in the database.
-func (rt *Runtime) dropPermit(key, holder string) {
+// dropPermit deletes holder's permit of key held by owner in the database.
+func (rt *Runtime) dropPermit(key, holder, owner string) {
 	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := rt.backend.ReleasePermit(c, key, holder); err != nil {
+	if err := rt.backend.ReleasePermit(c, key, holder, owner); err != nil {
 		// The permit's lease runs out by itself; only latency is lost.
 		rt.log.Warn("giving back a permit", slog.String("function", key), slog.String("execution_id", holder), slog.Any("error", err))
 	}
@@ -338,7 +361,7 @@ func (rt *Runtime) permitGranted(key, holder string) {
 		return
 	}
 	// Its router retries on its own while others wait.
-	go rt.dropPermit(key, holder)
+	go rt.dropPermit(key, holder, rt.cfg.NodeID)
 }
 
 // acquireClusterPermit is acquirePermit in a cluster.

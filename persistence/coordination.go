@@ -75,7 +75,9 @@ type Coordination interface {
 	// nothing.
 	AcquirePermit(ctx context.Context, key, holder, owner string, limit int, ttl time.Duration) (bool, error)
 	// ReleasePermit gives back holder's permit of key (no error if none).
-	ReleasePermit(ctx context.Context, key, holder string) error
+	// Only owner's permit goes: the holder's permit that another owner
+	// holds (the holder now runs there) is left alone.
+	ReleasePermit(ctx context.Context, key, holder, owner string) error
 	// RenewPermits extends by ttl the unexpired permits owner holds for
 	// holders (the executions it runs) and returns how many. A permit of a
 	// holder not named, such as one of a process that ran under the same

@@ -259,11 +259,11 @@ func (b *Backend) AcquirePermit(ctx context.Context, key, holder, owner string, 
 	return ok, nil
 }
 
-// ReleasePermit gives back holder's permit of key; there is no error when
-// it holds none.
-func (b *Backend) ReleasePermit(ctx context.Context, key, holder string) error {
+// ReleasePermit gives back holder's permit of key held by owner; there is
+// no error when it holds none.
+func (b *Backend) ReleasePermit(ctx context.Context, key, holder, owner string) error {
 	err := b.do(ctx, true, func(ctx context.Context) error {
-		_, err := b.pool.Exec(ctx, b.q[qPermitRelease], key, holder)
+		_, err := b.pool.Exec(ctx, b.q[qPermitRelease], key, holder, owner)
 		return err
 	})
 	if err != nil {

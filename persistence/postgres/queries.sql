@@ -432,7 +432,7 @@ WITH mine AS (
 SELECT EXISTS (SELECT 1 FROM mine) OR EXISTS (SELECT 1 FROM granted);
 
 -- name: PermitRelease
-DELETE FROM stent_permit WHERE key = $1 AND holder = $2;
+DELETE FROM stent_permit WHERE key = $1 AND holder = $2 AND owner = $3;
 
 -- name: PermitRenew
 -- Only unexpired permits: an expired one may have been given to another

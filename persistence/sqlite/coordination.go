@@ -361,11 +361,11 @@ func (w *writer) acquirePermit(key, holder, owner string, limit int, ttl time.Du
 	return n == 1, nil // 0: another owner holds the holder's permit
 }
 
-// ReleasePermit gives back holder's permit of key; there is no error when
-// it holds none.
-func (b *Backend) ReleasePermit(ctx context.Context, key, holder string) error {
+// ReleasePermit gives back holder's permit of key held by owner; there is
+// no error when it holds none.
+func (b *Backend) ReleasePermit(ctx context.Context, key, holder, owner string) error {
 	r := newRequest(ctx, opReleasePermit)
-	r.key, r.id = key, holder
+	r.key, r.id, r.owner = key, holder, owner
 	if err := b.write(ctx, r); err != nil {
 		return fmt.Errorf("releasing permit of %q for %s: %w", key, holder, err)
 	}
@@ -374,8 +374,8 @@ func (b *Backend) ReleasePermit(ctx context.Context, key, holder string) error {
 	return err
 }
 
-func (w *writer) releasePermit(key, holder string) error {
-	if _, err := w.s.permitDelete.ExecContext(bg, key, holder); err != nil {
+func (w *writer) releasePermit(key, holder, owner string) error {
+	if _, err := w.s.permitDelete.ExecContext(bg, key, holder, owner); err != nil {
 		return fmt.Errorf("releasing permit of %q for %s: %w", key, holder, interpretError(err))
 	}
 	return nil

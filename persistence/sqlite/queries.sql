@@ -292,7 +292,7 @@ INSERT INTO stent_permit (key, holder, owner, expires_at) VALUES (?1, ?2, ?3, ?4
 ON CONFLICT (key, holder) DO NOTHING;
 
 -- name: PermitDelete
-DELETE FROM stent_permit WHERE key = ?1 AND holder = ?2;
+DELETE FROM stent_permit WHERE key = ?1 AND holder = ?2 AND owner = ?3;
 
 -- name: PermitRenew
 -- Only unexpired permits: an expired one may have been given to another

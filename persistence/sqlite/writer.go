@@ -410,7 +410,7 @@ func (w *writer) do(r *request, i int) error {
 	case opAcquirePermit:
 		r.ok, err = w.acquirePermit(r.key, r.id, r.owner, r.limit, r.ttl)
 	case opReleasePermit:
-		err = w.releasePermit(r.key, r.id)
+		err = w.releasePermit(r.key, r.id, r.owner)
 	case opRenewPermits:
 		r.n, err = w.renewPermits(r.owner, r.ttl, r.queues)
 	default:
