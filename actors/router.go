@@ -402,7 +402,24 @@ func (rt *Runtime) acquireClusterPermit(ctx context.Context, key, queue, holder 
 	for {
 		select {
 		case <-w.grant:
-			return nil
+			// A grant may be stale when it arrives (delayed on a
+			// reconnecting link while the permit expired unrenewed, or
+			// meant for an earlier process of this node's name): the body
+			// runs only once the database confirms that this node holds
+			// the holder's permit, unexpired, within the limit.
+			ok, err := rt.backend.AcquirePermit(ctx, key, holder, rt.cfg.NodeID, limit, rt.cfg.LeaseTTL)
+			if ok {
+				return nil
+			}
+			if err != nil && ctx.Err() == nil {
+				rt.log.Warn("confirming a permit", slog.String("function", key), slog.String("execution_id", holder), slog.Any("error", err))
+			}
+			rt.mu.Lock()
+			delete(rt.permitsHeld, wk)
+			w = &permitWait{grant: make(chan struct{})}
+			rt.permitWaits[wk] = w
+			rt.mu.Unlock()
+			ask()
 		case <-resend.C:
 			ask()
 		case <-ctx.Done():
