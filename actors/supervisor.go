@@ -106,6 +106,8 @@ func (s *supervisor) spawn(ctx actor.Context, m *activate) {
 		// writes are refused from now on: make it stop, and run the new one
 		// once it has.
 		if old.currentEpoch() < m.rec.Epoch {
+			rt.log.Info("lease taken again with a newer epoch; stopping the old activation",
+				slog.String("execution_id", id), slog.Int64("epoch", old.currentEpoch()), slog.Int64("new_epoch", m.rec.Epoch))
 			old.abandon()
 		}
 		if s.pending == nil {

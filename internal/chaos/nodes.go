@@ -3,6 +3,7 @@ package chaos
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,10 +11,13 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/stent-go/stent/internal/ledger"
 )
 
 // node is one node process slot: a name and ports kept across restarts,
@@ -193,6 +197,42 @@ func tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return "  " + strings.Join(lines, "\n  ")
+}
+
+// fenceLogs are the node log messages of an activation that lost its lease
+// to a takeover (its execution_id attribute names it).
+var fenceLogs = []string{
+	staleWriteLog,
+	"lease lost to another node; stopping the activation",
+	"lease taken again with a newer epoch; stopping the old activation",
+}
+
+// readFences adds to fenced the fence events in the node log at path: the
+// node, the workflow (a step's execution ID is its workflow's, a dot and a
+// position), and the time.
+func readFences(path string, fenced map[ledger.Fence][]time.Time) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	for sc.Scan() {
+		var line struct {
+			Time        time.Time `json:"time"`
+			Msg         string    `json:"msg"`
+			Node        string    `json:"node"`
+			ExecutionID string    `json:"execution_id"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) != nil || line.ExecutionID == "" || !slices.Contains(fenceLogs, line.Msg) {
+			continue
+		}
+		wf, _, _ := strings.Cut(line.ExecutionID, ".")
+		k := ledger.Fence{Node: line.Node, Workflow: wf}
+		fenced[k] = append(fenced[k], line.Time)
+	}
+	return sc.Err()
 }
 
 // countLines returns how many lines of the file at path contain s.

@@ -608,6 +608,12 @@ func (r *run) check(ctx context.Context, ex *sdk.Executor, l *ledger.Ledger, bac
 	}
 	w.mu.Lock()
 	res.SendErrors = w.sendErr
+	r.faults.Fenced = map[ledger.Fence][]time.Time{}
+	for _, n := range r.nodes {
+		if err := readFences(n.logPath, r.faults.Fenced); err != nil {
+			return res, fmt.Errorf("reading the log of %s: %w", n.name, err)
+		}
+	}
 	exp := ledger.Expect{Workflows: w.ids, Steps: r.cfg.Steps, Signals: w.signals, Faults: r.faults, End: time.Now()}
 	w.mu.Unlock()
 	if r.cfg.Limit > 0 {

@@ -105,6 +105,26 @@ type Faults struct {
 	// Pauses maps a process to the times it was stopped (SIGSTOP) and
 	// continued (SIGCONT).
 	Pauses map[int][]Pause
+	// Fenced holds, by node and workflow, the times at which the node
+	// logged that its activation of the workflow (or of one of its steps)
+	// lost its lease to a takeover: another node took it over (a pause of
+	// a third node can get a live one declared dead) and the body in
+	// flight there runs again, at least once as promised.
+	Fenced map[Fence][]time.Time
+}
+
+// Fence names a node's activation of a workflow that lost its lease.
+type Fence struct{ Node, Workflow string }
+
+// FencedBetween reports whether node logged the loss of its lease on
+// workflow at a time in [from, to].
+func (f Faults) FencedBetween(node, workflow string, from, to time.Time) bool {
+	for _, at := range f.Fenced[Fence{node, workflow}] {
+		if !at.Before(from) && !at.After(to) {
+			return true
+		}
+	}
+	return false
 }
 
 // Pause is one SIGSTOP (Stop) and the SIGCONT that ended it (Cont).
@@ -225,9 +245,9 @@ func AuditSnapshot(s Snapshot, e Expect) Audit {
 		for i := 1; i < len(runs); i++ {
 			extra++
 			prev, next := runs[i-1], runs[i]
-			if !e.Faults.Interrupted(prev.PID, prev.At, next.At) {
+			if !e.Faults.Interrupted(prev.PID, prev.At, next.At) && !e.Faults.FencedBetween(prev.Node, prev.WorkflowID, prev.At, next.At) {
 				unexplained++
-				a.problem("%s ran again at %s in process %d (node %s) after a run at %s in process %d (node %s), which was neither killed nor stopped in between",
+				a.problem("%s ran again at %s in process %d (node %s) after a run at %s in process %d (node %s), which was neither killed nor stopped in between, nor lost its lease",
 					what, next.At.Format(timeFormat), next.PID, next.Node, prev.At.Format(timeFormat), prev.PID, prev.Node)
 			}
 		}

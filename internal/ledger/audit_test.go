@@ -300,3 +300,29 @@ func TestLedgerSignalAndLimit(t *testing.T) {
 	require.LessOrEqual(t, a.LimitedMax, LimitedMax)
 	require.GreaterOrEqual(t, a.LimitedMax, 1)
 }
+
+func TestFencedBetween(t *testing.T) {
+	t.Parallel()
+	f := Faults{Fenced: map[Fence][]time.Time{{Node: "n1", Workflow: "wf-a"}: {at(100)}}}
+	require.True(t, f.FencedBetween("n1", "wf-a", at(0), at(200)))
+	require.False(t, f.FencedBetween("n1", "wf-a", at(150), at(200)), "fenced before the run")
+	require.False(t, f.FencedBetween("n2", "wf-a", at(0), at(200)), "another node")
+	require.False(t, f.FencedBetween("n1", "wf-b", at(0), at(200)), "another workflow")
+
+	// A step run again after its node lost the workflow's lease is
+	// explained; the same repeat without the fence is not.
+	s, e := cleanRun()
+	s.Runs = append(s.Runs, Run{WorkflowID: "wf-a", Step: 0, Node: "n2", PID: 3, At: at(300)})
+	a := AuditSnapshot(s, e)
+	require.Equal(t, 1, a.UnexplainedStepRuns)
+	first := s.Runs[0]
+	for _, r := range s.Runs {
+		if r.WorkflowID == "wf-a" && r.Step == 0 {
+			first = r
+			break
+		}
+	}
+	e.Faults.Fenced = map[Fence][]time.Time{{Node: first.Node, Workflow: "wf-a"}: {first.At.Add(time.Millisecond)}}
+	a = AuditSnapshot(s, e)
+	require.Equal(t, 0, a.UnexplainedStepRuns, "%v", a.Problems)
+}
