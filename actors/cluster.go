@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -105,18 +106,18 @@ func (rt *Runtime) leaveCluster() error {
 func (rt *Runtime) watchMembers() {
 	defer close(rt.cl.done)
 	m := rt.cl.members
-	alive := make(map[string]bool)
+	alive := make(map[string]cluster.Member)
 	for {
 		changed := m.Changes()
-		now := make(map[string]bool)
+		now := make(map[string]cluster.Member)
 		for _, mem := range m.Members() {
 			if mem.State == cluster.StateAlive {
-				now[mem.Name] = true
+				now[mem.Name] = mem
 			}
 		}
-		for name := range alive {
-			if !now[name] && name != rt.cfg.NodeID {
-				go rt.takeOver(name) // dead, left, or gone from the view
+		for name, mem := range alive {
+			if _, ok := now[name]; !ok && name != rt.cfg.NodeID {
+				go rt.takeOver(mem) // dead, left, or gone from the view
 			}
 		}
 		alive = now
@@ -134,9 +135,26 @@ func (rt *Runtime) watchMembers() {
 // claims what is due: every survivor does so, and the claims share the
 // executions out. If the member is in fact alive (a false suspicion), its
 // activations lose their leases: their writes are refused and they stop.
-func (rt *Runtime) takeOver(name string) {
+func (rt *Runtime) takeOver(mem cluster.Member) {
 	if !rt.Serving() {
 		return
+	}
+	name := mem.Name
+	// Gossip declares dead a member that is only slow to answer probes
+	// too (a busy host, or probes relayed through a stopped third node).
+	// Taking over a live member's executions is safe (its writes are
+	// refused) but reruns its steps in flight. A member whose remote
+	// endpoint still accepts a connection is alive, or stopped (SIGSTOP):
+	// its executions are left to their leases, which a stopped process
+	// does not renew. One that refuses it or cannot be reached is taken
+	// over now.
+	if mem.RemoteAddr != "" {
+		if conn, err := net.DialTimeout("tcp", mem.RemoteAddr, 300*time.Millisecond); err == nil {
+			_ = conn.Close()
+			rt.log.Info("a member declared dead still accepts connections; its executions are left to their leases",
+				slog.String("member", name), slog.String("remote", mem.RemoteAddr))
+			return
+		}
 	}
 	ctx, cancel := context.WithTimeout(rt.baseCtx, 10*time.Second)
 	defer cancel()

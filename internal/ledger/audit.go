@@ -113,6 +113,11 @@ type Faults struct {
 	Fenced map[Fence][]time.Time
 }
 
+// fenceNotice bounds how long after a rerun began the node of the earlier
+// run may log that it lost the workflow's lease (its next write, or its
+// next lease renewal).
+const fenceNotice = 10 * time.Second
+
 // Fence names a node's activation of a workflow that lost its lease.
 type Fence struct{ Node, Workflow string }
 
@@ -245,7 +250,9 @@ func AuditSnapshot(s Snapshot, e Expect) Audit {
 		for i := 1; i < len(runs); i++ {
 			extra++
 			prev, next := runs[i-1], runs[i]
-			if !e.Faults.Interrupted(prev.PID, prev.At, next.At) && !e.Faults.FencedBetween(prev.Node, prev.WorkflowID, prev.At, next.At) {
+			// The earlier run's node learns of a takeover at its next
+			// write or renewal, which may come after the rerun began.
+			if !e.Faults.Interrupted(prev.PID, prev.At, next.At) && !e.Faults.FencedBetween(prev.Node, prev.WorkflowID, prev.At, next.At.Add(fenceNotice)) {
 				unexplained++
 				a.problem("%s ran again at %s in process %d (node %s) after a run at %s in process %d (node %s), which was neither killed nor stopped in between, nor lost its lease",
 					what, next.At.Format(timeFormat), next.PID, next.Node, prev.At.Format(timeFormat), prev.PID, prev.Node)
