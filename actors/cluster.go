@@ -276,15 +276,17 @@ func (rt *Runtime) broadcastFinished(id string) {
 // execution over (after a pause longer than the lease, or a false
 // suspicion of this node), or released it to do so. Their writes would be
 // refused; stopping them saves the work and starts no step more.
-func (rt *Runtime) checkLeases(ctx context.Context, ids []string) {
+func (rt *Runtime) checkLeases(ctx context.Context, ids []string) map[string]bool {
 	lost, err := rt.backend.LostLeases(ctx, rt.cfg.NodeID, ids)
 	if err != nil {
 		if ctx.Err() == nil {
 			rt.log.Error("checking leases", slog.Any("error", err))
 		}
-		return
+		return nil
 	}
+	out := make(map[string]bool, len(lost))
 	for _, id := range lost {
+		out[id] = true
 		e := rt.lookupActive(id)
 		if e == nil || e.isVirtual() || e.currentEpoch() == 0 {
 			continue // gone, in memory only, or still acquiring its lease
@@ -292,5 +294,19 @@ func (rt *Runtime) checkLeases(ctx context.Context, ids []string) {
 		rt.log.Warn("lease lost to another node; stopping the activation",
 			slog.String("execution_id", id), slog.Int64("epoch", e.currentEpoch()))
 		e.abandon()
+	}
+	return out
+}
+
+// confirmLeases records that the activations among ids, but those lost,
+// held their leases at start (a renewal that began then succeeded).
+func (rt *Runtime) confirmLeases(ids []string, lost map[string]bool, start time.Time) {
+	for _, id := range ids {
+		if lost[id] {
+			continue
+		}
+		if e := rt.lookupActive(id); e != nil && e.currentEpoch() > 0 {
+			e.confirm(start)
+		}
 	}
 }

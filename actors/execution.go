@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -51,6 +52,58 @@ type execution struct {
 	cancelBody context.CancelCauseFunc
 	// signalC is poked when a signal may have arrived for a wait in memory.
 	signalC chan struct{}
+	// confirmed is when this activation last knew it held its lease: its
+	// start, and the start of each write or renewal that succeeded. After
+	// a long gap (the process was stopped, or the database slow) a new
+	// step checks the lease first (checkLease).
+	confirmed atomic.Int64 // monotonic nanoseconds since confirmBase
+}
+
+// confirmBase is the origin of execution.confirmed; time.Since of it reads
+// the monotonic clock, which a stopped process's wall clock jump cannot
+// fool.
+var confirmBase = time.Now()
+
+// confirm records that the lease was held at t.
+func (e *execution) confirm(t time.Time) {
+	v := int64(t.Sub(confirmBase))
+	for {
+		cur := e.confirmed.Load()
+		if v <= cur || e.confirmed.CompareAndSwap(cur, v) {
+			return
+		}
+	}
+}
+
+// checkLease makes sure, before a step starts, that this activation still
+// holds its lease when it has not known so for half a lease: a process
+// stopped (SIGSTOP) past its lease, whose execution another node took
+// over, must start no step when it resumes. An in-memory child asks for
+// its parent's lease, which fences its writes.
+func (e *execution) checkLease(ctx context.Context) error {
+	owner := e
+	if e.isVirtual() {
+		if p := e.rt.lookupActive(e.rec.ParentID); p != nil {
+			owner = p
+		}
+	}
+	since := time.Since(confirmBase) - time.Duration(owner.confirmed.Load())
+	if since < owner.rt.cfg.LeaseTTL/2 || owner.isVirtual() {
+		return nil
+	}
+	start := time.Now()
+	lost, err := owner.rt.backend.LostLeases(ctx, owner.rt.cfg.NodeID, []string{owner.id})
+	if err != nil {
+		return fmt.Errorf("checking the lease of %s: %w", owner.id, err)
+	}
+	if len(lost) > 0 {
+		owner.rt.log.Warn("lease lost to another node; stopping the activation",
+			slog.String("execution_id", owner.id), slog.Int64("epoch", owner.currentEpoch()))
+		owner.abandon()
+		return fmt.Errorf("execution %s: %w", owner.id, errLeaseLost)
+	}
+	owner.confirm(start)
+	return nil
 }
 
 // virtualChild is what a child needs to write its own row later: the
@@ -89,7 +142,7 @@ func (e *execution) materialize(ctx context.Context) error {
 }
 
 func newExecution(rt *Runtime, rec *persistence.Execution, fresh bool) *execution {
-	return &execution{
+	e := &execution{
 		rt:      rt,
 		id:      rec.ID,
 		rec:     rec,
@@ -101,6 +154,8 @@ func newExecution(rt *Runtime, rec *persistence.Execution, fresh bool) *executio
 		wakeC:   make(chan struct{}, 1),
 		signalC: make(chan struct{}, 1),
 	}
+	e.confirm(time.Now()) // its lease was just taken (or is taken by its runner first)
+	return e
 }
 
 type execKey struct{}
@@ -209,6 +264,11 @@ func (e *execution) run() {
 			return
 		}
 		defer rt.releasePermit(fn.Name, fn.Queue, e.id)
+		// The wait may have been long (the process stopped meanwhile).
+		if err := e.checkLease(bctx); err != nil {
+			e.settle(attempt, bodyResult{err: err}, "")
+			return
+		}
 	}
 	var timeout <-chan time.Time
 	if fn.Timeout > 0 {
@@ -504,6 +564,7 @@ func (e *execution) currentEpoch() int64 {
 
 // apply writes one commit of this execution, fenced by its epoch.
 func (e *execution) apply(ctx context.Context, c *persistence.Commit) error {
+	start := time.Now()
 	errs, err := e.rt.backend.Apply(ctx, []*persistence.Commit{c})
 	if err == nil && len(errs) == 1 {
 		err = errs[0]
@@ -514,6 +575,9 @@ func (e *execution) apply(ctx context.Context, c *persistence.Commit) error {
 	}
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", e.id, err)
+	}
+	if c.ExecutionID == e.id {
+		e.confirm(start)
 	}
 	return nil
 }

@@ -142,6 +142,9 @@ func StartChildren(ctx context.Context, fn *Function, inputs [][]byte, opts Call
 		return nil, errors.New("actors: StartChildren outside an execution")
 	}
 	rt := e.rt
+	if err := e.checkLease(ctx); err != nil {
+		return nil, err
+	}
 	futures := make([]*Future, len(inputs))
 	var creates []*persistence.Execution
 	var intents []*persistence.JournalEntry

@@ -340,14 +340,22 @@ func (rt *Runtime) renewLoop(ctx context.Context) {
 			// without running the execution (a claim whose answer was
 			// lost with a connection) runs out and is claimed again.
 			active := rt.Active()
+			start := time.Now()
 			n, err := rt.backend.RenewLeases(ctx, rt.cfg.NodeID, active, rt.cfg.LeaseTTL)
 			if err != nil && ctx.Err() == nil {
 				rt.log.Error("renewing leases", slog.Any("error", err))
 			}
-			if err == nil && n < len(active) {
-				// Some were not renewed: in-memory children (no row yet),
-				// executions that just ended, or leases taken over.
-				rt.checkLeases(ctx, active)
+			if err == nil {
+				var lost map[string]bool
+				if n < len(active) {
+					// Some were not renewed: in-memory children (no row
+					// yet), executions that just ended, or leases taken
+					// over.
+					lost = rt.checkLeases(ctx, active)
+				}
+				if lost != nil || n == len(active) {
+					rt.confirmLeases(active, lost, start)
+				}
 			}
 			rt.checkCancels(ctx, active) // cancels requested by other processes
 			// Permits of the executions running here, not every one under
