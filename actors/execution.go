@@ -464,8 +464,13 @@ func (e *execution) settle(attempt int, r bodyResult, kind persistence.ErrorKind
 		}
 	}
 	if err := e.retrying(func() error { return e.apply(e.rt.baseCtx, c) }); err != nil {
-		if virtual != nil && errors.Is(err, errLeaseLost) {
-			e.abandonParent(virtual) // fenced by the parent's epoch
+		if errors.Is(err, errLeaseLost) {
+			// Another node took the execution over while this attempt
+			// ran: its outcome is refused, and the other node's counts.
+			rt.log.Info("activation lost its lease", slog.String("execution_id", e.id))
+			if virtual != nil {
+				e.abandonParent(virtual) // fenced by the parent's epoch
+			}
 		}
 		return
 	}

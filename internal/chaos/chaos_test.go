@@ -58,7 +58,7 @@ func shortRun(t *testing.T, db string) Config {
 		// 10 executions at once per node (steps count) stretch the run
 		// over several kills.
 		DB: db, Nodes: 3, Workflows: 100, Steps: 4, StepPause: 250 * time.Millisecond, Concurrency: 10,
-		KillEvery: 1500 * time.Millisecond, PauseEvery: 3 * time.Second, Lease: time.Second, PauseFor: 2 * time.Second,
+		KillEvery: 1500 * time.Millisecond, PauseEvery: 3 * time.Second, Lease: 2 * time.Second, PauseFor: 3 * time.Second,
 		Seed: uint64(time.Now().UnixNano()), Timeout: 40 * time.Second, Signals: 20, Limit: ledger.LimitedMax,
 		NoCluster: !clusterFlags(t), NodeCommand: []string{stentBin, "node"},
 	}
