@@ -425,6 +425,11 @@ func (rt *Runtime) Await(ctx context.Context, id string) (*Outcome, error) {
 			if errors.Is(err, persistence.ErrNotFound) {
 				return nil, fmt.Errorf("awaiting %s: %w", id, ErrNotFound)
 			}
+			if errors.Is(err, persistence.ErrClosed) {
+				// The executor was closed under the caller: waiting on
+				// would never end. The execution goes on elsewhere.
+				return nil, fmt.Errorf("awaiting %s: %w", id, err)
+			}
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}

@@ -18,6 +18,7 @@ import (
 	"github.com/stent-go/stent/persistence"
 	"github.com/stent-go/stent/persistence/sqlite"
 	"github.com/stent-go/stent/sdk"
+	"github.com/stent-go/stent/sdk/stenttest"
 )
 
 func TestMain(m *testing.M) {
@@ -628,4 +629,24 @@ func TestCorruptSnapshotQuarantinesOnlyItsExecution(t *testing.T) {
 	got, err := good.Result(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 70, got)
+}
+
+// TestResultAfterCloseReturns: waiting on an execution through an executor
+// that is closed meanwhile ends with an error naming the closed backend,
+// instead of polling it forever.
+func TestResultAfterCloseReturns(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b, err := sqlite.Open(filepath.Join(t.TempDir(), "closed.db"))
+	require.NoError(t, err)
+	require.NoError(t, b.Init(ctx))
+	ex, err := sdk.New(b, sdk.WithLogger(stenttest.Logger(t))) // not serving: the execution stays pending
+	require.NoError(t, err)
+	h, err := squareDirect.Start(sdk.WithExecutor(ctx, ex), 3)
+	require.NoError(t, err)
+	require.NoError(t, ex.Close())
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err = h.Result(wctx)
+	require.ErrorIs(t, err, persistence.ErrClosed)
 }
