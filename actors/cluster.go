@@ -291,9 +291,7 @@ func (rt *Runtime) checkLeases(ctx context.Context, ids []string) map[string]boo
 		if e == nil || e.isVirtual() || e.currentEpoch() == 0 {
 			continue // gone, in memory only, or still acquiring its lease
 		}
-		rt.log.Warn("lease lost to another node; stopping the activation",
-			slog.String("execution_id", id), slog.Int64("epoch", e.currentEpoch()))
-		e.abandon()
+		e.leaseLost()
 	}
 	return out
 }

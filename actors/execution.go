@@ -75,6 +75,15 @@ func (e *execution) confirm(t time.Time) {
 	}
 }
 
+// leaseLost stops this activation, whose lease another node took (or that
+// was released for a takeover), and says so in the log (stent chaos reads
+// this line).
+func (e *execution) leaseLost() {
+	e.rt.log.Warn("lease lost to another node; stopping the activation",
+		slog.String("execution_id", e.id), slog.Int64("epoch", e.currentEpoch()))
+	e.abandon()
+}
+
 // checkLease makes sure, before a step starts, that this activation still
 // holds its lease when it has not known so for half a lease: a process
 // stopped (SIGSTOP) past its lease, whose execution another node took
@@ -97,9 +106,7 @@ func (e *execution) checkLease(ctx context.Context) error {
 		return fmt.Errorf("checking the lease of %s: %w", owner.id, err)
 	}
 	if len(lost) > 0 {
-		owner.rt.log.Warn("lease lost to another node; stopping the activation",
-			slog.String("execution_id", owner.id), slog.Int64("epoch", owner.currentEpoch()))
-		owner.abandon()
+		owner.leaseLost()
 		return fmt.Errorf("execution %s: %w", owner.id, errLeaseLost)
 	}
 	owner.confirm(start)

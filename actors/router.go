@@ -125,15 +125,9 @@ func (r *router) Receive(ctx actor.Context) {
 			break
 		}
 	case *permitRelease:
-		rt, key, holder := r.rt, r.key, m.holder
-		self := ctx.Self()
+		rt, key, self := r.rt, r.key, ctx.Self()
 		go func() {
-			c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := rt.backend.ReleasePermit(c, key, holder, m.owner); err != nil {
-				// The permit's lease runs out by itself; only latency is lost.
-				rt.log.Warn("giving back a permit", slog.String("function", key), slog.String("execution_id", holder), slog.Any("error", err))
-			}
+			rt.dropPermit(key, m.holder, m.owner)
 			rt.system.Root.Send(self, &permitRetryTick{})
 		}()
 	case *permitResult:

@@ -361,7 +361,7 @@ func (rt *Runtime) renewLoop(ctx context.Context) {
 			// Permits of the executions running here, not every one under
 			// this node's name: an earlier process of the same name may
 			// have left some behind when it was killed.
-			if _, err := rt.backend.RenewPermits(ctx, rt.cfg.NodeID, rt.Active(), rt.cfg.LeaseTTL); err != nil && ctx.Err() == nil {
+			if _, err := rt.backend.RenewPermits(ctx, rt.cfg.NodeID, active, rt.cfg.LeaseTTL); err != nil && ctx.Err() == nil {
 				rt.log.Error("renewing permits", slog.Any("error", err))
 			}
 
