@@ -84,11 +84,12 @@ func (e *execution) leaseLost() {
 	e.abandon()
 }
 
-// checkLease makes sure, before a step starts, that this activation still
-// holds its lease when it has not known so for half a lease: a process
-// stopped (SIGSTOP) past its lease, whose execution another node took
-// over, must start no step when it resumes. An in-memory child asks for
-// its parent's lease, which fences its writes.
+// checkLease makes sure, before a step starts or the body goes on past a
+// child's outcome, that this activation still holds its lease when it has
+// not known so for half a lease: a process stopped (SIGSTOP) past its
+// lease, whose execution another node took over, must start no step and
+// run no more of the body when it resumes. An in-memory child asks for its
+// parent's lease, which fences its writes.
 func (e *execution) checkLease(ctx context.Context) error {
 	owner := e
 	if e.isVirtual() {

@@ -273,6 +273,12 @@ func (f *Future) Await(ctx context.Context) ([]byte, error) {
 		ent := e.entries[f.pos]
 		if ent != nil && ent.Done {
 			e.mu.Unlock()
+			// The body goes on with code outside any step: after a long
+			// gap (the process was stopped while the child ran), make
+			// sure it still runs here before it does.
+			if err := e.checkLease(ctx); err != nil {
+				return nil, err
+			}
 			return ent.Output, errorFromInfo(ent.Error)
 		}
 		w, ok := e.waiters[f.pos]

@@ -86,6 +86,7 @@ type run struct {
 	restarts int
 	pauses   int
 	crashed  []string // unexpected exits
+	events   []event  // starts and faults, for diagnose
 }
 
 // Run performs the chaos run cfg, printing its progress and result table
@@ -255,7 +256,11 @@ func (r *run) startNodes(ctx context.Context) error {
 }
 
 func (r *run) startNode(n *node) error {
-	return n.start(append(append([]string{}, r.command...), nodeArgs(r.cfg, r.db, r.schema, n, r.nodes)...), r.verbose)
+	if err := n.start(append(append([]string{}, r.command...), nodeArgs(r.cfg, r.db, r.schema, n, r.nodes)...), r.verbose); err != nil {
+		return err
+	}
+	r.note(n, "start")
+	return nil
 }
 
 // killAll kills every node process still running (on an error or ctrl-C).
@@ -458,6 +463,7 @@ func (r *run) faultLoop(ctx context.Context, ex *sdk.Executor, n int, deadline t
 				at := time.Now()
 				r.faults.Kills[pid] = at
 				r.kills = append(r.kills, ledger.Kill{PID: pid, At: at})
+				r.note(nd, "SIGKILL")
 				if err := nd.kill(); err != nil {
 					return ended, err
 				}
@@ -474,6 +480,7 @@ func (r *run) faultLoop(ctx context.Context, ex *sdk.Executor, n int, deadline t
 					return ended, err
 				}
 				nd.paused = true
+				r.note(nd, "SIGSTOP")
 				r.faults.Pauses[pid] = append(r.faults.Pauses[pid], ledger.Pause{Stop: at})
 				r.pauses++
 				contAt[nd] = at.Add(r.cfg.PauseFor)
@@ -516,6 +523,7 @@ func (r *run) cont(n *node) error {
 		return err
 	}
 	n.paused = false
+	r.note(n, "SIGCONT")
 	ps := r.faults.Pauses[pid]
 	ps[len(ps)-1].Cont = time.Now()
 	return nil
@@ -623,5 +631,6 @@ func (r *run) check(ctx context.Context, ex *sdk.Executor, l *ledger.Ledger, bac
 	res.Window = r.cfg.StepPause + r.cfg.Lease
 	res.Takeovers, res.Stuck = ledger.Takeovers(snap.Runs, r.kills, res.Window)
 	res.Print(r.out)
+	r.diagnose(r.out, res.Audit.Suspects, snap.Runs)
 	return res, nil
 }

@@ -132,6 +132,27 @@ func (f Faults) FencedBetween(node, workflow string, from, to time.Time) bool {
 	return false
 }
 
+// tailWindow bounds how soon after a SIGCONT a run counts as a tail of
+// work its process began before the SIGSTOP.
+const tailWindow = time.Second
+
+// Tail reports whether run is the tail of work that its process began
+// before a SIGSTOP: the process was continued at most tailWindow before
+// the run, and the node then logged (within fenceNotice) that its
+// activation of the workflow had lost its lease. A process checks its
+// lease before each step and after each child's outcome, but not between
+// that check and the user code that follows; stopped in that gap past its
+// lease, it runs that code when continued, after another node took over.
+// Its writes are refused, so the execution's outcome is the other node's.
+func (f Faults) Tail(run Run) bool {
+	for _, p := range f.Pauses[run.PID] {
+		if !p.Cont.IsZero() && !p.Cont.After(run.At) && run.At.Sub(p.Cont) <= tailWindow {
+			return f.FencedBetween(run.Node, run.WorkflowID, p.Cont, run.At.Add(fenceNotice))
+		}
+	}
+	return false
+}
+
 // Pause is one SIGSTOP (Stop) and the SIGCONT that ended it (Cont).
 type Pause struct{ Stop, Cont time.Time }
 
@@ -186,14 +207,17 @@ type Audit struct {
 	// recorded their completion (I1).
 	Started, Completed int
 	// ExtraCompletions counts completion rows beyond one per workflow
-	// (I2), and UnexplainedCompletions those not explained by a fault.
-	ExtraCompletions, UnexplainedCompletions int
+	// (I2), TailCompletions those of them that were tails (see
+	// Faults.Tail), and UnexplainedCompletions those not explained by a
+	// fault.
+	ExtraCompletions, TailCompletions, UnexplainedCompletions int
 	// StepRuns counts the step runs of completed workflows, MissingSteps
 	// the steps of completed workflows with no run at all (I3).
 	StepRuns, MissingSteps int
 	// ExtraStepRuns counts step runs beyond one per step of a completed
-	// workflow (I5), UnexplainedStepRuns those not explained by a fault.
-	ExtraStepRuns, UnexplainedStepRuns int
+	// workflow (I5), TailStepRuns the tails among them, and
+	// UnexplainedStepRuns those not explained by a fault.
+	ExtraStepRuns, TailStepRuns, UnexplainedStepRuns int
 	// SignalsAcked counts acknowledged signals, SignalsReceived the
 	// workflows that recorded a receipt, SignalsLost the acknowledged
 	// signals of workflows with no receipt, SignalsWrong the receipts of a
@@ -201,8 +225,9 @@ type Audit struct {
 	// workflows whose receipts hold more than one payload (I7).
 	SignalsAcked, SignalsReceived, SignalsLost, SignalsWrong, SignalsDuplicated int
 	// ExtraReceipts counts receipt rows beyond one per workflow,
-	// UnexplainedReceipts those not explained by a fault.
-	ExtraReceipts, UnexplainedReceipts int
+	// TailReceipts the tails among them, UnexplainedReceipts those not
+	// explained by a fault.
+	ExtraReceipts, TailReceipts, UnexplainedReceipts int
 	// LimitedRuns counts the runs of ledger_limited_step; LimitedMax is
 	// the most that ran at once (I9). A run of a killed process with no
 	// end counts as ending at the kill; a run stopped by SIGSTOP counts as
@@ -215,6 +240,9 @@ type Audit struct {
 	UnendedRuns int
 	// Problems describes the violations found, at most MaxProblems.
 	Problems []string
+	// Suspects are the workflows of the unexplained repeats, in the order
+	// found, at most MaxProblems, for a closer look at the node logs.
+	Suspects []string
 }
 
 // MaxProblems caps Audit.Problems.
@@ -245,20 +273,28 @@ func AuditSnapshot(s Snapshot, e Expect) Audit {
 		k := key{r.WorkflowID, r.Step}
 		groups[k] = append(groups[k], r)
 	}
-	repeats := func(runs []Run, what string) (extra, unexplained int) {
+	repeats := func(runs []Run, what string) (extra, tails, unexplained int) {
 		sort.SliceStable(runs, func(i, j int) bool { return runs[i].At.Before(runs[j].At) })
 		for i := 1; i < len(runs); i++ {
 			extra++
 			prev, next := runs[i-1], runs[i]
 			// The earlier run's node learns of a takeover at its next
 			// write or renewal, which may come after the rerun began.
-			if !e.Faults.Interrupted(prev.PID, prev.At, next.At) && !e.Faults.FencedBetween(prev.Node, prev.WorkflowID, prev.At, next.At.Add(fenceNotice)) {
-				unexplained++
-				a.problem("%s ran again at %s in process %d (node %s) after a run at %s in process %d (node %s), which was neither killed nor stopped in between, nor lost its lease",
-					what, next.At.Format(timeFormat), next.PID, next.Node, prev.At.Format(timeFormat), prev.PID, prev.Node)
+			if e.Faults.Interrupted(prev.PID, prev.At, next.At) || e.Faults.FencedBetween(prev.Node, prev.WorkflowID, prev.At, next.At.Add(fenceNotice)) {
+				continue
 			}
+			if e.Faults.Tail(next) {
+				tails++
+				continue
+			}
+			unexplained++
+			if len(a.Suspects) < MaxProblems && !slices.Contains(a.Suspects, prev.WorkflowID) {
+				a.Suspects = append(a.Suspects, prev.WorkflowID)
+			}
+			a.problem("%s ran again at %s in process %d (node %s) after a run at %s in process %d (node %s): neither was the earlier one's process killed or stopped in between, or told it lost its lease, nor was the later run the tail of a process continued after SIGSTOP that then lost its lease",
+				what, next.At.Format(timeFormat), next.PID, next.Node, prev.At.Format(timeFormat), prev.PID, prev.Node)
 		}
-		return extra, unexplained
+		return extra, tails, unexplained
 	}
 	for _, id := range e.Workflows {
 		done := groups[key{id, -1}]
@@ -266,8 +302,9 @@ func AuditSnapshot(s Snapshot, e Expect) Audit {
 			continue
 		}
 		a.Completed++
-		x, u := repeats(done, "completion of "+id)
+		x, tl, u := repeats(done, "completion of "+id)
 		a.ExtraCompletions += x
+		a.TailCompletions += tl
 		a.UnexplainedCompletions += u
 		for step := range e.Steps {
 			runs := groups[key{id, step}]
@@ -277,8 +314,9 @@ func AuditSnapshot(s Snapshot, e Expect) Audit {
 				continue
 			}
 			a.StepRuns += len(runs)
-			x, u := repeats(runs, fmt.Sprintf("step %d of %s", step, id))
+			x, tl, u := repeats(runs, fmt.Sprintf("step %d of %s", step, id))
 			a.ExtraStepRuns += x
+			a.TailStepRuns += tl
 			a.UnexplainedStepRuns += u
 		}
 	}
@@ -294,7 +332,7 @@ func AuditSnapshot(s Snapshot, e Expect) Audit {
 // timeFormat is how Problems print times.
 const timeFormat = "15:04:05.000000"
 
-func (a *Audit) auditSignals(receipts []Receipt, e Expect, repeats func([]Run, string) (int, int)) {
+func (a *Audit) auditSignals(receipts []Receipt, e Expect, repeats func([]Run, string) (int, int, int)) {
 	byWF := map[string][]Receipt{}
 	for _, r := range receipts {
 		byWF[r.WorkflowID] = append(byWF[r.WorkflowID], r)
@@ -330,8 +368,9 @@ func (a *Audit) auditSignals(receipts []Receipt, e Expect, repeats func([]Run, s
 			a.SignalsDuplicated++
 			a.problem("workflow %s received %d different payloads, waiting for one signal", id, len(payloads))
 		}
-		x, u := repeats(runs, "signal receipt of "+id)
+		x, tl, u := repeats(runs, "signal receipt of "+id)
 		a.ExtraReceipts += x
+		a.TailReceipts += tl
 		a.UnexplainedReceipts += u
 	}
 	for id := range byWF {

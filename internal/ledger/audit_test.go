@@ -140,6 +140,7 @@ func TestAuditFindsViolations(t *testing.T) {
 		}, func(t *testing.T, a Audit) {
 			require.Equal(t, 1, a.ExtraCompletions)
 			require.Equal(t, 1, a.UnexplainedCompletions)
+			require.Equal(t, []string{"wf-b"}, a.Suspects)
 		}},
 		{"step missing", func(s *Snapshot, e *Expect) { s.Runs = append(s.Runs[:2], s.Runs[3:]...) }, func(t *testing.T, a Audit) {
 			require.Equal(t, 1, a.MissingSteps)
@@ -213,6 +214,38 @@ func TestAuditExplainedByFaults(t *testing.T) {
 	require.Equal(t, 1, a.LimitedMax)
 	require.Equal(t, 1, a.ZombieTails)
 	require.Equal(t, 2, a.LimitedMaxWithZombies, "the zombie tail 700-710 overlaps 620-705")
+}
+
+func TestAuditTailAfterSIGCONT(t *testing.T) {
+	t.Parallel()
+	// Step 1 of wf-a ran in process 1 at 300 (n1). Process 3 (n3) was
+	// stopped before that, continued at 395, ran step 1 again at 400 (its
+	// tail), and then logged that it lost the lease.
+	tail := func() (Snapshot, Expect) {
+		s, e := cleanRun()
+		s.Runs = append(s.Runs, Run{WorkflowID: "wf-a", Step: 1, Node: "n3", PID: 3, At: at(400)})
+		e.Faults = Faults{Pauses: map[int][]Pause{3: {{Stop: at(100), Cont: at(395)}}}}
+		return s, e
+	}
+	s, e := tail()
+	e.Faults.Fenced = map[Fence][]time.Time{{Node: "n3", Workflow: "wf-a"}: {at(420)}}
+	a := AuditSnapshot(s, e)
+	require.Empty(t, a.Problems)
+	require.Equal(t, 1, a.ExtraStepRuns)
+	require.Equal(t, 1, a.TailStepRuns)
+	require.Zero(t, a.UnexplainedStepRuns)
+
+	// Without the lost lease, or long after the SIGCONT, it is no tail.
+	s, e = tail()
+	a = AuditSnapshot(s, e)
+	require.Equal(t, 1, a.UnexplainedStepRuns)
+	require.Equal(t, []string{"wf-a"}, a.Suspects)
+
+	s, e = tail()
+	e.Faults.Pauses[3][0].Cont = at(400).Add(-2 * time.Second)
+	e.Faults.Fenced = map[Fence][]time.Time{{Node: "n3", Workflow: "wf-a"}: {at(420)}}
+	a = AuditSnapshot(s, e)
+	require.Equal(t, 1, a.UnexplainedStepRuns)
 }
 
 func TestTakeovers(t *testing.T) {
