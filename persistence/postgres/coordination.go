@@ -75,7 +75,7 @@ func (b *Backend) SendSignal(ctx context.Context, s *persistence.Signal, maxPend
 	if !found {
 		return nil, fmt.Errorf("sending signal %q to %s: %w", s.Name, s.ExecutionID, persistence.ErrNotFound)
 	}
-	ex, err := row.decode()
+	ex, err := tolerateUndecodableError(row.decode()) // the signal is recorded
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +148,7 @@ func (b *Backend) RequestCancel(ctx context.Context, id string) ([]*persistence.
 		if err != nil {
 			return errors.Join(err, br.Close())
 		}
-		if out, err = collectExecutions(rows); err != nil {
+		if out, err = collectExecutions(rows, false); err != nil {
 			return errors.Join(err, br.Close())
 		}
 		return br.Close()

@@ -445,6 +445,25 @@ func TestCorruptRows(t *testing.T) {
 	got, err := b.GetExecution(ctx, "healthy")
 	require.NoError(t, err, "other executions are unaffected")
 	require.Equal(t, "healthy", got.ID)
+
+	// A claim runs a row whose only fault is its stored error (the last
+	// attempt's), saying so in its Error, rather than failing the claim of
+	// every row with it.
+	require.NoError(t, b.ReleaseLeases(ctx, "node-a"))
+	claimed, err := b.ClaimDue(ctx, "node-b", nil, time.Minute, 10)
+	require.NoError(t, err)
+	require.Len(t, claimed, 2)
+	for _, e := range claimed {
+		if e.ID == "corrupt" {
+			require.Contains(t, e.Error.Message, "decoding error of execution corrupt: the stored error does not decode")
+		} else {
+			require.Nil(t, e.Error)
+		}
+	}
+	require.NoError(t, b.ReleaseLeases(ctx, "node-b"))
+	acquired, err := b.AcquireLease(ctx, "corrupt", "node-c", time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, "node-c", acquired.Owner)
 }
 
 // TestFailingCommitFailsAlone sends commits that PostgreSQL refuses (text

@@ -44,7 +44,7 @@ func (b *Backend) ListExecutions(ctx context.Context, f persistence.ListFilter) 
 		if err != nil {
 			return err
 		}
-		out, err = collectExecutions(rows)
+		out, err = collectExecutions(rows, false)
 		return err
 	})
 	if err != nil {
@@ -54,8 +54,9 @@ func (b *Backend) ListExecutions(ctx context.Context, f persistence.ListFilter) 
 }
 
 // collectExecutions scans and decodes every row of rows. A row that does not
-// decode fails the call with an error naming its execution.
-func collectExecutions(rows pgx.Rows) ([]*persistence.Execution, error) {
+// decode fails the call with an error naming its execution, except, for
+// claimed rows, one whose only fault is its stored error.
+func collectExecutions(rows pgx.Rows, claimed bool) ([]*persistence.Execution, error) {
 	defer rows.Close()
 	var out []*persistence.Execution
 	var row execRow
@@ -65,6 +66,13 @@ func collectExecutions(rows pgx.Rows) ([]*persistence.Execution, error) {
 			return nil, err
 		}
 		e, err := row.decode()
+		if claimed {
+			// A claimed row is leased to the caller already: one whose
+			// stored error does not decode runs all the same (that error
+			// is only the last attempt's), instead of failing the claim of
+			// the whole batch, every time, until the row is mended.
+			e, err = tolerateUndecodableError(e, err)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -153,7 +161,7 @@ func (b *Backend) AcquireLease(ctx context.Context, id, owner string, ttl time.D
 	if err != nil {
 		return nil, fmt.Errorf("acquiring lease of %s: %w", id, interpretError(err))
 	}
-	e, err := row.decode()
+	e, err := tolerateUndecodableError(row.decode()) // a claim, as in ClaimDue
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +192,7 @@ func (b *Backend) ClaimDue(ctx context.Context, owner string, queues []string, t
 		if err != nil {
 			return err
 		}
-		out, err = collectExecutions(rows)
+		out, err = collectExecutions(rows, true)
 		return err
 	})
 	if err != nil {

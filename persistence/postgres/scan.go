@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"errors"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -69,8 +70,26 @@ func (r *execRow) decode() (*persistence.Execution, error) {
 	}
 	var err error
 	if e.Error, err = decodeError(r.errJSON); err != nil {
-		return nil, fmt.Errorf("decoding error of execution %s: %w", r.id, err)
+		// The rest of the row is sound: ClaimDue runs it all the same.
+		return e, fmt.Errorf("decoding error of execution %s: %w: %w", r.id, errUndecodableError, err)
 	}
+	return e, nil
+}
+
+// errUndecodableError marks an execution row whose error column does not
+// decode; decode returns the rest of the row with it.
+var errUndecodableError = errors.New("the stored error does not decode")
+
+// tolerateUndecodableError returns e, with an error that says its stored
+// error did not decode, when err is only that; otherwise nil and err.
+func tolerateUndecodableError(e *persistence.Execution, err error) (*persistence.Execution, error) {
+	if err == nil || e == nil || !errors.Is(err, errUndecodableError) {
+		if err != nil {
+			return nil, err
+		}
+		return e, nil
+	}
+	e.Error = &persistence.ErrorInfo{Message: err.Error(), Kind: persistence.ErrorKindError}
 	return e, nil
 }
 

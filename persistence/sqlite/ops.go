@@ -336,7 +336,7 @@ func (w *writer) insertDeadLetter(id string, d *persistence.DeadLetter, now int6
 
 func (w *writer) acquireLease(id, owner string, ttl time.Duration) (*persistence.Execution, error) {
 	now := nowMillis()
-	ex, err := scanExecution(w.s.leaseAcquire.QueryRowContext(bg, id, owner, now+ttl.Milliseconds(), now))
+	ex, err := tolerateUndecodableError(scanExecution(w.s.leaseAcquire.QueryRowContext(bg, id, owner, now+ttl.Milliseconds(), now)))
 	if err == nil {
 		return ex, nil
 	}
@@ -362,7 +362,7 @@ func (w *writer) claimDue(owner string, queues any, ttl time.Duration, limit int
 	}
 	var out []*persistence.Execution
 	for rows.Next() {
-		ex, err := scanExecution(rows)
+		ex, err := tolerateUndecodableError(scanExecution(rows))
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("claiming due executions: %w", err), rows.Close())
 		}

@@ -271,13 +271,30 @@ func TestCorruptRow(t *testing.T) {
 	_, err = b.GetExecution(ctx, "bad-status")
 	require.ErrorContains(t, err, "bad-status")
 	require.ErrorContains(t, err, `invalid status "exploded"`)
-	_, err = b.AcquireLease(ctx, "bad-error", "n", time.Minute)
-	require.ErrorContains(t, err, "bad-error")
 	_, err = b.ListExecutions(ctx, persistence.ListFilter{})
 	require.ErrorContains(t, err, "bad-")
 	got, err := b.GetExecution(ctx, "good")
 	require.NoError(t, err, "the other rows are unaffected")
 	require.Equal(t, "good", got.ID)
+
+	// A claim runs a row whose only fault is its stored error (the last
+	// attempt's), saying so in its Error, rather than failing the claim of
+	// every row with it; the row with no valid status is not claimed.
+	claimed, err := b.ClaimDue(ctx, "n", nil, time.Minute, 10)
+	require.NoError(t, err)
+	require.Len(t, claimed, 2)
+	byID := map[string]*persistence.Execution{}
+	for _, e := range claimed {
+		byID[e.ID] = e
+	}
+	require.NotNil(t, byID["good"])
+	require.Nil(t, byID["good"].Error)
+	require.NotNil(t, byID["bad-error"])
+	require.Contains(t, byID["bad-error"].Error.Message, "decoding error of execution bad-error: the stored error does not decode")
+	require.NoError(t, b.ReleaseLeases(ctx, "n"))
+	acquired, err := b.AcquireLease(ctx, "bad-error", "m", time.Minute)
+	require.NoError(t, err)
+	require.Equal(t, "m", acquired.Owner)
 }
 
 func TestCloseFinishesQueuedWrites(t *testing.T) {
