@@ -1,8 +1,8 @@
 package postgres
 
 import (
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 

@@ -1,9 +1,9 @@
 package sqlite
 
 import (
-	"errors"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
