@@ -267,11 +267,11 @@ func (e *execution) run() {
 	if fn.MaxConcurrent > 0 {
 		// Wait for a permit: the body runs only with one. Waiting holds
 		// the lease (renewed) but no goroutine of the body.
-		if err := rt.acquirePermit(bctx, fn.Name, fn.Queue, e.id, fn.MaxConcurrent, rec.Priority, rec.CreatedAt); err != nil {
+		if err := rt.acquirePermit(bctx, e, fn.Name, fn.Queue, fn.MaxConcurrent, rec.Priority, rec.CreatedAt); err != nil {
 			e.settle(attempt, bodyResult{err: err}, "") // canceled, or the node stops (not recorded)
 			return
 		}
-		defer rt.releasePermit(fn.Name, fn.Queue, e.id)
+		defer rt.releasePermit(e, fn.Name, fn.Queue)
 		// The wait may have been long (the process stopped meanwhile).
 		if err := e.checkLease(bctx); err != nil {
 			e.settle(attempt, bodyResult{err: err}, "")

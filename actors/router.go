@@ -50,6 +50,10 @@ type permitRequest struct {
 	grant    chan struct{} // closed once the permit is held (a request of this node)
 	node     string        // else the member that asked (PermitRequest)
 	canceled bool          // the requester gave up (owned by the router)
+	// replacedBy is the request of a newer activation of the holder on
+	// this node, made while this one's attempt was in flight: the permit
+	// that attempt takes (this node's either way) goes to it.
+	replacedBy *permitRequest
 }
 
 // before reports whether q is served before o.
@@ -63,7 +67,14 @@ func (q *permitRequest) before(o *permitRequest) bool {
 // permitRelease gives back the permit of holder held by owner.
 type permitRelease struct{ holder, owner string }
 
-type permitCancel struct{ holder string }
+// permitCancel withdraws holder's request. With grant set, only the
+// request with that grant channel: a new activation of the same execution
+// on this node (its lease claimed again) may have taken over the request
+// of the one being stopped, whose late cancel must not withdraw it.
+type permitCancel struct {
+	holder string
+	grant  chan struct{}
+}
 
 // permitResult is the outcome of one AcquirePermit attempt, back from the
 // goroutine that made it.
@@ -96,8 +107,11 @@ func (r *router) Receive(ctx actor.Context) {
 			// the old one, unless that one's attempt is in flight: it
 			// takes the permit for the old member, which gives it back,
 			// and the new member asks again.
-			if i > 0 || !r.trying {
-				q.node, q.grant = m.node, m.grant
+			switch {
+			case i > 0 || !r.trying:
+				q.node, q.grant, q.replacedBy = m.node, m.grant, nil
+			case m.grant != nil && q.grant != nil && m.grant != q.grant:
+				q.replacedBy = m
 			}
 			q.canceled = false
 			return
@@ -117,6 +131,13 @@ func (r *router) Receive(ctx actor.Context) {
 			if q.holder != m.holder {
 				continue
 			}
+			if m.grant != nil && q.replacedBy != nil && q.replacedBy.grant == m.grant {
+				q.replacedBy = nil // the newer activation gave up
+				break
+			}
+			if m.grant != nil && q.grant != m.grant {
+				continue
+			}
 			if i == 0 && r.trying {
 				q.canceled = true // its attempt is in flight: settle it when it ends
 			} else {
@@ -132,6 +153,11 @@ func (r *router) Receive(ctx actor.Context) {
 		}()
 	case *permitResult:
 		r.trying = false
+		if len(r.queue) > 0 && r.queue[0] == m.req && m.req.replacedBy != nil {
+			head := m.req
+			head.node, head.grant, head.canceled = head.replacedBy.node, head.replacedBy.grant, false
+			head.replacedBy = nil
+		}
 		if len(r.queue) == 0 || r.queue[0] != m.req {
 			// The head gave up meanwhile: give the permit back if taken.
 			if m.ok {
@@ -273,28 +299,39 @@ func (r *routers) Receive(ctx actor.Context) {
 // ctx ends. Requests are served by priority, then oldest execution first.
 // In a cluster they are queued by the router of the member placement gives
 // for the function among those serving queue.
-func (rt *Runtime) acquirePermit(ctx context.Context, key, queue, holder string, limit, priority int, created time.Time) error {
+func (rt *Runtime) acquirePermit(ctx context.Context, e *execution, key, queue string, limit, priority int, created time.Time) error {
 	if rt.cl != nil {
-		return rt.acquireClusterPermit(ctx, key, queue, holder, limit, priority, created)
+		return rt.acquireClusterPermit(ctx, e, key, queue, limit, priority, created)
 	}
-	req := &permitRequest{holder: holder, limit: limit, priority: priority, created: created, grant: make(chan struct{})}
+	holder := e.id
+	// The router owns req once sent (it may merge another request of the
+	// holder into it): only grant is this call's.
+	grant := make(chan struct{})
+	req := &permitRequest{holder: holder, limit: limit, priority: priority, created: created, grant: grant}
 	rt.system.Root.Send(rt.routers, &routeTo{key: key, msg: req})
 	select {
-	case <-req.grant:
+	case <-grant:
 		return nil
 	case <-ctx.Done():
-		rt.system.Root.Send(rt.routers, &routeTo{key: key, msg: &permitCancel{holder: holder}})
+		rt.system.Root.Send(rt.routers, &routeTo{key: key, msg: &permitCancel{holder: holder, grant: grant}})
 		select {
-		case <-req.grant: // granted just before the cancel arrived
-			rt.releasePermit(key, queue, holder)
+		case <-grant: // granted just before the cancel arrived
+			rt.releasePermit(e, key, queue)
 		default: // the router drops the request, or gives back a late grant
 		}
 		return ctxError(ctx)
 	}
 }
 
-// releasePermit gives back holder's permit of key.
-func (rt *Runtime) releasePermit(key, queue, holder string) {
+// releasePermit gives back the permit of key that activation e holds (its
+// execution's), unless a newer activation of the execution runs on this
+// node (its lease claimed again after a renewal fell behind): that one
+// holds the same permit row, the holder's, and gives it back itself.
+func (rt *Runtime) releasePermit(e *execution, key, queue string) {
+	if cur := rt.lookupActive(e.id); cur != nil && cur != e {
+		return
+	}
+	holder := e.id
 	if rt.cl != nil {
 		rt.mu.Lock()
 		delete(rt.permitsHeld, key+"\x00"+holder)
@@ -359,7 +396,8 @@ func (rt *Runtime) permitGranted(key, holder string) {
 }
 
 // acquireClusterPermit is acquirePermit in a cluster.
-func (rt *Runtime) acquireClusterPermit(ctx context.Context, key, queue, holder string, limit, priority int, created time.Time) error {
+func (rt *Runtime) acquireClusterPermit(ctx context.Context, e *execution, key, queue string, limit, priority int, created time.Time) error {
+	holder := e.id
 	w := &permitWait{grant: make(chan struct{})}
 	wk := key + "\x00" + holder
 	rt.mu.Lock()
@@ -425,7 +463,7 @@ func (rt *Runtime) acquireClusterPermit(ctx context.Context, key, queue, holder 
 			rt.mu.Unlock()
 			select {
 			case <-w.grant: // granted just before the cancel
-				rt.releasePermit(key, queue, holder)
+				rt.releasePermit(e, key, queue)
 			default: // a late grant finds no wait and is given back
 			}
 			return ctxError(ctx)
