@@ -432,6 +432,10 @@ func TestLimitedExecutionsAreServedInOrder(t *testing.T) {
 		}
 		return nil
 	})
+	// An activation asks the function's router for a permit just after it
+	// starts: give the last requests time to reach the router, or 1 may be
+	// served before 7 has asked (the order is of the requests).
+	time.Sleep(250 * time.Millisecond)
 	close(orderGate)
 	for _, h := range handles {
 		_, err := h.Result(ctx)
