@@ -136,21 +136,25 @@ func (f Faults) FencedBetween(node, workflow string, from, to time.Time) bool {
 // work its process began before the SIGSTOP.
 const tailWindow = time.Second
 
-// Tail reports whether run is the tail of work that its process began
+// Tail reports whether run may be the tail of work that its process began
 // before a SIGSTOP: the process was continued at most tailWindow before
 // the run, and the node then logged (within fenceNotice) that its
-// activation of the workflow had lost its lease. A process checks its
-// lease before each step and after each child's outcome, but not between
-// that check and the user code that follows; stopped in that gap past its
-// lease, it runs that code when continued, after another node took over.
-// Its writes are refused, so the execution's outcome is the other node's.
-func (f Faults) Tail(run Run) bool {
+// activation of the workflow had lost its lease. It returns the SIGCONT's
+// time. A process checks its lease before each step and after each
+// child's outcome, but not between that check and the user code that
+// follows; stopped in that gap past its lease, it runs that code when
+// continued, after another node took over. Its writes are refused, so the
+// execution's outcome is the other node's. Only the first row of the
+// workflow that the process records after the SIGCONT can be such a tail
+// (AuditSnapshot checks that): a second one would come from a step started
+// after the process resumed.
+func (f Faults) Tail(run Run) (cont time.Time, ok bool) {
 	for _, p := range f.Pauses[run.PID] {
 		if !p.Cont.IsZero() && !p.Cont.After(run.At) && run.At.Sub(p.Cont) <= tailWindow {
-			return f.FencedBetween(run.Node, run.WorkflowID, p.Cont, run.At.Add(fenceNotice))
+			return p.Cont, f.FencedBetween(run.Node, run.WorkflowID, p.Cont, run.At.Add(fenceNotice))
 		}
 	}
-	return false
+	return time.Time{}, false
 }
 
 // Pause is one SIGSTOP (Stop) and the SIGCONT that ended it (Cont).
@@ -269,9 +273,32 @@ func AuditSnapshot(s Snapshot, e Expect) Audit {
 		step int
 	}
 	groups := map[key][]Run{}
+	type proc struct {
+		wf  string
+		pid int
+	}
+	byProc := map[proc][]time.Time{} // every row of a workflow by one process
 	for _, r := range s.Runs {
 		k := key{r.WorkflowID, r.Step}
 		groups[k] = append(groups[k], r)
+		byProc[proc{r.WorkflowID, r.PID}] = append(byProc[proc{r.WorkflowID, r.PID}], r.At)
+	}
+	for _, r := range s.Receipts {
+		byProc[proc{r.WorkflowID, r.PID}] = append(byProc[proc{r.WorkflowID, r.PID}], r.At)
+	}
+	// isTail: see Faults.Tail, and no other row of the workflow by the
+	// same process between the SIGCONT and this one.
+	isTail := func(run Run) bool {
+		cont, ok := e.Faults.Tail(run)
+		if !ok {
+			return false
+		}
+		for _, at := range byProc[proc{run.WorkflowID, run.PID}] {
+			if !at.Before(cont) && at.Before(run.At) {
+				return false
+			}
+		}
+		return true
 	}
 	repeats := func(runs []Run, what string) (extra, tails, unexplained int) {
 		sort.SliceStable(runs, func(i, j int) bool { return runs[i].At.Before(runs[j].At) })
@@ -283,7 +310,7 @@ func AuditSnapshot(s Snapshot, e Expect) Audit {
 			if e.Faults.Interrupted(prev.PID, prev.At, next.At) || e.Faults.FencedBetween(prev.Node, prev.WorkflowID, prev.At, next.At.Add(fenceNotice)) {
 				continue
 			}
-			if e.Faults.Tail(next) {
+			if isTail(next) {
 				tails++
 				continue
 			}

@@ -246,6 +246,14 @@ func TestAuditTailAfterSIGCONT(t *testing.T) {
 	e.Faults.Fenced = map[Fence][]time.Time{{Node: "n3", Workflow: "wf-a"}: {at(420)}}
 	a = AuditSnapshot(s, e)
 	require.Equal(t, 1, a.UnexplainedStepRuns)
+
+	// Nor is a second row of the workflow by the resumed process: that one
+	// came from a step it started after it resumed.
+	s, e = tail()
+	s.Runs = append(s.Runs, Run{WorkflowID: "wf-a", Step: 0, Node: "n3", PID: 3, At: at(397)})
+	e.Faults.Fenced = map[Fence][]time.Time{{Node: "n3", Workflow: "wf-a"}: {at(420)}}
+	a = AuditSnapshot(s, e)
+	require.Equal(t, 1, a.UnexplainedStepRuns, "step 1 at 400 follows the process's own step 0 at 397")
 }
 
 func TestTakeovers(t *testing.T) {
