@@ -277,7 +277,21 @@ func (rt *Runtime) broadcastFinished(id string) {
 // suspicion of this node), or released it to do so. Their writes would be
 // refused; stopping them saves the work and starts no step more.
 func (rt *Runtime) checkLeases(ctx context.Context, ids []string) map[string]bool {
-	lost, err := rt.backend.LostLeases(ctx, rt.cfg.NodeID, ids)
+	checked := make(map[string]*execution, len(ids))
+	leases := make([]persistence.Lease, 0, len(ids))
+	for _, id := range ids {
+		e := rt.lookupActive(id)
+		if e == nil || e.isVirtual() {
+			continue // gone, or in memory only
+		}
+		epoch := e.currentEpoch()
+		if epoch == 0 {
+			continue // still acquiring its lease
+		}
+		checked[id] = e
+		leases = append(leases, persistence.Lease{ExecutionID: id, Epoch: epoch})
+	}
+	lost, err := rt.backend.LostLeases(ctx, rt.cfg.NodeID, leases)
 	if err != nil {
 		if ctx.Err() == nil {
 			rt.log.Error("checking leases", slog.Any("error", err))
@@ -287,11 +301,7 @@ func (rt *Runtime) checkLeases(ctx context.Context, ids []string) map[string]boo
 	out := make(map[string]bool, len(lost))
 	for _, id := range lost {
 		out[id] = true
-		e := rt.lookupActive(id)
-		if e == nil || e.isVirtual() || e.currentEpoch() == 0 {
-			continue // gone, in memory only, or still acquiring its lease
-		}
-		e.leaseLost()
+		checked[id].leaseLost() // the activation checked, not a newer one
 	}
 	return out
 }

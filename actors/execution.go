@@ -102,7 +102,8 @@ func (e *execution) checkLease(ctx context.Context) error {
 		return nil
 	}
 	start := time.Now()
-	lost, err := owner.rt.backend.LostLeases(ctx, owner.rt.cfg.NodeID, []string{owner.id})
+	lost, err := owner.rt.backend.LostLeases(ctx, owner.rt.cfg.NodeID,
+		[]persistence.Lease{{ExecutionID: owner.id, Epoch: owner.currentEpoch()}})
 	if err != nil {
 		return fmt.Errorf("checking the lease of %s: %w", owner.id, err)
 	}

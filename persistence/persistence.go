@@ -301,12 +301,14 @@ type Backend interface {
 	// it extended. A lease owner holds without running the execution (a
 	// claim whose answer was lost with a connection) is left to expire.
 	RenewLeases(ctx context.Context, owner string, ids []string, ttl time.Duration) (int, error)
-	// LostLeases returns those of ids (executions owner runs) that are not
-	// terminal and whose lease owner no longer holds: another owner took
-	// it, or it was released. A node checks with it that it still owns
-	// what it runs, after a pause or a false suspicion. Unknown IDs are
-	// not returned.
-	LostLeases(ctx context.Context, owner string, ids []string) ([]string, error)
+	// LostLeases returns the executions of leases (which owner runs, each
+	// at the epoch it holds) that owner no longer holds at that epoch: the
+	// epoch moved on (another owner, or this one again, claimed it; a
+	// terminal execution finished by another activation), or a
+	// non-terminal one was released. A node checks with it that it still
+	// owns what it runs, after a pause or a false suspicion. Unknown IDs
+	// are not returned.
+	LostLeases(ctx context.Context, owner string, leases []Lease) ([]string, error)
 	// ReleaseLeases gives up every lease owner holds (a graceful stop), so
 	// other nodes can claim those executions at once.
 	ReleaseLeases(ctx context.Context, owner string) error
@@ -329,4 +331,11 @@ type Backend interface {
 	ReplayDeadLetter(ctx context.Context, id string) (*Execution, error)
 	// DeleteDeadLetter removes a dead letter, leaving its execution failed.
 	DeleteDeadLetter(ctx context.Context, id string) error
+}
+
+// Lease names an execution and the lease epoch an activation of it holds,
+// for LostLeases.
+type Lease struct {
+	ExecutionID string
+	Epoch       int64
 }

@@ -280,12 +280,25 @@ func (s *suite) testRenewAndRelease(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, n)
 
-	lost, err := b.LostLeases(ctx, owner, append(names, "no-such-execution"))
+	held := []persistence.Lease{
+		{ExecutionID: claimed[0].ID, Epoch: claimed[0].Epoch}, {ExecutionID: claimed[1].ID, Epoch: claimed[1].Epoch},
+		{ExecutionID: claimed[2].ID, Epoch: claimed[2].Epoch}, {ExecutionID: "theirs", Epoch: 1},
+	}
+	lost, err := b.LostLeases(ctx, owner, append(held, persistence.Lease{ExecutionID: "no-such-execution", Epoch: 1}))
 	require.NoError(t, err)
-	require.Equal(t, []string{"theirs"}, lost, "the terminal one, the held ones and unknown IDs are not lost")
+	require.Equal(t, []string{"theirs"}, lost, "the one finished at its epoch, the held ones and unknown IDs are not lost")
 	lost, err = b.LostLeases(ctx, owner, nil)
 	require.NoError(t, err)
 	require.Empty(t, lost)
+	// An activation at an older epoch lost its lease, though the owner is
+	// the same (it claimed the execution again), and so did one whose
+	// execution was finished at another epoch.
+	lost, err = b.LostLeases(ctx, owner, []persistence.Lease{
+		{ExecutionID: claimed[0].ID, Epoch: claimed[0].Epoch - 1}, {ExecutionID: claimed[1].ID, Epoch: claimed[1].Epoch - 1},
+		{ExecutionID: claimed[2].ID, Epoch: claimed[2].Epoch},
+	})
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{claimed[0].ID, claimed[1].ID}, lost)
 
 	require.NoError(t, b.ReleaseLeases(ctx, owner))
 	for _, e := range claimed[1:] {
@@ -293,9 +306,9 @@ func (s *suite) testRenewAndRelease(t *testing.T) {
 		require.Empty(t, got.Owner)
 		require.Equal(t, e.Epoch, got.Epoch, "release keeps the epoch")
 	}
-	lost, err = b.LostLeases(ctx, owner, names)
+	lost, err = b.LostLeases(ctx, owner, held)
 	require.NoError(t, err)
-	require.ElementsMatch(t, []string{claimed[1].ID, claimed[2].ID, "theirs"}, lost, "released leases are lost")
+	require.ElementsMatch(t, []string{claimed[1].ID, claimed[2].ID, "theirs"}, lost, "released leases are lost; the finished one is not")
 	require.Equal(t, otherOwner, get(t, ctx, b, "theirs").Owner)
 
 	reclaimed, err := b.ClaimDue(ctx, otherOwner, nil, time.Minute, 10)

@@ -195,18 +195,22 @@ func (b *Backend) CancelRequested(ctx context.Context, ids []string) ([]string, 
 	return out, nil
 }
 
-// LostLeases returns those of ids that are not terminal and whose lease
-// owner does not hold.
-func (b *Backend) LostLeases(ctx context.Context, owner string, ids []string) ([]string, error) {
+// LostLeases returns the executions of leases that owner no longer holds at
+// their epoch (see persistence.Coordination).
+func (b *Backend) LostLeases(ctx context.Context, owner string, leases []persistence.Lease) ([]string, error) {
 	if err := b.checkOpen(); err != nil {
 		return nil, fmt.Errorf("checking the leases of %s: %w", owner, err)
 	}
-	if len(ids) == 0 {
+	if len(leases) == 0 {
 		return nil, nil
+	}
+	ids, epochs := make([]string, len(leases)), make([]int64, len(leases))
+	for i, l := range leases {
+		ids[i], epochs[i] = l.ExecutionID, l.Epoch
 	}
 	var out []string
 	err := b.do(ctx, true, func(ctx context.Context) error {
-		rows, err := b.pool.Query(ctx, b.q[qExecutionLostLeases], ids, owner)
+		rows, err := b.pool.Query(ctx, b.q[qExecutionLostLeases], ids, epochs, owner)
 		if err != nil {
 			return err
 		}

@@ -391,10 +391,12 @@ WITH RECURSIVE tree AS (
 SELECT {{execution_columns}} FROM canceled;
 
 -- name: ExecutionLostLeases
-SELECT id FROM stent_execution
-WHERE id = ANY ($1::text[]) AND status IN ('pending', 'running', 'waiting')
-  AND owner IS DISTINCT FROM $2
-ORDER BY id;
+-- $1 and $2 are the executions and the epochs held, $3 the owner.
+SELECT e.id FROM stent_execution e
+JOIN unnest($1::text[], $2::bigint[]) AS l (id, epoch) ON e.id = l.id
+WHERE e.lease_epoch <> l.epoch
+   OR (e.status IN ('pending', 'running', 'waiting') AND e.owner IS DISTINCT FROM $3)
+ORDER BY e.id;
 
 -- name: ExecutionCancelRequested
 SELECT id FROM stent_execution

@@ -253,30 +253,34 @@ func (w *writer) requestCancel(id string) ([]*persistence.Execution, error) {
 // CancelRequested returns, sorted, those of ids whose cancel was requested
 // and that are not terminal.
 func (b *Backend) CancelRequested(ctx context.Context, ids []string) ([]string, error) {
-	out, err := b.selectIDs(ctx, ids, func(rs *readStmts) *sql.Stmt { return rs.cancelRequested })
+	out, err := selectIDs(ctx, b, ids, func(rs *readStmts) *sql.Stmt { return rs.cancelRequested })
 	if err != nil {
 		return nil, fmt.Errorf("reading cancel requests: %w", err)
 	}
 	return out, nil
 }
 
-// LostLeases returns those of ids that are not terminal and whose lease
-// owner does not hold.
-func (b *Backend) LostLeases(ctx context.Context, owner string, ids []string) ([]string, error) {
-	out, err := b.selectIDs(ctx, ids, func(rs *readStmts) *sql.Stmt { return rs.lostLeases }, owner)
+// LostLeases returns the executions of leases that owner no longer holds at
+// their epoch (see persistence.Coordination).
+func (b *Backend) LostLeases(ctx context.Context, owner string, leases []persistence.Lease) ([]string, error) {
+	pairs := make([]any, len(leases))
+	for i, l := range leases {
+		pairs[i] = [2]any{l.ExecutionID, l.Epoch}
+	}
+	out, err := selectIDs(ctx, b, pairs, func(rs *readStmts) *sql.Stmt { return rs.lostLeases }, owner)
 	if err != nil {
 		return nil, fmt.Errorf("checking the leases of %s: %w", owner, err)
 	}
 	return out, nil
 }
 
-// selectIDs runs a read statement that takes ids as a JSON array (its first
-// parameter, then args) and returns one ID per row.
-func (b *Backend) selectIDs(ctx context.Context, ids []string, stmt func(*readStmts) *sql.Stmt, args ...any) ([]string, error) {
-	if len(ids) == 0 {
+// selectIDs runs a read statement that takes items as a JSON array (its
+// first parameter, then args) and returns one ID per row.
+func selectIDs[T any](ctx context.Context, b *Backend, items []T, stmt func(*readStmts) *sql.Stmt, args ...any) ([]string, error) {
+	if len(items) == 0 {
 		return nil, nil
 	}
-	list, err := json.Marshal(ids)
+	list, err := json.Marshal(items)
 	if err != nil {
 		return nil, err
 	}

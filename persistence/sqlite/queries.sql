@@ -257,12 +257,13 @@ ON CONFLICT (execution_id, position) DO UPDATE SET
     done = 1, output = NULL, error = excluded.error;
 
 -- name: ExecutionLostLeases
--- ?1 is a JSON array of execution IDs, ?2 the owner that runs them.
-SELECT id FROM stent_execution
-WHERE id IN (SELECT value FROM json_each(?1))
-  AND status IN ('pending', 'running', 'waiting')
-  AND (owner IS NULL OR owner <> ?2)
-ORDER BY id;
+-- ?1 is a JSON array of [execution ID, epoch held] pairs, ?2 the owner
+-- that runs them.
+SELECT e.id FROM stent_execution e
+JOIN json_each(?1) AS l ON e.id = json_extract(l.value, '$[0]')
+WHERE e.lease_epoch <> json_extract(l.value, '$[1]')
+   OR (e.status IN ('pending', 'running', 'waiting') AND (e.owner IS NULL OR e.owner <> ?2))
+ORDER BY e.id;
 
 -- name: ExecutionCancelRequested
 -- ?1 is a JSON array of execution IDs.
