@@ -433,11 +433,11 @@ func (r *run) faultLoop(ctx context.Context, ex *sdk.Executor, n int, deadline t
 			nextPoll = now.Add(250 * time.Millisecond)
 		}
 		for _, nd := range r.nodes {
-			if !nd.killed && nd.hasExited() {
+			if !nd.killed && !nd.down && nd.hasExited() { // once per exit: down until restarted
 				r.crashed = append(r.crashed, fmt.Sprintf("%s (pid %d): %v", nd.name, nd.pid(), nd.waitErr))
 				fmt.Fprintf(r.out, "%s exited on its own (%v); restarting it\n", nd.name, nd.waitErr)
 				nd.down = true
-				restartAt[nd] = now
+				restartAt[nd] = now.Add(time.Second) // as a supervisor would, not at once
 			}
 		}
 		for nd, at := range restartAt {

@@ -52,3 +52,10 @@ func interpretError(err error) error {
 	}
 	return err
 }
+
+// isBusy reports whether err is SQLite's "database is locked": another
+// connection held the write lock for longer than the busy timeout.
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
+}

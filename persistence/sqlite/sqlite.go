@@ -301,24 +301,44 @@ func (b *Backend) enter() error {
 
 func (b *Backend) leave() { b.mu.RUnlock() }
 
+// initBusyWait bounds how long Init waits for another process's write lock.
+const initBusyWait = time.Minute
+
 // Init creates the schema or migrates it to the newest embedded version, in
 // one transaction, and prepares the backend's statements. It is idempotent,
 // also when two processes call it at once on one file. It returns an error
 // wrapping persistence.ErrSchemaTooNew, giving both versions, when the
-// database was migrated by a newer version of Stent.
+// database was migrated by a newer version of Stent. It waits up to
+// initBusyWait for a write lock another process holds.
 func (b *Backend) Init(ctx context.Context) error {
 	if err := b.enter(); err != nil {
 		return err
 	}
 	defer b.leave()
-	r := newRequest(ctx, opInit)
-	if err := b.w.submit(ctx, r); err != nil {
-		return fmt.Errorf("initialising schema of %s: %w", b.path, err)
-	}
-	err := r.err
-	r.release()
-	if err != nil {
-		return fmt.Errorf("initialising schema of %s: %w", b.path, err)
+	// Another process may hold the write lock for longer than the busy
+	// timeout (a node stopped by SIGSTOP while it writes): a node that
+	// starts then waits for it, up to initBusyWait, instead of failing.
+	deadline := time.Now().Add(initBusyWait)
+	for delay := 50 * time.Millisecond; ; delay = min(2*delay, time.Second) {
+		r := newRequest(ctx, opInit)
+		if err := b.w.submit(ctx, r); err != nil {
+			return fmt.Errorf("initialising schema of %s: %w", b.path, err)
+		}
+		err := r.err
+		r.release()
+		if err == nil {
+			break
+		}
+		if !isBusy(err) || time.Now().After(deadline) {
+			return fmt.Errorf("initialising schema of %s: %w", b.path, err)
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("initialising schema of %s: %w (and the database was locked: %w)", b.path, ctx.Err(), err)
+		case <-t.C:
+		}
 	}
 	b.initMu.Lock()
 	defer b.initMu.Unlock()
@@ -328,6 +348,7 @@ func (b *Backend) Init(ctx context.Context) error {
 	b.lockMem()
 	defer b.unlockMem()
 	var rs *readStmts
+	var err error
 	if b.memory {
 		rs, err = prepareReads(ctx, b.w.conn)
 	} else {

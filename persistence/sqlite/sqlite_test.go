@@ -326,3 +326,36 @@ func TestCloseFinishesQueuedWrites(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, list, written, "every write acknowledged before Close is in the file, and no other")
 }
+
+// TestInitWaitsForALockedDatabase: a node that starts while another process
+// holds the write lock past the busy timeout (stopped by SIGSTOP while it
+// writes) waits for the lock instead of failing.
+func TestInitWaitsForALockedDatabase(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "stent.db")
+	first := openTestDB(t, path)
+	require.NoError(t, first.Init(t.Context()))
+
+	holder, err := sql.Open("sqlite", path)
+	require.NoError(t, err)
+	defer holder.Close()
+	conn, err := holder.Conn(t.Context())
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.ExecContext(t.Context(), "BEGIN IMMEDIATE")
+	require.NoError(t, err)
+
+	b, err := Open(path, WithBusyTimeout(50*time.Millisecond))
+	require.NoError(t, err)
+	defer b.Close()
+	done := make(chan error, 1)
+	go func() { done <- b.Init(t.Context()) }()
+	select {
+	case err := <-done:
+		t.Fatalf("Init returned while the lock was held: %v", err)
+	case <-time.After(500 * time.Millisecond): // ten busy timeouts
+	}
+	_, err = conn.ExecContext(t.Context(), "ROLLBACK")
+	require.NoError(t, err)
+	require.NoError(t, <-done)
+}
