@@ -39,7 +39,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/stent-go/stent/sdk"
 )
@@ -128,7 +129,7 @@ var LimitedStep = sdk.Durable("ledger_limited_step", func(ctx context.Context, i
 	defer func() {
 		// The end is recorded even when ctx has ended (the node stops or
 		// lost the lease): the body ran until now either way.
-		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
 		err = errors.Join(err, l.limitedEnd(ectx, runID))
 	}()
@@ -333,12 +334,33 @@ func (l *Ledger) limitedEnd(ctx context.Context, runID string) error {
 }
 
 // insert runs write q, written with ? placeholders, with args; what and id
-// name it in the error.
+// name it in the error. On SQLite it waits out a write lock that another
+// process holds past the busy timeout (one stopped by SIGSTOP while it
+// writes), until ctx ends: a record the workload failed to write would be
+// a failed step, run again, or a limited run without an end.
 func (l *Ledger) insert(ctx context.Context, what, id, q string, args ...any) error {
-	if _, err := l.db.ExecContext(ctx, l.rebind(q), args...); err != nil {
-		return fmt.Errorf("recording ledger %s of %s: %w", what, id, err)
+	for delay := 10 * time.Millisecond; ; delay = min(2*delay, time.Second) {
+		_, err := l.db.ExecContext(ctx, l.rebind(q), args...)
+		if err == nil {
+			return nil
+		}
+		if l.postgres || !isBusy(err) {
+			return fmt.Errorf("recording ledger %s of %s: %w", what, id, err)
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("recording ledger %s of %s: %w", what, id, err)
+		case <-t.C:
+		}
 	}
-	return nil
+}
+
+// isBusy reports whether err is SQLite's "database is locked".
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // rebind turns the ? placeholders of q into PostgreSQL's $1, $2, ... when
