@@ -339,3 +339,24 @@ type Lease struct {
 	ExecutionID string
 	Epoch       int64
 }
+
+// ErrUndecodableError marks an execution row whose stored error (the last
+// failed attempt's) does not decode. A backend returns the rest of the row
+// with it (wrapped); see TolerateUndecodableError.
+var ErrUndecodableError = errors.New("persistence: the stored error does not decode")
+
+// TolerateUndecodableError returns e, with an Error that says its stored
+// error did not decode, when err is only that (ErrUndecodableError);
+// otherwise nil and err. The claims use it: a row leased to the caller runs
+// all the same, instead of failing the claim of the whole batch, every
+// time, until the row is mended.
+func TolerateUndecodableError(e *Execution, err error) (*Execution, error) {
+	switch {
+	case err == nil:
+		return e, nil
+	case e == nil || !errors.Is(err, ErrUndecodableError):
+		return nil, err
+	}
+	e.Error = &ErrorInfo{Message: err.Error(), Kind: ErrorKindError}
+	return e, nil
+}

@@ -75,7 +75,7 @@ func (b *Backend) SendSignal(ctx context.Context, s *persistence.Signal, maxPend
 	if !found {
 		return nil, fmt.Errorf("sending signal %q to %s: %w", s.Name, s.ExecutionID, persistence.ErrNotFound)
 	}
-	ex, err := tolerateUndecodableError(row.decode()) // the signal is recorded
+	ex, err := persistence.TolerateUndecodableError(row.decode()) // the signal is recorded
 	if err != nil {
 		return nil, err
 	}

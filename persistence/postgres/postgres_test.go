@@ -455,7 +455,7 @@ func TestCorruptRows(t *testing.T) {
 	require.Len(t, claimed, 2)
 	for _, e := range claimed {
 		if e.ID == "corrupt" {
-			require.Contains(t, e.Error.Message, "decoding error of execution corrupt: the stored error does not decode")
+			require.Contains(t, e.Error.Message, "decoding error of execution corrupt: persistence: the stored error does not decode")
 		} else {
 			require.Nil(t, e.Error)
 		}

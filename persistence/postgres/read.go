@@ -71,7 +71,7 @@ func collectExecutions(rows pgx.Rows, claimed bool) ([]*persistence.Execution, e
 			// stored error does not decode runs all the same (that error
 			// is only the last attempt's), instead of failing the claim of
 			// the whole batch, every time, until the row is mended.
-			e, err = tolerateUndecodableError(e, err)
+			e, err = persistence.TolerateUndecodableError(e, err)
 		}
 		if err != nil {
 			return nil, err
@@ -161,7 +161,7 @@ func (b *Backend) AcquireLease(ctx context.Context, id, owner string, ttl time.D
 	if err != nil {
 		return nil, fmt.Errorf("acquiring lease of %s: %w", id, interpretError(err))
 	}
-	e, err := tolerateUndecodableError(row.decode()) // a claim, as in ClaimDue
+	e, err := persistence.TolerateUndecodableError(row.decode()) // a claim, as in ClaimDue
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -71,25 +70,8 @@ func (r *execRow) decode() (*persistence.Execution, error) {
 	var err error
 	if e.Error, err = decodeError(r.errJSON); err != nil {
 		// The rest of the row is sound: ClaimDue runs it all the same.
-		return e, fmt.Errorf("decoding error of execution %s: %w: %w", r.id, errUndecodableError, err)
+		return e, fmt.Errorf("decoding error of execution %s: %w: %w", r.id, persistence.ErrUndecodableError, err)
 	}
-	return e, nil
-}
-
-// errUndecodableError marks an execution row whose error column does not
-// decode; decode returns the rest of the row with it.
-var errUndecodableError = errors.New("the stored error does not decode")
-
-// tolerateUndecodableError returns e, with an error that says its stored
-// error did not decode, when err is only that; otherwise nil and err.
-func tolerateUndecodableError(e *persistence.Execution, err error) (*persistence.Execution, error) {
-	if err == nil || e == nil || !errors.Is(err, errUndecodableError) {
-		if err != nil {
-			return nil, err
-		}
-		return e, nil
-	}
-	e.Error = &persistence.ErrorInfo{Message: err.Error(), Kind: persistence.ErrorKindError}
 	return e, nil
 }
 

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -130,29 +129,9 @@ func scanExecution(s scanner) (*persistence.Execution, error) {
 	e.UpdatedAt = time.UnixMilli(updated).UTC()
 	if e.Error, err = decodeError(errText); err != nil {
 		// The rest of the row is sound: a claim runs it all the same.
-		return &e, fmt.Errorf("decoding error of execution %s: %w: %w", e.ID, errUndecodableError, err)
+		return &e, fmt.Errorf("decoding error of execution %s: %w: %w", e.ID, persistence.ErrUndecodableError, err)
 	}
 	return &e, nil
-}
-
-// errUndecodableError marks an execution row whose error column does not
-// decode; scanExecution returns the rest of the row with it.
-var errUndecodableError = errors.New("the stored error does not decode")
-
-// tolerateUndecodableError returns e, with an error that says its stored
-// error did not decode, when err is only that; otherwise nil and err. The
-// claims use it: a row leased to the caller runs all the same (its stored
-// error is only the last attempt's), instead of failing the claim of the
-// whole batch, every time, until the row is mended.
-func tolerateUndecodableError(e *persistence.Execution, err error) (*persistence.Execution, error) {
-	if err == nil || e == nil || !errors.Is(err, errUndecodableError) {
-		if err != nil {
-			return nil, err
-		}
-		return e, nil
-	}
-	e.Error = &persistence.ErrorInfo{Message: err.Error(), Kind: persistence.ErrorKindError}
-	return e, nil
 }
 
 // scanJournalRow reads one row of JournalLoad: a snapshot when the first

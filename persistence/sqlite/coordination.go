@@ -81,7 +81,7 @@ func (b *Backend) SendSignal(ctx context.Context, s *persistence.Signal, maxPend
 }
 
 func (w *writer) sendSignal(s *persistence.Signal, maxPending int) (*persistence.Execution, int64, int64, error) {
-	ex, err := tolerateUndecodableError(scanExecution(w.s.executionGet.QueryRowContext(bg, s.ExecutionID)))
+	ex, err := persistence.TolerateUndecodableError(scanExecution(w.s.executionGet.QueryRowContext(bg, s.ExecutionID)))
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("sending signal %q to %s: %w", s.Name, s.ExecutionID, err)
 	}
@@ -114,7 +114,7 @@ func (w *writer) sendSignal(s *persistence.Signal, maxPending int) (*persistence
 		return nil, 0, 0, fmt.Errorf("inserting signal %s of %s: %w", s.ID, s.ExecutionID, interpretError(err))
 	}
 	if ex.Status == persistence.StatusWaiting {
-		if ex, err = tolerateUndecodableError(scanExecution(w.s.executionWake.QueryRowContext(bg, s.ExecutionID, now))); err != nil {
+		if ex, err = persistence.TolerateUndecodableError(scanExecution(w.s.executionWake.QueryRowContext(bg, s.ExecutionID, now))); err != nil {
 			return nil, 0, 0, fmt.Errorf("waking execution %s: %w", s.ExecutionID, err)
 		}
 	}

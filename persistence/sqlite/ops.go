@@ -336,7 +336,7 @@ func (w *writer) insertDeadLetter(id string, d *persistence.DeadLetter, now int6
 
 func (w *writer) acquireLease(id, owner string, ttl time.Duration) (*persistence.Execution, error) {
 	now := nowMillis()
-	ex, err := tolerateUndecodableError(scanExecution(w.s.leaseAcquire.QueryRowContext(bg, id, owner, now+ttl.Milliseconds(), now)))
+	ex, err := persistence.TolerateUndecodableError(scanExecution(w.s.leaseAcquire.QueryRowContext(bg, id, owner, now+ttl.Milliseconds(), now)))
 	if err == nil {
 		return ex, nil
 	}
@@ -362,7 +362,7 @@ func (w *writer) claimDue(owner string, queues any, ttl time.Duration, limit int
 	}
 	var out []*persistence.Execution
 	for rows.Next() {
-		ex, err := tolerateUndecodableError(scanExecution(rows))
+		ex, err := persistence.TolerateUndecodableError(scanExecution(rows))
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("claiming due executions: %w", err), rows.Close())
 		}

@@ -290,7 +290,7 @@ func TestCorruptRow(t *testing.T) {
 	require.NotNil(t, byID["good"])
 	require.Nil(t, byID["good"].Error)
 	require.NotNil(t, byID["bad-error"])
-	require.Contains(t, byID["bad-error"].Error.Message, "decoding error of execution bad-error: the stored error does not decode")
+	require.Contains(t, byID["bad-error"].Error.Message, "decoding error of execution bad-error: persistence: the stored error does not decode")
 	require.NoError(t, b.ReleaseLeases(ctx, "n"))
 	acquired, err := b.AcquireLease(ctx, "bad-error", "m", time.Minute)
 	require.NoError(t, err)
