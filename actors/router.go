@@ -106,7 +106,10 @@ func (r *router) Receive(ctx actor.Context) {
 			// member (the holder moved there after a takeover) replaces
 			// the old one, unless that one's attempt is in flight: it
 			// takes the permit for the old member, which gives it back,
-			// and the new member asks again.
+			// and the new member asks again. One from a newer activation
+			// on this node (another grant channel) replaces it too; if
+			// the attempt is in flight, the permit it takes goes to the
+			// newer one.
 			switch {
 			case i > 0 || !r.trying:
 				q.node, q.grant, q.replacedBy = m.node, m.grant, nil
