@@ -604,7 +604,9 @@ func (r *run) check(ctx context.Context, ex *sdk.Executor, l *ledger.Ledger, bac
 		res.StaleWrites += c
 	}
 	res.Nodes = len(r.nodes)
+	r.faults.Stops = map[int]time.Time{}
 	for _, n := range r.nodes {
+		r.faults.Stops[n.pid()] = time.Now()
 		if err := n.stop(15 * time.Second); err != nil {
 			res.UncleanStops = append(res.UncleanStops, fmt.Sprintf("%s: %v", n.name, err))
 		}

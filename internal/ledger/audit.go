@@ -102,6 +102,9 @@ func (l *Ledger) query(ctx context.Context, q string, scan func(*sql.Rows) error
 type Faults struct {
 	// Kills maps a process to when it was sent SIGKILL.
 	Kills map[int]time.Time
+	// Stops maps a process to when it was sent the SIGTERM that ended it
+	// after the run (the nodes stop before the ledger is read).
+	Stops map[int]time.Time
 	// Pauses maps a process to the times it was stopped (SIGSTOP) and
 	// continued (SIGCONT).
 	Pauses map[int][]Pause
@@ -240,8 +243,11 @@ type Audit struct {
 	// and LimitedMaxWithZombies is the most at once counting those tails.
 	LimitedRuns, LimitedMax, LimitedMaxWithZombies, ZombieTails int
 	// UnendedRuns counts limited runs with no end whose process was not
-	// killed: they are counted as running until Expect.End.
-	UnendedRuns int
+	// killed: they are counted as running until Expect.End. CutOffRuns
+	// counts those whose process was stopped after the run (Faults.Stops):
+	// a body still running then (one its activation no longer waited for)
+	// ends with the process, and counts as running until the stop.
+	UnendedRuns, CutOffRuns int
 	// Problems describes the violations found, at most MaxProblems.
 	Problems []string
 	// Suspects are the workflows of the unexplained repeats, in the order
@@ -422,6 +428,9 @@ func (a *Audit) auditLimited(runs []LimitedRun, e Expect) {
 		if end.IsZero() {
 			if k, ok := e.Faults.Kills[r.PID]; ok && !k.Before(r.Start) {
 				end = k
+			} else if s, ok := e.Faults.Stops[r.PID]; ok && !s.Before(r.Start) {
+				end = s
+				a.CutOffRuns++
 			} else {
 				a.UnendedRuns++
 				a.problem("limited run of step %d of %s in process %d (node %s) has no end, and its process was not killed",

@@ -216,6 +216,20 @@ func TestAuditExplainedByFaults(t *testing.T) {
 	require.Equal(t, 2, a.LimitedMaxWithZombies, "the zombie tail 700-710 overlaps 620-705")
 }
 
+func TestAuditRunCutOffByTheFinalStop(t *testing.T) {
+	t.Parallel()
+	s, e := cleanRun()
+	s.Limited = append(s.Limited, LimitedRun{WorkflowID: "wf-b", Step: 1, Node: "n2", PID: 2, Start: at(600)})
+	a := AuditSnapshot(s, e)
+	require.Equal(t, 1, a.UnendedRuns, "no end, and its process was neither killed nor stopped")
+
+	e.Faults.Stops = map[int]time.Time{2: at(900)}
+	a = AuditSnapshot(s, e)
+	require.Empty(t, a.Problems)
+	require.Zero(t, a.UnendedRuns)
+	require.Equal(t, 1, a.CutOffRuns)
+}
+
 func TestAuditTailAfterSIGCONT(t *testing.T) {
 	t.Parallel()
 	// Step 1 of wf-a ran in process 1 at 300 (n1). Process 3 (n3) was
