@@ -7,6 +7,7 @@ package nodecli
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -165,8 +166,11 @@ func testPausedOwner(t *testing.T, args []string, open func(*testing.T) (persist
 	}
 	victim, other := procs[v].Process.Pid, procs[1-v].Process.Pid
 
-	require.NoError(t, procs[v].Process.Signal(syscall.SIGSTOP))
-	waitFor(t, 10*time.Second, "the process stopped", func() bool { return procState(t, victim) == 'T' })
+	sqlitePath := ""
+	if !ledger.IsPostgres(args[1]) {
+		sqlitePath = args[1]
+	}
+	stopOutsideWrite(t, procs[v], sqlitePath)
 	stopped := time.Now()
 	// What the stopped node owns: it cannot change while it is stopped.
 	owned := map[string]int64{} // workflow ID → its lease epoch at the stop
@@ -360,6 +364,46 @@ func lostLeaseLines(t *testing.T, path string, since time.Time) []string {
 }
 
 // procState is the state letter of process pid in /proc (T: stopped).
+// stopOutsideWrite stops proc (SIGSTOP). On SQLite (path set), a process
+// stopped in the middle of a write transaction holds the database's write
+// lock until it resumes, so no other process can write, take over
+// included: it is continued and stopped again until the lock is free.
+func stopOutsideWrite(t *testing.T, proc *exec.Cmd, path string) {
+	t.Helper()
+	pid := proc.Process.Pid
+	var db *sql.DB
+	if path != "" {
+		var err error
+		db, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(500)")
+		require.NoError(t, err)
+		defer db.Close()
+	}
+	for attempt := 1; ; attempt++ {
+		require.NoError(t, proc.Process.Signal(syscall.SIGSTOP))
+		waitFor(t, 10*time.Second, "the process stopped", func() bool { return procState(t, pid) == 'T' })
+		if db == nil || writable(t, db) {
+			return
+		}
+		require.Less(t, attempt, 20, "process %d held the SQLite write lock at every stop", pid)
+		require.NoError(t, proc.Process.Signal(syscall.SIGCONT))
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// writable reports whether a write transaction can begin on db.
+func writable(t *testing.T, db *sql.DB) bool {
+	t.Helper()
+	conn, err := db.Conn(context.Background())
+	require.NoError(t, err)
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+		return false
+	}
+	_, err = conn.ExecContext(context.Background(), "ROLLBACK")
+	require.NoError(t, err)
+	return true
+}
+
 func procState(t *testing.T, pid int) byte {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
