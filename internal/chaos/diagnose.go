@@ -1,11 +1,8 @@
 package chaos
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -82,42 +79,20 @@ func (r *run) diagnose(w io.Writer, suspects []string, runs []ledger.Run) {
 	})
 }
 
-// logLine is a node log line as diagnose reads it.
-type logLine struct {
-	Time      time.Time `json:"time"`
-	Msg       string    `json:"msg"`
-	Node      string    `json:"node"`
-	Component string    `json:"component"`
-	raw       string
-}
-
 // printLogLines prints the node log lines (of every node, in time order)
 // that keep accepts, from `from` to `to` (either zero: unbounded), the
 // last diagnosisLines of them.
 func (r *run) printLogLines(w io.Writer, from, to time.Time, keep func(logLine) bool) {
 	var lines []logLine
 	for _, n := range r.nodes {
-		f, err := os.Open(n.logPath)
-		if err != nil {
-			fmt.Fprintf(w, "    (reading the log of %s: %v)\n", n.name, err)
-			continue
-		}
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
-		for sc.Scan() {
-			var l logLine
-			if json.Unmarshal(sc.Bytes(), &l) != nil {
-				continue
-			}
-			if (!from.IsZero() && l.Time.Before(from)) || (!to.IsZero() && l.Time.After(to)) {
-				continue
-			}
-			l.raw = sc.Text()
-			if keep(l) {
+		err := eachLogLine(n.logPath, func(l logLine) {
+			if l.json && (from.IsZero() || !l.Time.Before(from)) && (to.IsZero() || !l.Time.After(to)) && keep(l) {
 				lines = append(lines, l)
 			}
+		})
+		if err != nil {
+			fmt.Fprintf(w, "    (reading the log of %s: %v)\n", n.name, err)
 		}
-		f.Close()
 	}
 	slices.SortStableFunc(lines, func(a, b logLine) int { return a.Time.Compare(b.Time) })
 	if len(lines) > diagnosisLines {

@@ -211,6 +211,41 @@ var fenceLogs = []string{
 // node, the workflow (a step's execution ID is its workflow's, a dot and a
 // position), and the time.
 func readFences(path string, fenced map[ledger.Fence][]time.Time) error {
+	return eachLogLine(path, func(l logLine) {
+		if !l.json || l.ExecutionID == "" || !slices.Contains(fenceLogs, l.Msg) {
+			return
+		}
+		wf, _, _ := strings.Cut(l.ExecutionID, ".")
+		k := ledger.Fence{Node: l.Node, Workflow: wf}
+		fenced[k] = append(fenced[k], l.Time)
+	})
+}
+
+// countLines returns how many lines of the file at path contain s.
+func countLines(path, s string) (int, error) {
+	n := 0
+	err := eachLogLine(path, func(l logLine) {
+		if strings.Contains(l.raw, s) {
+			n++
+		}
+	})
+	return n, err
+}
+
+// logLine is a line of a node log: its text, and the fields the checks
+// read when it is a JSON record (json).
+type logLine struct {
+	Time        time.Time `json:"time"`
+	Msg         string    `json:"msg"`
+	Node        string    `json:"node"`
+	Component   string    `json:"component"`
+	ExecutionID string    `json:"execution_id"`
+	raw         string
+	json        bool
+}
+
+// eachLogLine calls fn with every line of the log at path.
+func eachLogLine(path string, fn func(logLine)) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -219,38 +254,12 @@ func readFences(path string, fenced map[ledger.Fence][]time.Time) error {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
 	for sc.Scan() {
-		var line struct {
-			Time        time.Time `json:"time"`
-			Msg         string    `json:"msg"`
-			Node        string    `json:"node"`
-			ExecutionID string    `json:"execution_id"`
-		}
-		if json.Unmarshal(sc.Bytes(), &line) != nil || line.ExecutionID == "" || !slices.Contains(fenceLogs, line.Msg) {
-			continue
-		}
-		wf, _, _ := strings.Cut(line.ExecutionID, ".")
-		k := ledger.Fence{Node: line.Node, Workflow: wf}
-		fenced[k] = append(fenced[k], line.Time)
+		var l logLine
+		l.json = json.Unmarshal(sc.Bytes(), &l) == nil
+		l.raw = sc.Text()
+		fn(l)
 	}
 	return sc.Err()
-}
-
-// countLines returns how many lines of the file at path contain s.
-func countLines(path, s string) (int, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	n := 0
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
-	for sc.Scan() {
-		if strings.Contains(sc.Text(), s) {
-			n++
-		}
-	}
-	return n, sc.Err()
 }
 
 // nodeArgs are the flags of node n for a run with cfg on database db
