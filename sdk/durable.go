@@ -116,9 +116,15 @@ func (f *Func[I, O]) Name() string { return f.name }
 // Outside an execution it starts a root execution on the executor bound to
 // ctx (WithExecutor), or else the process default (Use, Bootstrap), and
 // waits for its result. With neither, it calls the function directly in the
-// calling goroutine, which suits unit tests.
+// calling goroutine, not durably, which suits unit tests: the first such
+// call of each function logs a warning, and under RequireExecutor(true) it
+// fails with ErrNoExecutor instead.
 func (f *Func[I, O]) Call(ctx context.Context, in I, opts ...CallOption) (O, error) {
 	if !actors.InExecution(ctx) && executorFrom(ctx) == nil {
+		if err := direct(ctx, f.name); err != nil {
+			var zero O
+			return zero, err
+		}
 		return f.fn(ctx, in)
 	}
 	h, err := f.Start(ctx, in, opts...)
@@ -177,7 +183,7 @@ func (f *Func[I, O]) start(ctx context.Context, ins []I, opts []CallOption) ([]*
 	}
 	ex := executorFrom(ctx)
 	if ex == nil {
-		return nil, fmt.Errorf("starting %q: no executor; bind one with sdk.WithExecutor or make one the default with sdk.Use or sdk.Bootstrap", f.name)
+		return nil, fmt.Errorf("starting %q: %w", f.name, ErrNoExecutor)
 	}
 	hs := make([]*Handle[O], len(inputs))
 	for i, in := range inputs {
@@ -215,10 +221,14 @@ func (f *Func[I, O]) Map(ctx context.Context, ins []I, opts ...CallOption) ([]O,
 }
 
 // MapResults is Map with one Result per input. Its error reports only a
-// failure to start the executions.
+// failure to start the executions. With no executor it runs the function
+// directly, as Call does.
 func (f *Func[I, O]) MapResults(ctx context.Context, ins []I, opts ...CallOption) ([]Result[O], error) {
 	out := make([]Result[O], len(ins))
 	if !actors.InExecution(ctx) && executorFrom(ctx) == nil {
+		if err := direct(ctx, f.name); err != nil {
+			return nil, err
+		}
 		var wg sync.WaitGroup
 		for i, in := range ins {
 			wg.Add(1)

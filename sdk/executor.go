@@ -561,13 +561,14 @@ func (e *Executor) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 }
 
 // ReplayDeadLetter runs a dead-lettered execution again from a fresh attempt
-// count, keeping the outcomes its journal recorded. Replaying a child's dead
+// count, keeping the outcomes its journal recorded. id is the dead letter's
+// ID (DeadLetter.ID, as DeadLetters lists it). Replaying a child's dead
 // letter also resumes the parent that waits on it. It returns an error
-// matching ErrNotFound for an unknown dead letter.
+// matching ErrNotFound, naming the ID it wants, for an unknown dead letter.
 func (e *Executor) ReplayDeadLetter(ctx context.Context, id string) error {
 	if _, err := e.backend.ReplayDeadLetter(ctx, id); err != nil {
 		if errors.Is(err, persistence.ErrNotFound) {
-			return fmt.Errorf("dead letter %q: %w", id, ErrNotFound)
+			return fmt.Errorf("dead letter %q: %w (ReplayDeadLetter takes a dead letter's ID, DeadLetter.ID from DeadLetters)", id, ErrNotFound)
 		}
 		return fmt.Errorf("replaying dead letter %q: %w", id, err)
 	}
