@@ -50,6 +50,8 @@ func Exercise(t *testing.T, newBackend func(t *testing.T) persistence.Backend) {
 	t.Run("Cancel", s.testCancel)
 	t.Run("Permits", s.testPermits)
 	t.Run("CoordinationClosed", s.testCoordinationClosed)
+	t.Run("Cache", s.testCache)
+	t.Run("Progress", s.testProgress)
 }
 
 // Values the subtests share.

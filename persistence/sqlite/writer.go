@@ -32,6 +32,7 @@ const (
 	opAcquirePermit
 	opReleasePermit
 	opRenewPermits
+	opFunc // fn, on the write connection (progress.go)
 )
 
 // Spinning, see submit and next. Parking a goroutine and waking it again
@@ -63,6 +64,7 @@ type request struct {
 	limit   int
 	signal  *persistence.Signal
 	key     string
+	fn      func(w *writer) error
 
 	err     error
 	errs    []error
@@ -413,6 +415,8 @@ func (w *writer) do(r *request, i int) error {
 		err = w.releasePermit(r.key, r.id, r.owner)
 	case opRenewPermits:
 		r.n, err = w.renewPermits(r.owner, r.ttl, r.queues)
+	case opFunc:
+		err = r.fn(w)
 	default:
 		err = fmt.Errorf("sqlite: unknown write operation %d", r.op)
 	}

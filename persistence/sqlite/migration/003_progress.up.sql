@@ -1,0 +1,43 @@
+-- Stent schema, version 3: cached results (WithCache) and progress
+-- (counters and state).
+
+-- A completed result kept for reuse until expires_at (unix milliseconds).
+-- key is the hash of the function, its version and its input.
+CREATE TABLE stent_cache (
+    key          TEXT    NOT NULL PRIMARY KEY,
+    function     TEXT    NOT NULL,
+    execution_id TEXT    NOT NULL,
+    output       BLOB,
+    expires_at   INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+-- Executions whose result came from the cache, and where from.
+CREATE TABLE stent_cache_hit (
+    execution_id TEXT NOT NULL PRIMARY KEY,
+    source_id    TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+
+-- Counters of an execution tree (a root and its descendants share them).
+CREATE TABLE stent_counter (
+    root_id    TEXT    NOT NULL,
+    name       TEXT    NOT NULL,
+    value      REAL    NOT NULL DEFAULT 0,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (root_id, name)
+) STRICT, WITHOUT ROWID;
+
+-- The additions applied to counters, by key, so that a replayed Add is not
+-- applied twice.
+CREATE TABLE stent_counter_op (
+    op_key  TEXT NOT NULL PRIMARY KEY,
+    root_id TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+
+-- Key/value state of an execution (SetState); value is a JSON document.
+CREATE TABLE stent_state (
+    execution_id TEXT    NOT NULL,
+    key          TEXT    NOT NULL,
+    value        BLOB,
+    updated_at   INTEGER NOT NULL,
+    PRIMARY KEY (execution_id, key)
+) STRICT, WITHOUT ROWID;
