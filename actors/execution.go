@@ -57,6 +57,11 @@ type execution struct {
 	// a long gap (the process was stopped, or the database slow) a new
 	// step checks the lease first (checkLease).
 	confirmed atomic.Int64 // monotonic nanoseconds since confirmBase
+	// progressSeq numbers the counter additions of this activation
+	// (CounterAdd); cachedFrom is the execution whose cached result this
+	// one took ("" if none).
+	progressSeq atomic.Int64
+	cachedFrom  string
 }
 
 // confirmBase is the origin of execution.confirmed; time.Since of it reads
@@ -250,6 +255,9 @@ func (e *execution) run() {
 		return
 	}
 	attempt := rec.Attempts + 1
+	if e.fromCache(ctx, fn, attempt) {
+		return
+	}
 	bctx, cancelCause := context.WithCancelCause(ctx)
 	cancel := func() { cancelCause(context.Canceled) }
 	defer cancel()
@@ -487,6 +495,9 @@ func (e *execution) settle(attempt int, r bodyResult, kind persistence.ErrorKind
 		e.mu.Lock()
 		e.virtual = nil
 		e.mu.Unlock()
+	}
+	if outcome != nil && outcome.Status == persistence.StatusCompleted {
+		e.cacheResult(outcome.Output)
 	}
 	e.close(errPassivated)
 	if outcome == nil {

@@ -31,6 +31,9 @@ type Function struct {
 	// Idempotent makes the hash of the input the idempotency key of every
 	// execution of the function (IdempotencyKey).
 	Idempotent bool
+	// CacheTTL, when > 0, reuses a completed result of the function with
+	// the same version and input for that long (CacheKey).
+	CacheTTL time.Duration
 	// Run runs one attempt of the body.
 	Run func(ctx context.Context, input []byte) ([]byte, error)
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,6 +64,23 @@ func (i ExecutionInfo) String() string {
 	fmt.Fprintf(&b, " Queue:%s Priority:%d", i.Queue, i.Priority)
 	if i.Version != "" {
 		fmt.Fprintf(&b, " Version:%s", i.Version)
+	}
+	if i.CachedFrom != "" {
+		fmt.Fprintf(&b, " CachedFrom:%s", i.CachedFrom)
+	}
+	if len(i.Counters) > 0 {
+		fmt.Fprintf(&b, " Counters:%v", i.Counters) // fmt sorts map keys
+	}
+	if len(i.State) > 0 {
+		keys := slices.Sorted(maps.Keys(i.State))
+		b.WriteString(" State:map[")
+		for n, k := range keys {
+			if n > 0 {
+				b.WriteString(" ")
+			}
+			fmt.Fprintf(&b, "%s:%s", k, jsonText(i.State[k]))
+		}
+		b.WriteString("]")
 	}
 	fmt.Fprintf(&b, " CreatedAt:%s UpdatedAt:%s}", i.CreatedAt.Format("2006-01-02T15:04:05.000Z07:00"),
 		i.UpdatedAt.Format("2006-01-02T15:04:05.000Z07:00"))

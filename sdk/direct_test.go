@@ -79,3 +79,12 @@ func TestExecutionInfoPrintsPayloadsAsJSON(t *testing.T) {
 	require.Equal(t, `{ID:ex1 Function:f Status:completed Attempts:1 Input:{"id":"A"} Output:[1,2] Queue:default Priority:0 CreatedAt:2026-01-02T03:04:05.000Z UpdatedAt:2026-01-02T03:04:05.000Z}`, s)
 	require.Equal(t, s, fmt.Sprint(info))
 }
+
+func TestExecutionInfoPrintsProgress(t *testing.T) {
+	t.Parallel()
+	info := sdk.ExecutionInfo{ID: "ex2", Function: "g", Status: sdk.StatusRunning, CachedFrom: "ex1",
+		Counters: map[string]float64{"done": 3, "bytes": 1.5},
+		State:    map[string]json.RawMessage{"stage": json.RawMessage(`"resize"`), "file": json.RawMessage(`{"n":1}`)}}
+	s := info.String()
+	require.Contains(t, s, ` CachedFrom:ex1 Counters:map[bytes:1.5 done:3] State:map[file:{"n":1} stage:"resize"] `)
+}

@@ -69,6 +69,9 @@ func register[I, O any](name string, fn func(context.Context, I) (O, error), opt
 	if f.opts.maxConcurrent < 0 {
 		return nil, fmt.Errorf("sdk: durable function %q has a negative concurrency limit", name)
 	}
+	if f.opts.cacheSet && f.opts.cacheTTL < time.Millisecond {
+		return nil, fmt.Errorf("sdk: durable function %q has a cache TTL of %s; use WithCache with 1ms or more", name, f.opts.cacheTTL)
+	}
 	f.def = &actors.Function{
 		Name:          name,
 		Queue:         f.opts.queue,
@@ -77,6 +80,7 @@ func register[I, O any](name string, fn func(context.Context, I) (O, error), opt
 		Version:       f.opts.version,
 		MaxConcurrent: f.opts.maxConcurrent,
 		Idempotent:    f.opts.idempotent,
+		CacheTTL:      f.opts.cacheTTL,
 		Run: func(ctx context.Context, input []byte) ([]byte, error) {
 			var in I
 			if err := json.Unmarshal(input, &in); err != nil {

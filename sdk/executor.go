@@ -430,6 +430,15 @@ type ExecutionInfo struct {
 	Owner     string
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// CachedFrom is the ID of the execution whose cached result this one
+	// returned (WithCache), or "" when it ran its body.
+	CachedFrom string
+	// Counters are the counters of the execution's tree (Counter), shared
+	// by the root and all its descendants; State is the execution's own
+	// state (SetState), each value a JSON document. Execution fills them
+	// in; List leaves them nil.
+	Counters map[string]float64
+	State    map[string]json.RawMessage
 }
 
 func infoOf(r *persistence.Execution) ExecutionInfo {
@@ -451,7 +460,7 @@ func infoOf(r *persistence.Execution) ExecutionInfo {
 func (e *Executor) Execution(ctx context.Context, id string) (ExecutionInfo, error) {
 	r, err := e.backend.GetExecution(ctx, id)
 	if err == nil {
-		return infoOf(r), nil
+		return e.withProgress(ctx, infoOf(r), r.RootID)
 	}
 	if !errors.Is(err, persistence.ErrNotFound) {
 		return ExecutionInfo{}, fmt.Errorf("reading execution %q: %w", id, err)
@@ -463,7 +472,7 @@ func (e *Executor) Execution(ctx context.Context, id string) (ExecutionInfo, err
 		}
 		for _, ent := range entries {
 			if ent.Position == pos && ent.ChildID == id && ent.Done {
-				return stepInfo(parent, ent), nil
+				return e.stepWithProgress(ctx, stepInfo(parent, ent))
 			}
 		}
 	}

@@ -35,6 +35,8 @@ type funcOptions struct {
 	priority      int
 	maxConcurrent int
 	idempotent    bool
+	cacheTTL      time.Duration
+	cacheSet      bool // WithCache was given, so its ttl must be positive
 }
 
 // Option configures a durable function.
