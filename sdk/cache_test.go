@@ -167,4 +167,3 @@ func TestWithCacheNeedsAPositiveTTL(t *testing.T) {
 		sdk.Durable("test_cache_zero", func(ctx context.Context, s string) (string, error) { return s, nil }, sdk.WithCache(0))
 	})
 }
-
