@@ -480,6 +480,11 @@ func (e *execution) settle(attempt int, r bodyResult, kind persistence.ErrorKind
 			return
 		}
 	}
+	if info == nil {
+		// Before the outcome, which a caller may see at once (a database
+		// notification), and call again expecting the cached result.
+		e.cacheResult(r.out)
+	}
 	if err := e.retrying(func() error { return e.apply(e.rt.baseCtx, c) }); err != nil {
 		if errors.Is(err, errLeaseLost) {
 			// Another node took the execution over while this attempt
@@ -495,9 +500,6 @@ func (e *execution) settle(attempt int, r bodyResult, kind persistence.ErrorKind
 		e.mu.Lock()
 		e.virtual = nil
 		e.mu.Unlock()
-	}
-	if outcome != nil && outcome.Status == persistence.StatusCompleted {
-		e.cacheResult(outcome.Output)
 	}
 	e.close(errPassivated)
 	if outcome == nil {

@@ -60,9 +60,11 @@ func (e *execution) fromCache(ctx context.Context, fn *Function, attempt int) bo
 	return true
 }
 
-// cacheResult stores the output of a completed execution of a cached
-// function, unless it came from the cache itself. It is best effort: a
-// result that is not stored is computed again by the next call.
+// cacheResult stores the output of a completed attempt of a cached
+// function, unless it came from the cache itself, just before the
+// execution's outcome is written. It is best effort: a result that is not
+// stored is computed again by the next call. An outcome refused after it
+// (a lease lost to another node) leaves a result the body did compute.
 func (e *execution) cacheResult(out []byte) {
 	fn := e.fn
 	if fn == nil || fn.CacheTTL <= 0 {
