@@ -259,6 +259,7 @@ type ListFilter struct {
 type Backend interface {
 	Coordination
 	Progress
+	Tagging
 
 	// Init creates or migrates the schema. It is idempotent and returns
 	// ErrSchemaTooNew for a database written by a newer version.

@@ -52,6 +52,7 @@ func Exercise(t *testing.T, newBackend func(t *testing.T) persistence.Backend) {
 	t.Run("CoordinationClosed", s.testCoordinationClosed)
 	t.Run("Cache", s.testCache)
 	t.Run("Progress", s.testProgress)
+	t.Run("Tags", s.testTags)
 }
 
 // Values the subtests share.

@@ -41,7 +41,7 @@ ON CONFLICT (execution_id, key) DO UPDATE SET value = excluded.value, updated_at
 )
 
 // progressTables are the tables the statements above name.
-var progressTables = []string{"stent_cache", "stent_cache_hit", "stent_counter", "stent_counter_op", "stent_state"}
+var progressTables = []string{"stent_cache_hit", "stent_cache", "stent_counter_op", "stent_counter", "stent_state", "stent_execution_tag"}
 
 // sql qualifies the tables of query with the backend's schema.
 func (b *Backend) sql(query string) string {

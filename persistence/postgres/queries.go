@@ -80,7 +80,8 @@ const executionColumns = "id, function, queue, status, input, output, error, par
 	"run_at, deadline, created_at, updated_at, cancel_requested"
 
 // tables are the tables the queries name, qualified with the schema on load.
-var tables = []string{"stent_execution", "stent_journal", "stent_snapshot", "stent_dead_letter", "stent_migration",
+// Longer names first: a replacer tries them in this order at each position.
+var tables = []string{"stent_execution_tag", "stent_execution", "stent_journal", "stent_snapshot", "stent_dead_letter", "stent_migration",
 	"stent_signal", "stent_permit"}
 
 // queries maps a query's name to its SQL, with the schema applied.

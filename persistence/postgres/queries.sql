@@ -60,7 +60,8 @@ SELECT false, {{execution_columns}} FROM stent_execution
 WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM acq);
 
 -- name: LeaseClaimDue
--- SKIP LOCKED lets concurrent claimers pass over each other's candidates
+-- $5 is the node's tags (NULL for none): an execution with a tag not among
+-- them is left to other nodes. SKIP LOCKED lets concurrent claimers pass over each other's candidates
 -- instead of waiting on them or taking the same ones.
 WITH due AS (
     SELECT id FROM stent_execution
@@ -68,6 +69,8 @@ WITH due AS (
       AND ($2::text[] IS NULL OR queue = ANY ($2))
       AND (run_at <= now() OR (run_at IS NULL AND status IN ('pending', 'running')))
       AND (owner = '' OR lease_expires_at IS NULL OR lease_expires_at <= now())
+      AND NOT EXISTS (SELECT 1 FROM stent_execution_tag t WHERE t.execution_id = stent_execution.id
+                      AND NOT (t.tag = ANY (COALESCE($5::text[], '{}'))))
     ORDER BY priority DESC, created_at, id
     LIMIT $4
     FOR UPDATE SKIP LOCKED
@@ -114,7 +117,9 @@ SELECT min(run_at) FROM stent_execution
 WHERE status IN ('pending', 'waiting')
   AND run_at IS NOT NULL
   AND ($1::text[] IS NULL OR queue = ANY ($1))
-  AND (owner = '' OR lease_expires_at IS NULL OR lease_expires_at <= now());
+  AND (owner = '' OR lease_expires_at IS NULL OR lease_expires_at <= now())
+  AND NOT EXISTS (SELECT 1 FROM stent_execution_tag t WHERE t.execution_id = stent_execution.id
+                  AND NOT (t.tag = ANY (COALESCE($2::text[], '{}'))));
 
 -- name: JournalLoadBegin
 BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;

@@ -180,6 +180,12 @@ func (b *Backend) AcquireLease(ctx context.Context, id, owner string, ttl time.D
 // execution. A call cut off by a connection loss after reaching the server
 // is not retried: its claims, if made, lapse when ttl runs out.
 func (b *Backend) ClaimDue(ctx context.Context, owner string, queues []string, ttl time.Duration, limit int) ([]*persistence.Execution, error) {
+	return b.ClaimDueTagged(ctx, owner, queues, nil, ttl, limit)
+}
+
+// ClaimDueTagged is ClaimDue for a node that has tags: an execution with a
+// tag not among them is left to other nodes (tags.go).
+func (b *Backend) ClaimDueTagged(ctx context.Context, owner string, queues, tags []string, ttl time.Duration, limit int) ([]*persistence.Execution, error) {
 	if owner == "" {
 		return nil, errors.New("claiming due executions: empty owner")
 	}
@@ -188,7 +194,7 @@ func (b *Backend) ClaimDue(ctx context.Context, owner string, queues []string, t
 	}
 	var out []*persistence.Execution
 	err := b.do(ctx, false, func(ctx context.Context) error {
-		rows, err := b.pool.Query(ctx, b.q[qLeaseClaimDue], owner, nullQueues(queues), ttl.Microseconds(), limit)
+		rows, err := b.pool.Query(ctx, b.q[qLeaseClaimDue], owner, nullQueues(queues), ttl.Microseconds(), limit, nullQueues(tags))
 		if err != nil {
 			return err
 		}
@@ -253,9 +259,15 @@ func (b *Backend) ReleaseLeases(ctx context.Context, owner string) error {
 // of queues (every queue when empty) without an unexpired lease, or the zero
 // time when there is none.
 func (b *Backend) NextRunAt(ctx context.Context, queues []string) (time.Time, error) {
+	return b.NextRunAtTagged(ctx, queues, nil)
+}
+
+// NextRunAtTagged is NextRunAt for a node that has tags: executions with a
+// tag not among them are not counted.
+func (b *Backend) NextRunAtTagged(ctx context.Context, queues, tags []string) (time.Time, error) {
 	var t *time.Time
 	err := b.do(ctx, true, func(ctx context.Context) error {
-		return b.pool.QueryRow(ctx, b.q[qExecutionNextRunAt], nullQueues(queues)).Scan(&t)
+		return b.pool.QueryRow(ctx, b.q[qExecutionNextRunAt], nullQueues(queues), nullQueues(tags)).Scan(&t)
 	})
 	if err != nil {
 		return time.Time{}, fmt.Errorf("reading next run time: %w", interpretError(err))

@@ -99,6 +99,12 @@ func (b *Backend) AcquireLease(ctx context.Context, id, owner string, ttl time.D
 // status running and RunAt cleared, and the result is ordered by priority
 // (highest first), then age. A limit below 1 claims nothing.
 func (b *Backend) ClaimDue(ctx context.Context, owner string, queues []string, ttl time.Duration, limit int) ([]*persistence.Execution, error) {
+	return b.ClaimDueTagged(ctx, owner, queues, nil, ttl, limit)
+}
+
+// ClaimDueTagged is ClaimDue for a node that has tags: an execution with a
+// tag not among them is left to other nodes (tags.go).
+func (b *Backend) ClaimDueTagged(ctx context.Context, owner string, queues, tags []string, ttl time.Duration, limit int) ([]*persistence.Execution, error) {
 	if owner == "" || ttl <= 0 {
 		return nil, errors.New("claiming due executions: owner and a positive ttl are required")
 	}
@@ -109,8 +115,12 @@ func (b *Backend) ClaimDue(ctx context.Context, owner string, queues []string, t
 	if err != nil {
 		return nil, fmt.Errorf("claiming due executions: %w", err)
 	}
+	ts, err := queueFilter(tags) // the same encoding: a JSON array, or NULL for none
+	if err != nil {
+		return nil, fmt.Errorf("claiming due executions: %w", err)
+	}
 	r := newRequest(ctx, opClaim)
-	r.owner, r.queues, r.ttl, r.limit = owner, qs, ttl, limit
+	r.owner, r.queues, r.ttl, r.limit, r.tags = owner, qs, ttl, limit, ts
 	if err := b.write(ctx, r); err != nil {
 		return nil, fmt.Errorf("claiming due executions: %w", err)
 	}

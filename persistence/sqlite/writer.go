@@ -60,6 +60,7 @@ type request struct {
 	id      string
 	owner   string
 	queues  any // a JSON array of queue names, or nil for every queue
+	tags    any // a JSON array of the node's tags, or nil for none
 	ttl     time.Duration
 	limit   int
 	signal  *persistence.Signal
@@ -396,7 +397,7 @@ func (w *writer) do(r *request, i int) error {
 	case opAcquire:
 		r.out, err = w.acquireLease(r.id, r.owner, r.ttl)
 	case opClaim:
-		r.outs, err = w.claimDue(r.owner, r.queues, r.ttl, r.limit)
+		r.outs, err = w.claimDue(r.owner, r.queues, r.tags, r.ttl, r.limit)
 	case opRenew:
 		r.n, err = w.renewLeases(r.owner, r.queues, r.ttl)
 	case opRelease:

@@ -1,6 +1,7 @@
--- Stent schema, version 3: cached results (WithCache) and progress
--- (counters and state). Init runs this with search_path set to the
--- backend's schema, inside a transaction holding the migration lock.
+-- Stent schema, version 3: cached results (WithCache), progress
+-- (counters and state) and execution tags (WithTags). Init runs this with
+-- search_path set to the backend's schema, inside a transaction holding the
+-- migration lock.
 
 -- A completed result kept for reuse until expires_at. key is the hash of
 -- the function, its version and its input.
@@ -41,4 +42,13 @@ CREATE TABLE stent_state (
     value        bytea,
     updated_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (execution_id, key)
+);
+
+-- The tags an execution needs (WithTags): it is claimed only by a node that
+-- has every one of them. Written before the execution's row, so a claim
+-- never sees the row without its tags. Untagged executions have no rows.
+CREATE TABLE stent_execution_tag (
+    execution_id text NOT NULL,
+    tag          text NOT NULL,
+    PRIMARY KEY (execution_id, tag)
 );

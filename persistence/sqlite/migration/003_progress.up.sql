@@ -1,5 +1,5 @@
--- Stent schema, version 3: cached results (WithCache) and progress
--- (counters and state).
+-- Stent schema, version 3: cached results (WithCache), progress
+-- (counters and state) and execution tags (WithTags).
 
 -- A completed result kept for reuse until expires_at (unix milliseconds).
 -- key is the hash of the function, its version and its input.
@@ -40,4 +40,13 @@ CREATE TABLE stent_state (
     value        BLOB,
     updated_at   INTEGER NOT NULL,
     PRIMARY KEY (execution_id, key)
+) STRICT, WITHOUT ROWID;
+
+-- The tags an execution needs (WithTags): it is claimed only by a node that
+-- has every one of them. Written before the execution's row, so a claim
+-- never sees the row without its tags. Untagged executions have no rows.
+CREATE TABLE stent_execution_tag (
+    execution_id TEXT NOT NULL,
+    tag          TEXT NOT NULL,
+    PRIMARY KEY (execution_id, tag)
 ) STRICT, WITHOUT ROWID;
