@@ -234,6 +234,9 @@ func (e *execution) run() {
 		return
 	}
 	e.fn = fn
+	if e.refuseUncovered(ctx, fn) {
+		return
+	}
 	if !e.fresh {
 		if err := e.load(ctx); err != nil {
 			if ctx.Err() != nil {

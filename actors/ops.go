@@ -154,7 +154,7 @@ func StartChildren(ctx context.Context, fn *Function, inputs [][]byte, opts Call
 	if queue == "" {
 		queue = fn.Queue
 	}
-	local := rt.Serves(queue) && opts.Delay <= 0 && rt.Serving()
+	local := rt.Serves(queue) && rt.Covers(fn.Tags) && opts.Delay <= 0 && rt.Serving()
 	now := time.Now().UTC()
 	deadline := e.rec.Deadline
 	if opts.MaxDuration > 0 {
@@ -176,6 +176,9 @@ func StartChildren(ctx context.Context, fn *Function, inputs [][]byte, opts Call
 			continue
 		}
 		id := e.childID(pos)
+		if err := rt.tagExecutions(ctx, fn, id); err != nil {
+			return nil, fmt.Errorf("starting %q at position %d of %s: %w", fn.Name, pos, e.id, err)
+		}
 		futures[i] = &Future{e: e, pos: pos, childID: id}
 		child := &persistence.Execution{
 			ID: id, Function: fn.Name, Queue: queue, Status: persistence.StatusPending, Input: in,

@@ -31,6 +31,8 @@ type Function struct {
 	// Idempotent makes the hash of the input the idempotency key of every
 	// execution of the function (IdempotencyKey).
 	Idempotent bool
+	// Tags, sorted, are the tags a node must have to run the function.
+	Tags []string
 	// CacheTTL, when > 0, reuses a completed result of the function with
 	// the same version and input for that long (CacheKey).
 	CacheTTL time.Duration
@@ -47,6 +49,9 @@ type Config struct {
 	NodeID string
 	// Queues served; empty serves every queue.
 	Queues []string
+	// Tags this node has, sorted: it runs only executions whose every tag
+	// is one of them (NormalizeTags).
+	Tags []string
 	// LeaseTTL is how long a lease lasts without renewal; default 10s.
 	// Leases are renewed every LeaseTTL/3.
 	LeaseTTL time.Duration
@@ -290,7 +295,7 @@ func (rt *Runtime) Serve(ctx context.Context) error {
 		}
 		wait := rt.cfg.PollInterval
 		if err == nil {
-			if next, nerr := rt.backend.NextRunAt(ctx, rt.cfg.Queues); nerr == nil && !next.IsZero() {
+			if next, nerr := rt.backend.NextRunAtTagged(ctx, rt.cfg.Queues, rt.cfg.Tags); nerr == nil && !next.IsZero() {
 				if d := time.Until(next); d < wait {
 					wait = max(d, time.Millisecond)
 				}
@@ -318,7 +323,7 @@ func (rt *Runtime) claim(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	limit := min(free, 256)
-	recs, err := rt.backend.ClaimDue(ctx, rt.cfg.NodeID, rt.cfg.Queues, rt.cfg.LeaseTTL, limit)
+	recs, err := rt.backend.ClaimDueTagged(ctx, rt.cfg.NodeID, rt.cfg.Queues, rt.cfg.Tags, rt.cfg.LeaseTTL, limit)
 	if err != nil {
 		return 0, err
 	}

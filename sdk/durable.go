@@ -69,6 +69,10 @@ func register[I, O any](name string, fn func(context.Context, I) (O, error), opt
 	if f.opts.maxConcurrent < 0 {
 		return nil, fmt.Errorf("sdk: durable function %q has a negative concurrency limit", name)
 	}
+	tags, err := actors.NormalizeTags(f.opts.tags)
+	if err != nil {
+		return nil, fmt.Errorf("sdk: durable function %q: WithTags: %w", name, err)
+	}
 	if f.opts.cacheSet && f.opts.cacheTTL < time.Millisecond {
 		return nil, fmt.Errorf("sdk: durable function %q has a cache TTL of %s; use WithCache with 1ms or more", name, f.opts.cacheTTL)
 	}
@@ -81,6 +85,7 @@ func register[I, O any](name string, fn func(context.Context, I) (O, error), opt
 		MaxConcurrent: f.opts.maxConcurrent,
 		Idempotent:    f.opts.idempotent,
 		CacheTTL:      f.opts.cacheTTL,
+		Tags:          tags,
 		Run: func(ctx context.Context, input []byte) ([]byte, error) {
 			var in I
 			if err := json.Unmarshal(input, &in); err != nil {

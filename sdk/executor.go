@@ -28,6 +28,7 @@ type executorOptions struct {
 	noNotifier   bool
 	ownNotifier  bool // the executor made it, and closes it
 
+	tags              []string
 	maxSignalPayload  int
 	maxPendingSignals int
 
@@ -167,6 +168,10 @@ func New(b persistence.Backend, opts ...ExecutorOption) (*Executor, error) {
 			o.notifier, o.ownNotifier = d.DefaultNotifier(), true
 		}
 	}
+	tags, err := actors.NormalizeTags(o.tags)
+	if err != nil {
+		return nil, fmt.Errorf("sdk: WithWorkerTags: %w", err)
+	}
 	if o.poll == 0 {
 		o.poll = 200 * time.Millisecond
 		if o.notifier != nil {
@@ -179,6 +184,7 @@ func New(b persistence.Backend, opts ...ExecutorOption) (*Executor, error) {
 		Lookup:       lookup,
 		NodeID:       o.nodeID,
 		Queues:       o.queues,
+		Tags:         tags,
 		LeaseTTL:     o.lease,
 		PollInterval: o.poll,
 		Concurrency:  o.concurrency,
@@ -396,7 +402,10 @@ func (e *Executor) startRoot(ctx context.Context, fn *actors.Function, input []b
 	if o.Delay > 0 {
 		rec.RunAt = now.Add(o.Delay)
 	}
-	if e.rt.Serving() && e.rt.Serves(queue) && o.Delay <= 0 {
+	if err := e.rt.TagExecution(ctx, fn, rec.ID); err != nil {
+		return "", fmt.Errorf("starting %q: %w", fn.Name, err)
+	}
+	if e.rt.Serving() && e.rt.Serves(queue) && e.rt.Covers(fn.Tags) && o.Delay <= 0 {
 		got, _, err := e.rt.StartLocal(ctx, rec)
 		if err != nil {
 			return "", fmt.Errorf("starting %q: %w", fn.Name, err)

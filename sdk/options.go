@@ -37,6 +37,7 @@ type funcOptions struct {
 	idempotent    bool
 	cacheTTL      time.Duration
 	cacheSet      bool // WithCache was given, so its ttl must be positive
+	tags          []string
 }
 
 // Option configures a durable function.

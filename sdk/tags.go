@@ -1,0 +1,20 @@
+package sdk
+
+// WithTags makes the function's executions run only on workers that have
+// every one of tags (WithWorkerTags): a function that needs a GPU, a
+// licence or a region. An untagged function runs on any worker. An
+// execution no serving worker can run stays pending, visible in List and
+// Execution, until one that can joins. Tags are recorded with each
+// execution when it starts, so a worker that lacks them never claims it.
+// A tag must not be empty.
+func WithTags(tags ...string) Option {
+	return func(o *funcOptions) { o.tags = append(o.tags, tags...) }
+}
+
+// WithWorkerTags gives the executor's worker tags: it runs the executions
+// whose every tag is one of them, and untagged ones. The default is no
+// tags, so that the worker runs untagged executions only. A tag must not be
+// empty.
+func WithWorkerTags(tags ...string) ExecutorOption {
+	return func(o *executorOptions) { o.tags = append(o.tags, tags...) }
+}
