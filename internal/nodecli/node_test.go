@@ -68,11 +68,12 @@ func TestMain(m *testing.M) {
 
 func TestParse(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"STENT_DB": "/env.db", "STENT_QUEUES": "a, b", "STENT_LEASE": "3s"}
+	env := map[string]string{"STENT_DB": "/env.db", "STENT_QUEUES": "a, b", "STENT_LEASE": "3s", "STENT_TAGS": "gpu, eu,"}
 	cfg, err := parse([]string{"--concurrency", "7", "--node", "n1"}, func(k string) string { return env[k] }, io.Discard)
 	require.NoError(t, err)
 	require.Equal(t, "/env.db", cfg.db)
 	require.Equal(t, []string{"a", "b"}, cfg.queues)
+	require.Equal(t, []string{"gpu", "eu"}, cfg.tags)
 	require.Equal(t, 3*time.Second, cfg.lease)
 	require.Equal(t, 7, cfg.concurrency)
 	require.Equal(t, "n1", cfg.node)
@@ -85,6 +86,9 @@ func TestParse(t *testing.T) {
 	require.Empty(t, cfg.admin)
 	require.Equal(t, slog.LevelDebug, cfg.logLevel)
 	require.NotEmpty(t, cfg.node, "hostname-pid by default")
+	cfg, err = parse([]string{"--db", "/flag.db", "--tags", "tpu"}, func(k string) string { return env[k] }, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, []string{"tpu"}, cfg.tags, "--tags beats STENT_TAGS")
 
 	none := func(string) string { return "" }
 	for _, args := range [][]string{

@@ -61,6 +61,7 @@ type config struct {
 	schema      string
 	node        string
 	queues      []string
+	tags        []string
 	concurrency int
 	lease       time.Duration
 	admin       string
@@ -127,6 +128,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (config, er
 	schema := fs.String("schema", env("STENT_SCHEMA", ""), "PostgreSQL schema of the tables (env STENT_SCHEMA; default public)")
 	node := fs.String("node", env("STENT_NODE", ""), "node ID, unique among live nodes; reuse it on restart to take back leases at once (env STENT_NODE; default hostname-pid)")
 	queues := fs.String("queues", env("STENT_QUEUES", ""), "comma-separated queues to serve (env STENT_QUEUES; default every queue)")
+	tags := fs.String("tags", env("STENT_TAGS", ""), "comma-separated tags of this node: it runs executions whose every tag is one of them, and untagged ones (env STENT_TAGS; default none)")
 	concurrency := fs.String("concurrency", env("STENT_CONCURRENCY", "0"), "most executions run at once (env STENT_CONCURRENCY; 0: the SDK default, 1000)")
 	lease := fs.String("lease", env("STENT_LEASE", "0s"), "lease duration (env STENT_LEASE; 0: the SDK default, 10s)")
 	admin := fs.String("admin", env("STENT_ADMIN", "127.0.0.1:0"), "HTTP address of /healthz and /readyz; empty disables (env STENT_ADMIN)")
@@ -161,6 +163,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (config, er
 			cfg.queues = append(cfg.queues, q)
 		}
 	}
+	cfg.tags = splitList(*tags)
 	var err error
 	if cfg.concurrency, err = strconv.Atoi(*concurrency); err != nil || cfg.concurrency < 0 {
 		return config{}, fmt.Errorf("invalid --concurrency %q: want a count ≥ 0", *concurrency)
@@ -260,6 +263,9 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) (err error) {
 	if len(cfg.queues) > 0 {
 		opts = append(opts, sdk.WithQueues(cfg.queues...))
 	}
+	if len(cfg.tags) > 0 {
+		opts = append(opts, sdk.WithWorkerTags(cfg.tags...))
+	}
 	if cfg.gossip != "" {
 		cc, err := clusterConfig(cfg, logger)
 		if err != nil {
@@ -273,7 +279,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) (err error) {
 	}
 	ready.Store(true)
 	logger.Info("node ready", slog.String("node", ex.NodeID()), slog.Int("pid", os.Getpid()),
-		slog.Any("queues", cfg.queues))
+		slog.Any("queues", cfg.queues), slog.Any("tags", cfg.tags))
 
 	<-ctx.Done()
 	ready.Store(false) // draining
@@ -362,4 +368,15 @@ func adminHandler(ready *atomic.Bool) http.Handler {
 		io.WriteString(w, "ready\n") //nolint:errcheck // as above
 	})
 	return mux
+}
+
+// splitList splits a comma-separated list, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for v := range strings.SplitSeq(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
