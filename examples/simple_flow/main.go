@@ -19,6 +19,7 @@ import (
 	"github.com/stent-go/stent/sdk"
 )
 
+// sample:begin functions
 // Order is a processed order.
 type Order struct {
 	OrderID string `json:"order_id"`
@@ -47,6 +48,9 @@ var OrderWorkflow = sdk.Durable("order_workflow", func(ctx context.Context, orde
 	return results, nil
 })
 
+// sample:end
+
+// sample:begin main
 func main() {
 	path := "workflow.db"
 	if len(os.Args) > 1 {
@@ -78,3 +82,5 @@ func main() {
 	}
 	fmt.Printf("%+v\n", result)
 }
+
+// sample:end
