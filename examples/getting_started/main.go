@@ -55,11 +55,11 @@ func main() {
 // startAndMap holds the guide's other ways to start.
 func startAndMap(ctx context.Context, in Charge, charges []Charge) error {
 	// sample:begin start
-	h, err := Checkout.Start(ctx, in)             // start without waiting
-	id := h.ID()                                  // the execution ID
-	receipt, err := h.Result(ctx)                 // wait for it later
+	h, err := Checkout.Start(ctx, in) // start without waiting
+	id := h.ID()                      // the execution ID
+	receipt, err := h.Result(ctx)     // wait for it later
 
-	receipts, err := ChargeCard.Map(ctx, charges) // one execution per input, in parallel, outputs in input order
+	receipts, err := ChargeCard.Map(ctx, charges)       // one execution per input, in parallel, outputs in input order
 	results, err := ChargeCard.MapResults(ctx, charges) // one sdk.Result per input
 	// sample:end
 	fmt.Println(id, receipt, receipts, results)
