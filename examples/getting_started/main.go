@@ -56,13 +56,22 @@ func main() {
 func startAndMap(ctx context.Context, in Charge, charges []Charge) error {
 	// sample:begin start
 	h, err := Checkout.Start(ctx, in) // start without waiting
-	id := h.ID()                      // the execution ID
-	receipt, err := h.Result(ctx)     // wait for it later
+	if err != nil {
+		return err
+	}
+	log.Printf("started %s", h.ID()) // the execution ID
+	receipt, err := h.Result(ctx)    // wait for it later
+	if err != nil {
+		return err
+	}
 
-	receipts, err := ChargeCard.Map(ctx, charges)       // one execution per input, in parallel, outputs in input order
-	results, err := ChargeCard.MapResults(ctx, charges) // one sdk.Result per input
+	receipts, err := ChargeCard.Map(ctx, charges) // one execution per input, in parallel, outputs in input order
+	if err != nil {
+		return err // the first failure by index, once all have finished
+	}
+	results, err := ChargeCard.MapResults(ctx, charges) // one sdk.Result per input: failures one by one
 	// sample:end
-	fmt.Println(id, receipt, receipts, results)
+	fmt.Println(receipt, receipts, results)
 	return err
 }
 
