@@ -47,6 +47,12 @@ func (e *execution) fromCache(ctx context.Context, fn *Function, attempt int) bo
 		}
 		return false
 	}
+	if hit.ExecutionID == e.id {
+		// Its own result, cached just before a crash kept its outcome from
+		// being written: it is no cache hit, only the outcome to record.
+		e.settle(attempt, bodyResult{out: hit.Output}, "")
+		return true
+	}
 	if err := rt.backend.CacheMarkHit(ctx, e.id, hit.ExecutionID); err != nil {
 		rt.log.Warn("marking a cached result", slog.String("execution_id", e.id), slog.Any("error", err))
 		return false
