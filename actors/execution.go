@@ -212,6 +212,9 @@ func (e *execution) run() {
 	}()
 	ctx := rt.baseCtx
 	if e.epoch == 0 {
+		if !rt.coversStored(ctx, e.id) {
+			return // it needs tags this node lacks: a node that has them claims it
+		}
 		rec, err := rt.backend.AcquireLease(ctx, e.id, rt.cfg.NodeID, rt.cfg.LeaseTTL)
 		if err != nil {
 			if !errors.Is(err, persistence.ErrLeaseHeld) && !errors.Is(err, persistence.ErrNotFound) && ctx.Err() == nil {

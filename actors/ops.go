@@ -24,6 +24,8 @@ type CallOptions struct {
 	MaxDuration time.Duration
 	// IdempotencyKey makes a root start idempotent.
 	IdempotencyKey string
+	// Tags are added to the function's for this call (NormalizeTags).
+	Tags []string
 }
 
 // Future is a child started by an execution.
@@ -154,7 +156,8 @@ func StartChildren(ctx context.Context, fn *Function, inputs [][]byte, opts Call
 	if queue == "" {
 		queue = fn.Queue
 	}
-	local := rt.Serves(queue) && rt.Covers(fn.Tags) && opts.Delay <= 0 && rt.Serving()
+	tags := fn.CallTags(opts.Tags)
+	local := rt.Serves(queue) && rt.Covers(tags) && opts.Delay <= 0 && rt.Serving()
 	now := time.Now().UTC()
 	deadline := e.rec.Deadline
 	if opts.MaxDuration > 0 {
@@ -176,7 +179,7 @@ func StartChildren(ctx context.Context, fn *Function, inputs [][]byte, opts Call
 			continue
 		}
 		id := e.childID(pos)
-		if err := rt.tagExecutions(ctx, fn, id); err != nil {
+		if err := rt.tagExecutions(ctx, tags, id); err != nil {
 			return nil, fmt.Errorf("starting %q at position %d of %s: %w", fn.Name, pos, e.id, err)
 		}
 		futures[i] = &Future{e: e, pos: pos, childID: id}

@@ -176,6 +176,11 @@ func (f *Func[I, O]) start(ctx context.Context, ins []I, opts []CallOption) ([]*
 	if co.priority != nil {
 		ao.Priority = *co.priority
 	}
+	tags, err := actors.NormalizeTags(co.tags)
+	if err != nil {
+		return nil, fmt.Errorf("starting %q: WithCallTags: %w", f.name, err)
+	}
+	ao.Tags = tags
 	if co.delay < 0 || co.maxDuration < 0 {
 		return nil, fmt.Errorf("starting %q: negative delay or max duration", f.name)
 	}

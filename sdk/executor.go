@@ -402,10 +402,11 @@ func (e *Executor) startRoot(ctx context.Context, fn *actors.Function, input []b
 	if o.Delay > 0 {
 		rec.RunAt = now.Add(o.Delay)
 	}
-	if err := e.rt.TagExecution(ctx, fn, rec.ID); err != nil {
+	tags := fn.CallTags(o.Tags)
+	if err := e.rt.TagExecution(ctx, tags, rec.ID); err != nil {
 		return "", fmt.Errorf("starting %q: %w", fn.Name, err)
 	}
-	if e.rt.Serving() && e.rt.Serves(queue) && e.rt.Covers(fn.Tags) && o.Delay <= 0 {
+	if e.rt.Serving() && e.rt.Serves(queue) && e.rt.Covers(tags) && o.Delay <= 0 {
 		got, _, err := e.rt.StartLocal(ctx, rec)
 		if err != nil {
 			return "", fmt.Errorf("starting %q: %w", fn.Name, err)

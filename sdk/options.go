@@ -84,6 +84,7 @@ type callOptions struct {
 	priority       *int
 	delay          time.Duration
 	maxDuration    time.Duration
+	tags           []string
 }
 
 // CallOption configures one call or start.

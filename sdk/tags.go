@@ -18,3 +18,10 @@ func WithTags(tags ...string) Option {
 func WithWorkerTags(tags ...string) ExecutorOption {
 	return func(o *executorOptions) { o.tags = append(o.tags, tags...) }
 }
+
+// WithCallTags adds tags to the function's (WithTags) for this call: the
+// execution runs only on workers that have every one of both. A tag must
+// not be empty.
+func WithCallTags(tags ...string) CallOption {
+	return func(o *callOptions) { o.tags = append(o.tags, tags...) }
+}

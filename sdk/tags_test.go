@@ -96,6 +96,9 @@ func TestTagsSteerExecutionsToNodes(t *testing.T) {
 	require.NoError(t, err)
 	parent, err := tagParent.Start(ctx, in)
 	require.NoError(t, err)
+	callTagged, err := plainTask.Start(ctx, in+"-call", sdk.WithCallTags("gpu")) // an untagged function, tagged by the call
+	require.NoError(t, err)
+	runsOn(t, gpuNode, callTagged.ID())
 	runsOn(t, gpuNode, parent.ID()+".0") // the child, away from its parent's node
 
 	// Untagged work runs anywhere; after it has, the executions no node can
@@ -118,6 +121,9 @@ func TestTagsSteerExecutionsToNodes(t *testing.T) {
 
 	close(gate(in + "-gpu"))
 	close(gate(in + "-child"))
+	close(gate(in + "-call"))
+	_, err = callTagged.Result(ctx)
+	require.NoError(t, err)
 	out, err := gpu.Result(ctx)
 	require.NoError(t, err)
 	require.Equal(t, in+"-gpu", out)
@@ -147,4 +153,7 @@ func TestEmptyTagsAreRefused(t *testing.T) {
 	defer func() { require.NoError(t, b.Close()) }()
 	_, err = sdk.New(b, sdk.WithWorkerTags(""))
 	require.ErrorContains(t, err, "WithWorkerTags: an empty tag")
+	ctx, _ := worker(t)
+	_, err = plainTask.Start(ctx, "x", sdk.WithCallTags("gpu", ""))
+	require.ErrorContains(t, err, "WithCallTags: an empty tag")
 }
