@@ -37,7 +37,7 @@ func taggedRuntime(t *testing.T, b persistence.Backend, name string, tags []stri
 	cc.Label = "actors-tags-test"
 	rt, err := New(Config{
 		Backend: b, NodeID: name, Tags: tags, LeaseTTL: time.Minute, PollInterval: 50 * time.Millisecond,
-		Lookup: func(n string) (*Function, bool) { return fn, n == fn.Name },
+		Lookup:  func(n string) (*Function, bool) { return fn, n == fn.Name },
 		Cluster: &cc,
 		Logger:  slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
