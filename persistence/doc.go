@@ -15,6 +15,14 @@
 // having written nothing of it. This is what keeps a paused or cut-off node
 // from completing an execution that another node has taken over.
 //
+// # Writes outside the fence
+//
+// The parts of Backend behind caching, progress and tags (Progress,
+// Tagging) write outside any Commit: a cache entry, a counter addition
+// keyed so that it applies once, a state value, an execution's tags
+// written before its row. Each is idempotent or keyed, so a replay or a
+// stale activation that repeats it changes nothing.
+//
 // # Import rules
 //
 // persistence imports nothing from sdk, actors or cluster.
