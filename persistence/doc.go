@@ -20,8 +20,10 @@
 // The parts of Backend behind caching, progress and tags (Progress,
 // Tagging) write outside any Commit: a cache entry, a counter addition
 // keyed so that it applies once, a state value, an execution's tags
-// written before its row. Each is idempotent or keyed, so a replay or a
-// stale activation that repeats it changes nothing.
+// written before its row. Cache entries and tags are idempotent, and a
+// counter addition is keyed so that a replay that repeats it adds nothing;
+// state is last-write-wins, and a replay sets the same values again in the
+// same order.
 //
 // # Import rules
 //
