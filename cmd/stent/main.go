@@ -3,11 +3,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 
 	"github.com/stent-go/stent/internal/chaos"
-	"github.com/stent-go/stent/internal/nodecli"
+	"github.com/stent-go/stent/internal/ledger"
+	"github.com/stent-go/stent/sdk/node"
 )
 
 const usage = `Usage: stent <command> [flags]
@@ -23,8 +25,10 @@ func main() {
 	switch cmd := append(os.Args[1:], "")[0]; cmd {
 	case "chaos":
 		os.Exit(chaos.Main(os.Args[2:]))
-	case "node": // hidden: a stent-node, run by chaos from this executable
-		os.Exit(nodecli.Main(os.Args[2:]))
+	case "node": // hidden: a stent-node with the ledger workload, run by chaos from this executable
+		os.Exit(node.Main(os.Args[2:], node.WithSetup(func(_ context.Context, cfg node.Config) (func() error, error) {
+			return ledger.Setup(cfg.DB, cfg.Schema, cfg.NodeID)
+		})))
 	case "help", "-h", "-help", "--help":
 		fmt.Print(usage)
 	default:
