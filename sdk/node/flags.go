@@ -32,6 +32,8 @@ func parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	queues := fs.String("queues", env("STENT_QUEUES", ""), "comma-separated queues to serve (env STENT_QUEUES; default every queue)")
 	concurrency := fs.String("concurrency", env("STENT_CONCURRENCY", "0"), "most executions run at once (env STENT_CONCURRENCY; 0: the SDK default, 1000)")
 	lease := fs.String("lease", env("STENT_LEASE", "0s"), "lease duration (env STENT_LEASE; 0: the SDK default, 10s)")
+	functions := fs.String("functions", env("STENT_FUNCTIONS", ""), "comma-separated functions this node runs (env STENT_FUNCTIONS; default every function in the binary)")
+	retention := fs.String("retention", env("STENT_RETENTION", "0s"), "delete executions finished longer ago than this, e.g. 720h (env STENT_RETENTION; 0 keeps them)")
 	admin := fs.String("admin", env("STENT_ADMIN", DefaultAdminAddr), "HTTP address of /healthz and /readyz; empty disables (env STENT_ADMIN)")
 	level := fs.String("log-level", env("STENT_LOG_LEVEL", "info"), "debug, info, warn or error (env STENT_LOG_LEVEL)")
 	gossip := fs.String("gossip", env("STENT_GOSSIP", ""), "host:port of this node's gossip (UDP and TCP); set it to run in a cluster (env STENT_GOSSIP)")
@@ -50,7 +52,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	}
 	cfg := Config{DB: *db, Schema: *schema, NodeID: *nodeID, AdminAddr: *admin, Gossip: *gossip,
 		RemoteAddr: *remote, ClusterLabel: *label, TLSCert: *tlsCert, TLSKey: *tlsKey, TLSCA: *tlsCA,
-		Queues: splitList(*queues), Seeds: splitList(*seeds)}
+		Queues: splitList(*queues), Seeds: splitList(*seeds), Functions: splitList(*functions)}
 	if cfg.DB == "" {
 		return Config{}, errors.New("--db (or STENT_DB) is required: a SQLite path or a postgres:// DSN")
 	}
@@ -60,6 +62,9 @@ func parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	}
 	if cfg.LeaseDuration, err = time.ParseDuration(*lease); err != nil || cfg.LeaseDuration < 0 {
 		return Config{}, fmt.Errorf("invalid --lease %q: want a duration such as 10s", *lease)
+	}
+	if cfg.Retention, err = time.ParseDuration(*retention); err != nil || cfg.Retention < 0 {
+		return Config{}, fmt.Errorf("invalid --retention %q: want a duration such as 720h", *retention)
 	}
 	var logLevel slog.Level
 	if err := logLevel.UnmarshalText([]byte(*level)); err != nil {

@@ -84,6 +84,15 @@ type Config struct {
 	// LeaseDuration is how long a claim holds an execution without
 	// renewal; 0 is the SDK default (10s).
 	LeaseDuration time.Duration
+	// Functions, when not empty, restricts the functions this node runs
+	// to those named (each registered in the binary); empty runs every
+	// registered function. Executions of other functions stay pending for
+	// a node that has them.
+	Functions []string
+	// Retention, when positive, makes the node delete the executions that
+	// finished more than Retention ago, with their journals, in small
+	// batches (sdk.WithRetention); 0 keeps them.
+	Retention time.Duration
 	// AdminAddr is the host:port of the HTTP endpoints /healthz (200 while
 	// the process runs) and /readyz (200 while the node serves, 503 while
 	// it starts or stops); "" serves none. Port 0 picks a free port, logged
@@ -114,7 +123,8 @@ type Config struct {
 
 	// ExecutorOptions are added to the node's own (Serve, WithNodeID,
 	// WithQueues, WithConcurrency, WithLeaseDuration, WithLogger,
-	// WithCluster), after them, so they can override them.
+	// WithFunctions, WithRetention, WithNodeAddress, WithCluster), after
+	// them, so they can override them.
 	ExecutorOptions []sdk.ExecutorOption
 	// Setup, when set, runs once the configuration is checked and before
 	// the executor starts; the cleanup it returns runs after the executor
@@ -205,8 +215,8 @@ func (cfg *Config) check() error {
 	if cfg.Schema != "" && !IsPostgres(cfg.DB) {
 		return errors.New("a schema applies to PostgreSQL only: drop --schema (STENT_SCHEMA) or use a postgres:// DSN")
 	}
-	if cfg.Concurrency < 0 || cfg.LeaseDuration < 0 {
-		return errors.New("negative concurrency or lease duration: use 0 for the default")
+	if cfg.Concurrency < 0 || cfg.LeaseDuration < 0 || cfg.Retention < 0 {
+		return errors.New("negative concurrency, lease duration or retention: use 0 for the default")
 	}
 	if n := len(cfg.GossipKey); n != 0 && n != 16 && n != 24 && n != 32 {
 		return fmt.Errorf("gossip key of %d bytes: want 16, 24 or 32", n)
@@ -266,11 +276,13 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	logger := cfg.Logger
 	var ready atomic.Bool
+	var adminAddr string
 	if cfg.AdminAddr != "" {
-		stopAdmin, err := startAdmin(cfg.AdminAddr, &ready, logger)
+		addr, stopAdmin, err := startAdmin(cfg.AdminAddr, &ready, logger)
 		if err != nil {
 			return configError{err}
 		}
+		adminAddr = addr
 		defer func() { err = errors.Join(err, stopAdmin()) }()
 	}
 	opts := []sdk.ExecutorOption{
@@ -282,6 +294,15 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	if len(cfg.Queues) > 0 {
 		opts = append(opts, sdk.WithQueues(cfg.Queues...))
+	}
+	if adminAddr != "" {
+		opts = append(opts, sdk.WithNodeAddress("admin", adminAddr))
+	}
+	if len(cfg.Functions) > 0 {
+		opts = append(opts, sdk.WithFunctions(cfg.Functions...))
+	}
+	if cfg.Retention > 0 {
+		opts = append(opts, sdk.WithRetention(cfg.Retention))
 	}
 	if cfg.Gossip != "" {
 		cc, err := clusterConfig(cfg)
@@ -369,17 +390,18 @@ func clusterConfig(cfg Config) (cluster.Config, error) {
 
 // startAdmin serves /healthz (200 while the process runs) and /readyz (200
 // while ready is true, 503 otherwise) on addr, and logs the address it
-// listens on (addr may use port 0). The returned function stops it.
-func startAdmin(addr string, ready *atomic.Bool, logger *slog.Logger) (func() error, error) {
+// listens on (addr may use port 0), which it returns with a function that
+// stops it.
+func startAdmin(addr string, ready *atomic.Bool, logger *slog.Logger) (string, func() error, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("listening on --admin %s: %w", addr, err)
+		return "", nil, fmt.Errorf("listening on --admin %s: %w", addr, err)
 	}
 	srv := &http.Server{Handler: adminHandler(ready), ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	logger.Info("admin listening", slog.String("addr", ln.Addr().String()))
-	return func() error {
+	return ln.Addr().String(), func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		err := srv.Shutdown(ctx)

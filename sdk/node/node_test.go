@@ -69,13 +69,16 @@ func TestMain(m *testing.M) {
 
 func TestParse(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"STENT_DB": "/env.db", "STENT_QUEUES": "a, b", "STENT_LEASE": "3s"}
+	env := map[string]string{"STENT_DB": "/env.db", "STENT_QUEUES": "a, b", "STENT_LEASE": "3s", "STENT_FUNCTIONS": "f,g",
+		"STENT_RETENTION": "48h"}
 	cfg, err := parse([]string{"--concurrency", "7", "--node", "n1"}, func(k string) string { return env[k] }, io.Discard)
 	require.NoError(t, err)
 	require.Equal(t, "/env.db", cfg.DB)
 	require.Equal(t, []string{"a", "b"}, cfg.Queues)
 	require.Equal(t, 3*time.Second, cfg.LeaseDuration)
 	require.Equal(t, 7, cfg.Concurrency)
+	require.Equal(t, []string{"f", "g"}, cfg.Functions)
+	require.Equal(t, 48*time.Hour, cfg.Retention)
 	require.Equal(t, "n1", cfg.NodeID)
 	require.Equal(t, "127.0.0.1:0", cfg.AdminAddr)
 	require.True(t, cfg.Logger.Enabled(context.Background(), slog.LevelInfo))
@@ -94,6 +97,7 @@ func TestParse(t *testing.T) {
 		{"--db", "x.db", "--lease", "soon"},
 		{"--db", "x.db", "--concurrency", "-1"},
 		{"--db", "x.db", "--log-level", "loud"},
+		{"--db", "x.db", "--retention", "-1h"},
 		{"--db", "x.db", "--schema", "s"},
 		{"--db", "x.db", "extra"},
 	} {
