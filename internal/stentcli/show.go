@@ -237,7 +237,7 @@ func (a *app) printJournal(w io.Writer, journal []entryJSON) {
 		return
 	}
 	fmt.Fprintln(w, a.paint(ansiBold, "Journal"))
-	t := table{head: []string{"#", "KIND", "NAME", "STATE", "STARTED", "TOOK", "DETAIL"}, statusCol: 3}
+	t := table{head: []string{"#", "KIND", "NAME", "STATE", "STARTED (UTC)", "TOOK", "DETAIL"}, statusCol: 3}
 	for _, e := range journal {
 		state, detail := "waiting", ""
 		if e.Done {
@@ -258,7 +258,7 @@ func (a *app) printJournal(w io.Writer, journal []entryJSON) {
 		}
 		started, took := "-", "-"
 		if e.StartedAt != nil {
-			started = stamp(*e.StartedAt)
+			started = e.StartedAt.UTC().Format("15:04:05.000")
 			if e.EndedAt != nil {
 				took = roundDur(e.EndedAt.Sub(*e.StartedAt)).String()
 			}
@@ -268,16 +268,25 @@ func (a *app) printJournal(w io.Writer, journal []entryJSON) {
 	a.printTable(w, t)
 }
 
-// printTree writes children as an indented tree with durations.
+// printTree writes children as an indented tree with durations, the
+// columns after the IDs aligned.
 func (a *app) printTree(w io.Writer, nodes []*treeJSON, indent string) {
-	for i, n := range nodes {
-		branch, next := "├─ ", "│  "
-		if i == len(nodes)-1 {
-			branch, next = "└─ ", "   "
+	var t table
+	t.statusCol = 2
+	var walk func(nodes []*treeJSON, indent string)
+	walk = func(nodes []*treeJSON, indent string) {
+		for i, n := range nodes {
+			branch, next := "├─ ", "│  "
+			if i == len(nodes)-1 {
+				branch, next = "└─ ", "   "
+			}
+			d := roundDur(time.Duration(n.DurationMS) * time.Millisecond).String()
+			t.rows = append(t.rows, []string{indent + branch + n.ID, n.Function, string(n.Status), d,
+				"attempts " + strconv.Itoa(n.Attempts)})
+			walk(n.Children, indent+next)
 		}
-		d := roundDur(time.Duration(n.DurationMS) * time.Millisecond).String()
-		fmt.Fprintf(w, "%s%s%s  %s  %s  %s  attempts %d\n", indent, branch, n.ID, n.Function,
-			a.paint(statusColor(string(n.Status)), string(n.Status)), d, n.Attempts)
-		a.printTree(w, n.Children, indent+next)
 	}
+	walk(nodes, indent)
+	t.head = []string{"ID", "FUNCTION", "STATUS", "TOOK", ""}
+	a.printTable(w, t)
 }
