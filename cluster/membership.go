@@ -11,6 +11,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -100,12 +101,14 @@ type Membership struct {
 	// then nodesMu; nothing calls memberlist while holding nodesMu or mu.
 	nodesMu sync.Mutex
 	nodes   map[string]nodeCopy
+	leaving map[string]time.Time // members that sent their leave notice, when (under nodesMu)
 
 	mu      sync.Mutex
 	view    []Member      // sorted by name; includes this node
 	local   Member        // this node in view
 	changed chan struct{} // closed at the next change of view, or at shutdown
 	closed  bool
+	closing bool // Leave has begun
 
 	leaveMu  sync.Mutex // serialises Leave and Close
 	shutdown bool       // under leaveMu
@@ -146,6 +149,7 @@ func Join(ctx context.Context, cfg Config) (*Membership, error) {
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 		nodes:   make(map[string]nodeCopy),
+		leaving: make(map[string]time.Time),
 		changed: make(chan struct{}),
 		local:   Member{Name: cfg.NodeName, RemoteAddr: cfg.RemoteAddr, Queues: slices.Clone(cfg.Queues), State: StateAlive},
 	}
@@ -166,8 +170,8 @@ func Join(ctx context.Context, cfg Config) (*Membership, error) {
 	if len(cfg.SecretKey) > 0 {
 		c.SecretKey = slices.Clone(cfg.SecretKey)
 	}
-	c.Logger = log.New(logWriter{logger: m.logger}, "", 0)
-	c.Delegate = metaDelegate{meta: meta}
+	c.Logger = log.New(logWriter{logger: m.logger, m: m}, "", 0)
+	c.Delegate = metaDelegate{meta: meta, m: m}
 	c.Events = eventDelegate{m: m}
 	c.RequireNodeNames = false
 
@@ -262,10 +266,19 @@ func (m *Membership) refresh() {
 	}
 	m.nodesMu.Unlock()
 
+	m.mu.Lock()
+	self, closing := m.local.Name, m.closing
+	m.mu.Unlock()
 	for _, n := range gone {
-		if n.state == StateLeft {
+		switch {
+		case n.name == self: // this node's own leave: Leave logs it
+		case n.state == StateLeft:
 			m.logger.Info("cluster member left", slog.String("member", n.name))
-		} else {
+		case closing:
+			// This node is stopping too: peers that stop with it are
+			// not failures worth a warning.
+			m.logger.Info("cluster member gone while this node stops", slog.String("member", n.name))
+		default:
 			m.logger.Warn("cluster member failed", slog.String("member", n.name))
 		}
 	}
@@ -292,6 +305,11 @@ func (m *Membership) refresh() {
 		}
 		if mem.Name == m.local.Name {
 			m.local = mem
+		}
+	}
+	for _, mem := range view {
+		if mem.Name != m.local.Name && !slices.ContainsFunc(m.view, func(o Member) bool { return o.Name == mem.Name }) {
+			m.logger.Info("cluster member joined", slog.String("member", mem.Name), slog.String("gossip_addr", mem.GossipAddr))
 		}
 	}
 	m.view = view
@@ -371,15 +389,26 @@ func (m *Membership) Leave(ctx context.Context) error {
 	if m.shutdown {
 		return nil
 	}
+	m.mu.Lock()
+	m.closing = true
+	self := m.local.Name
+	m.mu.Unlock()
 	var leaveErr error
 	if err := ctx.Err(); err != nil {
 		leaveErr = err
 	} else {
+		m.noticeLeave(self)
 		timeout := leaveTimeout
 		if d, ok := ctx.Deadline(); ok {
 			timeout = min(timeout, max(time.Until(d), time.Millisecond))
 		}
-		if err := m.ml.Leave(timeout); err != nil {
+		switch err := m.ml.Leave(timeout); {
+		case err != nil && strings.Contains(err.Error(), errLeaveBroadcastTimeout):
+			// Every member stops at once: nobody took the broadcast,
+			// and nobody needs it (the notices went, or their
+			// senders are gone).
+			m.logger.InfoContext(ctx, "cluster leave broadcast not taken by any member")
+		case err != nil:
 			leaveErr = fmt.Errorf("cluster: leaving: %w", err)
 		}
 	}
@@ -419,6 +448,7 @@ func (m *Membership) shutdownLocked(final State) error {
 // messages or state.
 type metaDelegate struct {
 	meta []byte
+	m    *Membership
 }
 
 var _ memberlist.Delegate = metaDelegate{}
@@ -427,7 +457,7 @@ func (d metaDelegate) NodeMeta(limit int) []byte {
 	// Validate checked len(meta) <= MetaMaxSize, the limit memberlist passes.
 	return d.meta
 }
-func (metaDelegate) NotifyMsg([]byte)                           {}
+func (d metaDelegate) NotifyMsg(msg []byte)                     { d.m.noteLeaving(msg) }
 func (metaDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (metaDelegate) LocalState(join bool) []byte                { return nil }
 func (metaDelegate) MergeRemoteState(buf []byte, join bool)     {}
@@ -458,7 +488,9 @@ func (d eventDelegate) NotifyUpdate(n *memberlist.Node) { d.record(n, StateAlive
 
 // NotifyLeave is called for a member declared dead and for one that left.
 func (d eventDelegate) NotifyLeave(n *memberlist.Node) {
-	state := StateDead
+	d.m.nodesMu.Lock()
+	state := d.m.leftOrDead(n.Name)
+	d.m.nodesMu.Unlock()
 	if n.State == memberlist.StateLeft {
 		state = StateLeft
 	}
