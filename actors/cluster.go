@@ -164,7 +164,7 @@ func (rt *Runtime) takeOver(mem cluster.Member) {
 		}
 		return
 	}
-	rt.log.Info("taking over the executions of a lost member", slog.String("member", name))
+	rt.log.Info(LogTakeover, slog.String("member", name))
 	rt.Kick()
 }
 

@@ -18,6 +18,9 @@ const (
 	LogExecutionCanceled  = "execution canceled"
 	LogExecutionTimedOut  = "execution timed out"
 	LogAttemptRetrying    = "attempt failed, retrying"
+	// LogTakeover is logged, with the member's name, by every survivor
+	// that takes over the executions of a lost cluster member.
+	LogTakeover = "taking over the executions of a lost member"
 )
 
 // lifeLevel is the level of e's life events.
