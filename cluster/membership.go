@@ -65,6 +65,9 @@ type Member struct {
 	// Queues are the queues the member serves, from its metadata; empty
 	// serves every queue.
 	Queues []string
+	// Functions filters the functions the member runs, from its metadata;
+	// nil when it runs every function it is sent.
+	Functions *FunctionFilter
 	// State is the member's liveness.
 	State State
 	// MetaErr is why the member's metadata could not be decoded (a node of
@@ -78,9 +81,16 @@ func (m Member) Serves(queue string) bool {
 	return len(m.Queues) == 0 || slices.Contains(m.Queues, queue)
 }
 
+// MayRun reports whether m may run function: m has no function filter, or
+// its filter may hold the function. An empty function matches any member.
+func (m Member) MayRun(function string) bool {
+	return function == "" || m.Functions == nil || m.Functions.MayHave(function)
+}
+
 func (m Member) equal(o Member) bool {
 	return m.Name == o.Name && m.GossipAddr == o.GossipAddr && m.RemoteAddr == o.RemoteAddr &&
-		slices.Equal(m.Queues, o.Queues) && m.State == o.State && (m.MetaErr == nil) == (o.MetaErr == nil)
+		slices.Equal(m.Queues, o.Queues) && m.State == o.State && (m.MetaErr == nil) == (o.MetaErr == nil) &&
+		(m.Functions == nil) == (o.Functions == nil) && (m.Functions == nil || *m.Functions == *o.Functions)
 }
 
 // Membership is a node's membership of the cluster, from [Join] until
@@ -139,7 +149,7 @@ func Join(ctx context.Context, cfg Config) (*Membership, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	meta, err := encodeMeta(nodeMeta{RemoteAddr: cfg.RemoteAddr, Queues: slices.Clone(cfg.Queues)})
+	meta, err := encodeMeta(cfg.meta())
 	if err != nil { // Validate encoded it already
 		return nil, fmt.Errorf("cluster: encoding node metadata: %w", err)
 	}
@@ -288,7 +298,7 @@ func (m *Membership) refresh() {
 		if meta, err := decodeMeta(n.meta); err != nil {
 			mem.MetaErr = fmt.Errorf("decoding metadata of member %s: %w", n.name, err)
 		} else {
-			mem.RemoteAddr, mem.Queues = meta.RemoteAddr, meta.Queues
+			mem.RemoteAddr, mem.Queues, mem.Functions = meta.RemoteAddr, meta.Queues, meta.Functions
 		}
 		view = append(view, mem)
 	}
@@ -363,9 +373,15 @@ func (m *Membership) Done() <-chan struct{} {
 // Owner returns the owner of execution execID in queue on the current view
 // (see [Owner]), and false if no alive member serves queue.
 func (m *Membership) Owner(execID, queue string) (Member, bool) {
+	return m.OwnerOf(execID, queue, "")
+}
+
+// OwnerOf is Owner among the members that may run function (see
+// Member.MayRun).
+func (m *Membership) OwnerOf(execID, queue, function string) (Member, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return Owner(execID, queue, m.view)
+	return OwnerOf(execID, queue, function, m.view)
 }
 
 // SeedsJoined returns how many seed addresses answered when the node joined.
