@@ -19,11 +19,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// binDir holds the binaries TestMain builds: stent, and the example user
-// node binary examples/custom_node.
+// binDir holds the binaries TestMain builds: stent, stent-node and the
+// example user node binary examples/custom_node.
 var (
 	binDir   string
 	stentBin string
+	nodeBin  string
 	userBin  string
 )
 
@@ -35,8 +36,10 @@ func TestMain(m *testing.M) {
 		os.Exit(2)
 	}
 	stentBin = filepath.Join(binDir, "stent")
+	nodeBin = filepath.Join(binDir, "stent-node")
 	userBin = filepath.Join(binDir, "custom_node")
-	for _, b := range [][2]string{{stentBin, "github.com/stent-go/stent/cmd/stent"}, {userBin, "github.com/stent-go/stent/examples/custom_node"}} {
+	for _, b := range [][2]string{{stentBin, "github.com/stent-go/stent/cmd/stent"},
+		{nodeBin, "github.com/stent-go/stent/cmd/stent-node"}, {userBin, "github.com/stent-go/stent/examples/custom_node"}} {
 		build := exec.Command("go", "build", "-o", b[0], b[1])
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {
