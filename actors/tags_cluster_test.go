@@ -92,7 +92,7 @@ func TestPlacementRespectsTags(t *testing.T) {
 			Status: persistence.StatusPending, Input: []byte(`null`), RootID: id, CreatedAt: now, UpdatedAt: now})
 		require.NoError(t, err)
 		require.True(t, created)
-		plain.Dispatch(id, "default", true) // placed by hash: on either member
+		plain.Dispatch(id, "default", "cluster_gpu", true) // placed by hash: on either member
 	}
 	testutil.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
 		if got := len(log.snapshot()); got < n {

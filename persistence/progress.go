@@ -37,7 +37,8 @@ type Progress interface {
 	// is none or it has expired by the backend's clock.
 	CacheGet(ctx context.Context, key string) (*CacheEntry, error)
 	// CachePut stores e under e.Key until ttl from the backend's clock,
-	// replacing any entry of that key. ttl must be positive.
+	// replacing any entry of that key, and deletes some expired entries.
+	// ttl must be positive.
 	CachePut(ctx context.Context, e *CacheEntry, ttl time.Duration) error
 	// CacheMarkHit records that execution executionID took its result from
 	// execution sourceID's cache entry; an empty sourceID removes the mark

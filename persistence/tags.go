@@ -20,7 +20,7 @@ type Tagging interface {
 	ExecutionTags(ctx context.Context, id string) ([]string, error)
 	// ClaimDueTagged is ClaimDue for a node that has tags: an execution
 	// with a tag not among them is left to other nodes.
-	ClaimDueTagged(ctx context.Context, owner string, queues, tags []string, ttl time.Duration, limit int) ([]*Execution, error)
+	ClaimDueTagged(ctx context.Context, owner string, queues, functions, tags []string, ttl time.Duration, limit int) ([]*Execution, error)
 	// NextRunAtTagged is NextRunAt for a node that has tags: executions
 	// with a tag not among them are not counted.
 	NextRunAtTagged(ctx context.Context, queues, tags []string) (time.Time, error)

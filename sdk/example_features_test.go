@@ -2,6 +2,7 @@ package sdk_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
@@ -350,3 +351,36 @@ func Example_postgres() {
 }
 
 // sample:end
+
+// sample:begin startbyname
+// StartByName starts a function by its registered name, with a JSON input:
+// the caller needs neither the function nor its types (a CLI, a web
+// handler that only starts work).
+func ExampleExecutor_StartByName() {
+	ctx, ex, stop := exampleWorker()
+	defer stop()
+	id, err := ex.StartByName(ctx, "ex_send_invoice", json.RawMessage(`"INV-9"`),
+		sdk.WithIdempotencyKey("invoice:INV-9"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	info := waitFor(ctx, ex, id)
+	fmt.Println(info.Status, string(info.Output))
+	// Output: completed "sent INV-9"
+}
+
+// sample:end
+
+// waitFor polls execution id until it ends, for the examples.
+func waitFor(ctx context.Context, ex *sdk.Executor, id string) sdk.ExecutionInfo {
+	for {
+		info, err := ex.Execution(ctx, id)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if info.Status.Terminal() {
+			return info
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

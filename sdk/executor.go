@@ -33,6 +33,8 @@ type executorOptions struct {
 	maxPendingSignals int
 
 	cluster *cluster.Config
+
+	ops opsOptions // WithRetention, WithFunctions, WithNodeAddress
 }
 
 // ExecutorOption configures an Executor.
@@ -116,6 +118,8 @@ type Executor struct {
 	closed    bool
 	serveStop context.CancelFunc
 	serveDone chan struct{}
+
+	bg background // the node registry heartbeat and the retention sweep
 }
 
 var defaultExecutor struct {
@@ -160,6 +164,9 @@ func New(b persistence.Backend, opts ...ExecutorOption) (*Executor, error) {
 	if o.cluster != nil && o.nodeID == "" {
 		return nil, errors.New("sdk: WithCluster needs WithNodeID: each member's unique name")
 	}
+	if err := o.ops.validate(); err != nil {
+		return nil, err
+	}
 	if o.lease > 0 && o.lease < 100*time.Millisecond {
 		return nil, fmt.Errorf("sdk: lease duration %s is too short (100ms at least)", o.lease)
 	}
@@ -181,7 +188,8 @@ func New(b persistence.Backend, opts ...ExecutorOption) (*Executor, error) {
 	rt, err := actors.New(actors.Config{
 		Notifier:     o.notifier,
 		Backend:      b,
-		Lookup:       lookup,
+		Lookup:       o.ops.lookup,
+		Functions:    o.ops.functionNames,
 		NodeID:       o.nodeID,
 		Queues:       o.queues,
 		Tags:         tags,
@@ -278,6 +286,7 @@ func (e *Executor) startServing() error {
 			e.opts.logger.Error("serving", slog.Any("error", err))
 		}
 	}()
+	e.startBackground()
 	return nil
 }
 
@@ -360,6 +369,8 @@ func (e *Executor) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), e.opts.closeTimeout)
 	defer cancel()
 	err := e.rt.Stop(ctx)
+	e.stopBackground()
+	err = errors.Join(err, e.unregisterNode())
 	if stop != nil {
 		stop()
 	}
@@ -406,7 +417,7 @@ func (e *Executor) startRoot(ctx context.Context, fn *actors.Function, input []b
 	if err := e.rt.TagExecution(ctx, tags, rec.ID); err != nil {
 		return "", fmt.Errorf("starting %q: %w", fn.Name, err)
 	}
-	if e.rt.Serving() && e.rt.Serves(queue) && e.rt.Covers(tags) && o.Delay <= 0 {
+	if e.rt.Serving() && e.rt.Serves(queue) && e.rt.Covers(tags) && o.Delay <= 0 && e.opts.ops.runs(fn.Name) {
 		got, _, err := e.rt.StartLocal(ctx, rec)
 		if err != nil {
 			return "", fmt.Errorf("starting %q: %w", fn.Name, err)
@@ -418,7 +429,7 @@ func (e *Executor) startRoot(ctx context.Context, fn *actors.Function, input []b
 		return "", fmt.Errorf("starting %q: %w", fn.Name, err)
 	}
 	if created {
-		e.rt.Dispatch(got.ID, queue, o.Delay <= 0)
+		e.rt.Dispatch(got.ID, queue, fn.Name, o.Delay <= 0)
 	}
 	return got.ID, nil
 }
@@ -440,6 +451,29 @@ type ExecutionInfo struct {
 	Owner     string
 	CreatedAt time.Time
 	UpdatedAt time.Time
+
+	// RootID is the root of the execution's tree (its own ID for a root).
+	RootID string
+	// IdempotencyKey is the key it was started with ("" if none).
+	IdempotencyKey string
+	// RunAt is when it may next run (a delayed start, a retry's backoff,
+	// a durable timer), zero when not scheduled; Deadline ends the whole
+	// execution (WithMaxDuration), zero when none.
+	RunAt    time.Time
+	Deadline time.Time
+	// EndedAt is when it reached a terminal status (zero before).
+	EndedAt time.Time
+	// CancelRequested is set once Cancel was called and the execution has
+	// not ended yet.
+	CancelRequested bool
+	// Failure is the last failure in full (nil if none): its message,
+	// kind and stack.
+	Failure *ErrorDetail
+	// WaitingOn says what a waiting or running execution waits for now,
+	// read from its journal by Execution (List leaves it empty): "signal
+	// NAME", "timer until TIME", "child ID (FUNCTION)", or "retry at
+	// TIME" for a retry's backoff.
+	WaitingOn string
 	// CachedFrom is the ID of the execution whose cached result this one
 	// returned (WithCache), or "" when it ran its body.
 	CachedFrom string
@@ -451,6 +485,15 @@ type ExecutionInfo struct {
 	State    map[string]json.RawMessage
 }
 
+// ErrorDetail is a recorded failure: Kind is one of "error", "panic",
+// "timeout", "canceled", "nondeterministic", "decode", "unknown_function".
+type ErrorDetail struct {
+	Message      string
+	Kind         string
+	NonRetryable bool
+	Stack        string
+}
+
 func infoOf(r *persistence.Execution) ExecutionInfo {
 	i := ExecutionInfo{
 		ID: r.ID, Function: r.Function, Queue: r.Queue, Status: r.Status, ParentID: r.ParentID,
@@ -459,6 +502,20 @@ func infoOf(r *persistence.Execution) ExecutionInfo {
 	}
 	if r.Error != nil {
 		i.Error = r.Error.Message
+	}
+	i.RootID, i.IdempotencyKey, i.RunAt, i.Deadline = r.RootID, r.IdempotencyKey, r.RunAt, r.Deadline
+	i.CancelRequested = r.CancelRequested && !r.Status.Terminal()
+	if r.Status.Terminal() {
+		i.EndedAt = r.UpdatedAt
+	}
+	if r.Status == StatusRunning || (r.Status == StatusWaiting && r.Error == nil) {
+		// The attempt under way (or passivated on a timer or a signal)
+		// counts; a waiting execution with an error waits to retry.
+		i.Attempts = r.Attempts + 1
+	}
+	if r.Error != nil {
+		i.Failure = &ErrorDetail{Message: r.Error.Message, Kind: string(r.Error.Kind),
+			NonRetryable: r.Error.NonRetryable, Stack: r.Error.Stack}
 	}
 	return i
 }
@@ -470,7 +527,15 @@ func infoOf(r *persistence.Execution) ExecutionInfo {
 func (e *Executor) Execution(ctx context.Context, id string) (ExecutionInfo, error) {
 	r, err := e.backend.GetExecution(ctx, id)
 	if err == nil {
-		return e.withProgress(ctx, infoOf(r), r.RootID)
+		info := infoOf(r)
+		if !r.Status.Terminal() {
+			entries, jerr := e.Journal(ctx, id)
+			if jerr != nil {
+				return ExecutionInfo{}, jerr
+			}
+			info.WaitingOn = waitingOn(info, entries)
+		}
+		return e.withProgress(ctx, info, r.RootID)
 	}
 	if !errors.Is(err, persistence.ErrNotFound) {
 		return ExecutionInfo{}, fmt.Errorf("reading execution %q: %w", id, err)
@@ -499,21 +564,29 @@ func stepInfo(parent string, ent *persistence.JournalEntry) ExecutionInfo {
 	return info
 }
 
-// ListFilter selects executions for List. Zero fields select everything.
+// ListFilter selects executions for List and ListPage. Zero fields select
+// everything.
 type ListFilter struct {
 	Status   Status
 	Function string
 	ParentID string
+	Queue    string
+	// Since and Until bound the creation time: Since <= CreatedAt < Until.
+	Since, Until time.Time
+	// After is the cursor of a page (Page.Next from ListPage): the list
+	// starts after the last execution of the page before.
+	After string
 	// Limit caps the executions returned; 0 means 100.
 	Limit int
 }
 
 // List returns executions matching f, newest first.
 func (e *Executor) List(ctx context.Context, f ListFilter) ([]ExecutionInfo, error) {
-	if f.Status != "" && !f.Status.Valid() {
-		return nil, fmt.Errorf("listing executions: unknown status %q", f.Status)
+	pf, err := f.backendFilter()
+	if err != nil {
+		return nil, err
 	}
-	rs, err := e.backend.ListExecutions(ctx, persistence.ListFilter{Status: f.Status, Function: f.Function, ParentID: f.ParentID, Limit: f.Limit})
+	rs, err := e.backend.ListExecutions(ctx, pf)
 	if err != nil {
 		return nil, fmt.Errorf("listing executions: %w", err)
 	}
@@ -580,12 +653,17 @@ func (e *Executor) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 }
 
 // ReplayDeadLetter runs a dead-lettered execution again from a fresh attempt
-// count, keeping the outcomes its journal recorded. id is the dead letter's
-// ID (DeadLetter.ID, as DeadLetters lists it). Replaying a child's dead
-// letter also resumes the parent that waits on it. It returns an error
-// matching ErrNotFound, naming the ID it wants, for an unknown dead letter.
+// count, keeping the outcomes its journal recorded. Replaying a child's dead
+// letter also resumes the parent that waits on it. id is a dead letter's ID
+// or the ID of an execution that has a dead letter (its newest is
+// replayed). It returns an error matching ErrNotFound, saying which, when id
+// is neither, or names an execution without a dead letter.
 func (e *Executor) ReplayDeadLetter(ctx context.Context, id string) error {
-	if _, err := e.backend.ReplayDeadLetter(ctx, id); err != nil {
+	dl, err := e.resolveDeadLetter(ctx, id)
+	if err != nil {
+		return fmt.Errorf("replaying dead letter: %w", err)
+	}
+	if _, err := e.backend.ReplayDeadLetter(ctx, dl); err != nil {
 		if errors.Is(err, persistence.ErrNotFound) {
 			return fmt.Errorf("dead letter %q: %w (ReplayDeadLetter takes a dead letter's ID, DeadLetter.ID from DeadLetters)", id, ErrNotFound)
 		}
@@ -595,10 +673,16 @@ func (e *Executor) ReplayDeadLetter(ctx context.Context, id string) error {
 	return nil
 }
 
-// DiscardDeadLetter removes a dead letter; its execution stays failed. It
-// returns an error matching ErrNotFound for an unknown dead letter.
+// DiscardDeadLetter removes a dead letter; its execution stays failed. id
+// is a dead letter's ID or the ID of an execution that has one (its newest
+// goes). It returns an error matching ErrNotFound for an unknown dead
+// letter.
 func (e *Executor) DiscardDeadLetter(ctx context.Context, id string) error {
-	if err := e.backend.DeleteDeadLetter(ctx, id); err != nil {
+	dl, err := e.resolveDeadLetter(ctx, id)
+	if err != nil {
+		return fmt.Errorf("discarding dead letter: %w", err)
+	}
+	if err := e.backend.DeleteDeadLetter(ctx, dl); err != nil {
 		if errors.Is(err, persistence.ErrNotFound) {
 			return fmt.Errorf("dead letter %q: %w", id, ErrNotFound)
 		}

@@ -40,7 +40,7 @@ func (s *suite) testTags(t *testing.T) {
 
 	claim := func(owner string, tags []string) []string {
 		t.Helper()
-		got, err := b.ClaimDueTagged(ctx, owner, nil, tags, time.Minute, 100)
+		got, err := b.ClaimDueTagged(ctx, owner, nil, nil, tags, time.Minute, 100)
 		require.NoError(t, err)
 		out := ids(got)
 		slices.Sort(out)
@@ -48,7 +48,7 @@ func (s *suite) testTags(t *testing.T) {
 	}
 	require.Equal(t, []string{"plain"}, claim("node-eu", []string{"eu", "cpu"}), "both tagged ones need gpu")
 
-	got, err := b.ClaimDue(ctx, owner, nil, time.Minute, 100)
+	got, err := b.ClaimDue(ctx, owner, nil, nil, time.Minute, 100)
 	require.NoError(t, err)
 	require.Empty(t, got, "a node without tags takes no tagged execution")
 	next, err = b.NextRunAt(ctx, nil)

@@ -25,6 +25,8 @@ ON CONFLICT (key) DO UPDATE SET function = excluded.function, execution_id = exc
 	cacheHitSetSQL = `INSERT INTO {{stent_cache_hit}} (execution_id, source_id) VALUES ($1, $2)
 ON CONFLICT (execution_id) DO UPDATE SET source_id = excluded.source_id`
 	cacheHitDeleteSQL = `DELETE FROM {{stent_cache_hit}} WHERE execution_id = $1`
+	// cachePurgeSQL deletes a few expired entries: each put pays for some.
+	cachePurgeSQL = `DELETE FROM {{stent_cache}} WHERE key IN (SELECT key FROM {{stent_cache}} WHERE expires_at <= now() LIMIT 100)`
 	// counterAddSQL adds once per op_key: the counter row is written only
 	// when the op row was inserted, in one statement.
 	counterAddSQL = `WITH op AS (
@@ -66,12 +68,16 @@ func (b *Backend) CacheGet(ctx context.Context, key string) (*persistence.CacheE
 	return e, nil
 }
 
-// CachePut stores e until ttl from the server's clock.
+// CachePut stores e until ttl from the server's clock, and deletes up to
+// 100 expired entries.
 func (b *Backend) CachePut(ctx context.Context, e *persistence.CacheEntry, ttl time.Duration) error {
 	if e == nil || e.Key == "" || e.ExecutionID == "" || ttl <= 0 {
 		return errors.New("storing a cache entry: Key, ExecutionID and a positive ttl are required")
 	}
 	err := b.do(ctx, true, func(ctx context.Context) error {
+		if _, err := b.pool.Exec(ctx, b.sql(cachePurgeSQL)); err != nil {
+			return err
+		}
 		_, err := b.pool.Exec(ctx, b.sql(cachePutSQL), e.Key, e.Function, e.ExecutionID, e.Output, ttl.Microseconds())
 		return err
 	})

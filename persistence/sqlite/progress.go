@@ -21,8 +21,10 @@ ON CONFLICT (key) DO UPDATE SET function = excluded.function, execution_id = exc
 	cacheHitSetSQL = `INSERT INTO stent_cache_hit (execution_id, source_id) VALUES (?, ?)
 ON CONFLICT (execution_id) DO UPDATE SET source_id = excluded.source_id`
 	cacheHitDeleteSQL = `DELETE FROM stent_cache_hit WHERE execution_id = ?`
-	counterOpSQL      = `INSERT INTO stent_counter_op (op_key, root_id) VALUES (?, ?) ON CONFLICT (op_key) DO NOTHING`
-	counterAddSQL     = `INSERT INTO stent_counter (root_id, name, value, updated_at) VALUES (?, ?, ?, ?)
+	// cachePurgeSQL deletes a few expired entries: each put pays for some.
+	cachePurgeSQL = `DELETE FROM stent_cache WHERE key IN (SELECT key FROM stent_cache WHERE expires_at <= ? LIMIT 100)`
+	counterOpSQL  = `INSERT INTO stent_counter_op (op_key, root_id) VALUES (?, ?) ON CONFLICT (op_key) DO NOTHING`
+	counterAddSQL = `INSERT INTO stent_counter (root_id, name, value, updated_at) VALUES (?, ?, ?, ?)
 ON CONFLICT (root_id, name) DO UPDATE SET value = value + excluded.value, updated_at = excluded.updated_at`
 	stateSetSQL = `INSERT INTO stent_state (execution_id, key, value, updated_at) VALUES (?, ?, ?, ?)
 ON CONFLICT (execution_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`
@@ -30,18 +32,6 @@ ON CONFLICT (execution_id, key) DO UPDATE SET value = excluded.value, updated_at
 	stateGetSQL    = `SELECT key, value FROM stent_state WHERE execution_id = ? ORDER BY key`
 	cacheHitGetSQL = `SELECT source_id FROM stent_cache_hit WHERE execution_id = ?`
 )
-
-// writeFunc runs fn on the writer's connection, inside its transaction.
-func (b *Backend) writeFunc(ctx context.Context, fn func(w *writer) error) error {
-	r := newRequest(ctx, opFunc)
-	r.fn = fn
-	if err := b.write(ctx, r); err != nil {
-		return err
-	}
-	err := r.err
-	r.release()
-	return err
-}
 
 // CacheGet returns the unexpired entry under key, or an error wrapping
 // persistence.ErrNotFound.
@@ -61,14 +51,19 @@ func (b *Backend) CacheGet(ctx context.Context, key string) (*persistence.CacheE
 	return e, nil
 }
 
-// CachePut stores e until ttl from now.
+// CachePut stores e until ttl from now, and deletes up to 100 expired
+// entries.
 func (b *Backend) CachePut(ctx context.Context, e *persistence.CacheEntry, ttl time.Duration) error {
 	if e == nil || e.Key == "" || e.ExecutionID == "" || ttl <= 0 {
 		return errors.New("storing a cache entry: Key, ExecutionID and a positive ttl are required")
 	}
 	err := b.writeFunc(ctx, func(w *writer) error {
+		now := nowMillis()
+		if _, err := w.conn.ExecContext(bg, cachePurgeSQL, now); err != nil {
+			return err
+		}
 		_, err := w.conn.ExecContext(bg, cachePutSQL, e.Key, e.Function, e.ExecutionID, nullBlob(e.Output),
-			nowMillis()+ttl.Milliseconds())
+			now+ttl.Milliseconds())
 		return err
 	})
 	if err != nil {

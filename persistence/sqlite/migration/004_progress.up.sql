@@ -1,4 +1,4 @@
--- Stent schema, version 3: cached results (WithCache), progress
+-- Stent schema, version 4: cached results (WithCache), progress
 -- (counters and state) and execution tags (WithTags).
 
 -- A completed result kept for reuse until expires_at (unix milliseconds).
@@ -10,6 +10,9 @@ CREATE TABLE stent_cache (
     output       BLOB,
     expires_at   INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
+
+-- CachePut purges a few expired entries each time.
+CREATE INDEX stent_cache_expires_at ON stent_cache (expires_at);
 
 -- Executions whose result came from the cache, and where from.
 CREATE TABLE stent_cache_hit (

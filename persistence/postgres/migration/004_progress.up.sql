@@ -1,4 +1,4 @@
--- Stent schema, version 3: cached results (WithCache), progress
+-- Stent schema, version 4: cached results (WithCache), progress
 -- (counters and state) and execution tags (WithTags). Init runs this with
 -- search_path set to the backend's schema, inside a transaction holding the
 -- migration lock.
@@ -12,6 +12,9 @@ CREATE TABLE stent_cache (
     output       bytea,
     expires_at   timestamptz NOT NULL
 );
+
+-- CachePut purges a few expired entries each time.
+CREATE INDEX stent_cache_expires_at_idx ON stent_cache (expires_at);
 
 -- Executions whose result came from the cache, and where from.
 CREATE TABLE stent_cache_hit (
