@@ -35,6 +35,11 @@ type execJSON struct {
 	Deadline        *time.Time      `json:"deadline,omitempty"`
 	CancelRequested bool            `json:"cancel_requested,omitempty"`
 	WaitingOn       string          `json:"waiting_on,omitempty"`
+	// CachedFrom, Counters and State are the execution's progress
+	// (WithCache, Counter, SetState); show fills them, list does not.
+	CachedFrom string                     `json:"cached_from,omitempty"`
+	Counters   map[string]float64         `json:"counters,omitempty"`
+	State      map[string]json.RawMessage `json:"state,omitempty"`
 }
 
 // errorJSON is a recorded failure in --json output.
@@ -67,7 +72,8 @@ func toExecJSON(e sdk.ExecutionInfo) execJSON {
 		RootID: e.RootID, IdempotencyKey: e.IdempotencyKey, Attempts: e.Attempts, Priority: e.Priority,
 		Version: e.Version, Owner: e.Owner, Input: rawOrNull(e.Input), Output: rawOrNull(e.Output),
 		Error: toErrorJSON(e.Failure), CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt, EndedAt: timePtr(e.EndedAt),
-		RunAt: timePtr(e.RunAt), Deadline: timePtr(e.Deadline), CancelRequested: e.CancelRequested, WaitingOn: e.WaitingOn}
+		RunAt: timePtr(e.RunAt), Deadline: timePtr(e.Deadline), CancelRequested: e.CancelRequested, WaitingOn: e.WaitingOn,
+		CachedFrom: e.CachedFrom, Counters: e.Counters, State: e.State}
 	if j.Error == nil && e.Error != "" {
 		j.Error = &errorJSON{Message: e.Error}
 	}
