@@ -258,6 +258,7 @@ type ListFilter struct {
 // has one), so one node's clock skew cannot fire a timer early.
 type Backend interface {
 	Coordination
+	Schedules
 
 	// Init creates or migrates the schema. It is idempotent and returns
 	// ErrSchemaTooNew for a database written by a newer version.

@@ -50,6 +50,9 @@ func Exercise(t *testing.T, newBackend func(t *testing.T) persistence.Backend) {
 	t.Run("Cancel", s.testCancel)
 	t.Run("Permits", s.testPermits)
 	t.Run("CoordinationClosed", s.testCoordinationClosed)
+	t.Run("SchedulesCRUD", s.testSchedulesCRUD)
+	t.Run("SchedulesClaim", s.testSchedulesClaim)
+	t.Run("SchedulesTicks", s.testSchedulesTicks)
 }
 
 // Values the subtests share.

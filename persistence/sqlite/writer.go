@@ -32,6 +32,7 @@ const (
 	opAcquirePermit
 	opReleasePermit
 	opRenewPermits
+	opFunc // a closure run on the writer's connection (request.fn)
 )
 
 // Spinning, see submit and next. Parking a goroutine and waking it again
@@ -63,6 +64,9 @@ type request struct {
 	limit   int
 	signal  *persistence.Signal
 	key     string
+	// fn is the work of an opFunc request, run inside the batch's
+	// transaction; it keeps its own results.
+	fn func(w *writer) error
 
 	err     error
 	errs    []error
@@ -413,6 +417,8 @@ func (w *writer) do(r *request, i int) error {
 		err = w.releasePermit(r.key, r.id, r.owner)
 	case opRenewPermits:
 		r.n, err = w.renewPermits(r.owner, r.ttl, r.queues)
+	case opFunc:
+		err = r.fn(w)
 	default:
 		err = fmt.Errorf("sqlite: unknown write operation %d", r.op)
 	}
