@@ -197,6 +197,27 @@ type Schedules interface {
 // the older ones.
 const MaxTicksKept = 1000
 
+// Resolve points f's ticks and LastExecutionID at the executions stored
+// for f.Create (stored[i] for f.Create[i]): an execution whose idempotency
+// key was taken already is the one that holds it. Backends call it before
+// they record the ticks.
+func (f *ScheduleFire) Resolve(stored []*Execution) {
+	ids := make(map[string]string, len(stored))
+	for i, e := range stored {
+		if i < len(f.Create) && e != nil && e.ID != f.Create[i].ID {
+			ids[f.Create[i].ID] = e.ID
+		}
+	}
+	for _, t := range f.Ticks {
+		if id, ok := ids[t.ExecutionID]; ok {
+			t.ExecutionID = id
+		}
+	}
+	if id, ok := ids[f.LastExecutionID]; ok {
+		f.LastExecutionID = id
+	}
+}
+
 // Validate reports what is wrong with f for FireSchedule.
 func (f *ScheduleFire) Validate() error {
 	if f == nil || f.Name == "" {

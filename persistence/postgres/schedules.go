@@ -276,6 +276,13 @@ func (b *Backend) FireSchedule(ctx context.Context, f *persistence.ScheduleFire)
 				}
 				out = append(out, got)
 			}
+			f.Resolve(out)
+			if f.LastExecutionID != "" {
+				if _, err := tx.Exec(ctx, b.sq(`UPDATE stent_schedule SET last_execution_id = $1 WHERE name = $2`),
+					f.LastExecutionID, f.Name); err != nil {
+					return err
+				}
+			}
 			for _, t := range f.Ticks {
 				if err := b.insertTick(ctx, tx, f.Name, t); err != nil {
 					return err
@@ -298,19 +305,16 @@ func (b *Backend) fenceSchedule(ctx context.Context, tx pgx.Tx, f *persistence.S
 	var n int64
 	if f.Owner != "" {
 		tag, err := tx.Exec(ctx, b.sq(`UPDATE stent_schedule SET next_at = $1, wake_at = $2, buffered_at = $3,
-			last_execution_id = CASE WHEN $4 = '' THEN last_execution_id ELSE $4 END,
 			owner = '', lease_expires_at = NULL, version = version + 1, updated_at = now()
-			WHERE name = $5 AND owner = $6 AND version = $7`),
-			timestamptz(f.NextAt), timestamptz(f.WakeAt), timestamptz(f.BufferedAt), f.LastExecutionID,
-			f.Name, f.Owner, f.Version)
+			WHERE name = $4 AND owner = $5 AND version = $6`),
+			timestamptz(f.NextAt), timestamptz(f.WakeAt), timestamptz(f.BufferedAt), f.Name, f.Owner, f.Version)
 		if err != nil {
 			return err
 		}
 		n = tag.RowsAffected()
 	} else {
-		tag, err := tx.Exec(ctx, b.sq(`UPDATE stent_schedule SET
-			last_execution_id = CASE WHEN $1 = '' THEN last_execution_id ELSE $1 END,
-			version = version + 1, updated_at = now() WHERE name = $2`), f.LastExecutionID, f.Name)
+		tag, err := tx.Exec(ctx, b.sq(`UPDATE stent_schedule SET version = version + 1, updated_at = now()
+			WHERE name = $1`), f.Name)
 		if err != nil {
 			return err
 		}

@@ -250,6 +250,13 @@ func (b *Backend) FireSchedule(ctx context.Context, f *persistence.ScheduleFire)
 			}
 			out = append(out, got)
 		}
+		f.Resolve(out)
+		if f.LastExecutionID != "" {
+			if _, err := w.conn.ExecContext(bg, `UPDATE stent_schedule SET last_execution_id = ? WHERE name = ?`,
+				f.LastExecutionID, f.Name); err != nil {
+				return interpretError(err)
+			}
+		}
 		for _, t := range f.Ticks {
 			if err := w.insertTick(f.Name, t); err != nil {
 				return err
@@ -273,15 +280,12 @@ func (w *writer) fenceSchedule(f *persistence.ScheduleFire) error {
 	var err error
 	if f.Owner != "" {
 		res, err = w.conn.ExecContext(bg, `UPDATE stent_schedule SET next_at = ?, wake_at = ?, buffered_at = ?,
-			last_execution_id = CASE WHEN ? = '' THEN last_execution_id ELSE ? END,
 			owner = '', lease_expires_at = NULL, version = version + 1, updated_at = ?
 			WHERE name = ? AND owner = ? AND version = ?`,
-			nullTime(f.NextAt), nullTime(f.WakeAt), nullTime(f.BufferedAt), f.LastExecutionID, f.LastExecutionID,
-			now, f.Name, f.Owner, f.Version)
+			nullTime(f.NextAt), nullTime(f.WakeAt), nullTime(f.BufferedAt), now, f.Name, f.Owner, f.Version)
 	} else {
-		res, err = w.conn.ExecContext(bg, `UPDATE stent_schedule SET
-			last_execution_id = CASE WHEN ? = '' THEN last_execution_id ELSE ? END,
-			version = version + 1, updated_at = ? WHERE name = ?`, f.LastExecutionID, f.LastExecutionID, now, f.Name)
+		res, err = w.conn.ExecContext(bg, `UPDATE stent_schedule SET version = version + 1, updated_at = ?
+			WHERE name = ?`, now, f.Name)
 	}
 	if err != nil {
 		return interpretError(err)
