@@ -116,7 +116,7 @@ func (e *Executor) runSchedules(ctx context.Context) {
 		default:
 			n, now, err := e.fireDue(ctx, log)
 			if !now.IsZero() {
-				offset = now.Sub(time.Now())
+				offset = time.Until(now)
 			}
 			if err != nil && ctx.Err() == nil {
 				log.WarnContext(ctx, "claiming due schedules", slog.Any("error", err))
