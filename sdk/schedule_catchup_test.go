@@ -211,6 +211,9 @@ func TestScheduleDeclared(t *testing.T) {
 	_, open := testDatabase(t)
 	decl := sdk.Schedule("test-declared", "@every 1h", tickProbe, 7, sdk.WithJitter(time.Second))
 	t.Cleanup(func() { sdk.ForgetSchedule(decl.Name()) })
+	require.PanicsWithValue(t, `sdk: schedule "test-declared" declared twice`, func() {
+		sdk.Schedule("test-declared", "@every 1h", tickProbe, 7)
+	})
 	ctx := context.Background()
 	ex, err := sdk.Bootstrap(ctx, open(t), sdk.WithLogger(stenttest.Logger(t)))
 	require.NoError(t, err)
