@@ -225,10 +225,12 @@ func buildSchedule(name, spec, function string, input []byte, opts []ScheduleOpt
 			queue = fn.Queue
 		}
 	}
+	// Stored to the millisecond: a declaration compares equal to its row.
+	ms := time.Millisecond
 	return &persistence.Schedule{Name: name, Function: function, Queue: queue, Input: input, Priority: o.priority,
-		Spec: spec, TimeZone: o.timeZone, Jitter: o.jitter, StartAt: o.start.UTC(), EndAt: o.end.UTC(),
-		Overlap: o.overlap, CatchupWindow: o.catchupWindow, CatchupLatest: o.catchupLatest, Paused: o.paused,
-		Note: o.note}, nil
+		Spec: spec, TimeZone: o.timeZone, Jitter: o.jitter.Truncate(ms), StartAt: o.start.UTC().Truncate(ms),
+		EndAt: o.end.UTC().Truncate(ms), Overlap: o.overlap, CatchupWindow: o.catchupWindow.Truncate(ms),
+		CatchupLatest: o.catchupLatest, Paused: o.paused, Note: o.note}, nil
 }
 
 // sameDefinition reports whether a and b start the same executions at the

@@ -169,18 +169,15 @@ func planTicks(s *persistence.Schedule, p *spec, now time.Time, window time.Dura
 	t := s.NextAt
 	windowStart := now.Add(-window)
 	if !t.IsZero() && !t.After(now) && t.Before(windowStart) {
-		first, last, n := t, t, 0
-		for !t.IsZero() && t.Before(windowStart) && n < maxSkipCount {
-			last, n = t, n+1
-			t = p.after(t)
-		}
+		first := t
+		last, n, next, capped := p.skipBefore(t, windowStart)
 		reason := reasonMissed
-		if n == maxSkipCount && !t.IsZero() && t.Before(windowStart) {
-			t = p.after(windowStart.Add(-time.Millisecond))
-			last, reason = windowStart, fmt.Sprintf("%s (counted up to %d)", reasonMissed, maxSkipCount)
+		if capped {
+			reason = fmt.Sprintf("%s (counted up to %d)", reasonMissed, maxSkipCount)
 		}
 		plan.skipped = append(plan.skipped, &persistence.ScheduleTick{At: first, LastAt: last, Count: n,
 			Kind: persistence.TickScheduled, Status: persistence.TickSkipped, Reason: reason})
+		t = next
 	}
 	for !t.IsZero() && !t.After(now) && len(plan.due) < maxDuePerPass {
 		plan.due = append(plan.due, t)
@@ -266,6 +263,8 @@ func (e *Executor) fire(ctx context.Context, s *persistence.Schedule, now time.T
 		return err
 	}
 	e.dispatchTicks(execs, now)
+	e.opts.logger.DebugContext(ctx, "schedule fired", slog.String("schedule", s.Name), slog.String("node", e.NodeID()),
+		slog.Int("started", len(f.Create)), slog.Int("tick_rows", len(f.Ticks)), slog.Time("next_at", f.NextAt))
 	if cancel != "" {
 		if err := e.Cancel(ctx, cancel); err != nil && !errors.Is(err, ErrFinished) && !errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("canceling the previous execution %s: %w", cancel, err)

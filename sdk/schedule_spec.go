@@ -73,6 +73,35 @@ func (p *spec) after(t time.Time) time.Time {
 	return n.UTC().Truncate(time.Millisecond)
 }
 
+// skipBefore walks the ticks from t (a tick) that come before limit: it
+// returns the last of them, how many there are, and the first tick at or
+// after limit (zero past the end). An interval is walked by arithmetic; a
+// cron expression tick by tick, counting up to maxSkipCount, past which it
+// jumps to limit (capped is then set, and last is limit).
+func (p *spec) skipBefore(t, limit time.Time) (last time.Time, n int, next time.Time, capped bool) {
+	if every, ok := p.sched.(cron.ConstantDelaySchedule); ok && every.Delay > 0 {
+		k := int64((limit.Sub(t) + every.Delay - 1) / every.Delay) // ticks t + i×Delay below limit
+		last, next = t.Add(time.Duration(k-1)*every.Delay), t.Add(time.Duration(k)*every.Delay)
+		if !p.end.IsZero() && next.After(p.end) {
+			next = time.Time{}
+		}
+		if !p.end.IsZero() && last.After(p.end) {
+			k = int64(p.end.Sub(t)/every.Delay) + 1
+			last = t.Add(time.Duration(k-1) * every.Delay)
+		}
+		return last, int(k), next, false
+	}
+	last = t
+	for !t.IsZero() && t.Before(limit) {
+		if n == maxSkipCount {
+			return limit, n, p.after(limit.Add(-time.Millisecond)), true
+		}
+		last, n = t, n+1
+		t = p.after(t)
+	}
+	return last, n, t, false
+}
+
 // jitterOf is the delay of a tick's execution: a hash of the schedule and
 // the tick below max, the same every time it is computed, so a fire that is
 // retried starts the execution at the same time.
