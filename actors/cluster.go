@@ -318,3 +318,18 @@ func (rt *Runtime) confirmLeases(ids []string, lost map[string]bool, start time.
 		}
 	}
 }
+
+// Addresses returns this node's cluster endpoints by kind ("remote",
+// "gossip"), or nil outside a cluster.
+func (rt *Runtime) Addresses() map[string]string {
+	if rt.cl == nil {
+		return nil
+	}
+	out := map[string]string{"remote": rt.cl.remote.Addr()}
+	for _, m := range rt.cl.members.Members() {
+		if m.Name == rt.cfg.NodeID {
+			out["gossip"] = m.GossipAddr
+		}
+	}
+	return out
+}

@@ -32,6 +32,8 @@ type executorOptions struct {
 	maxPendingSignals int
 
 	cluster *cluster.Config
+
+	ops opsOptions // WithRetention, WithFunctions, WithNodeAddress
 }
 
 // ExecutorOption configures an Executor.
@@ -116,6 +118,8 @@ type Executor struct {
 	closed    bool
 	serveStop context.CancelFunc
 	serveDone chan struct{}
+
+	bg background // the node registry heartbeat and the retention sweep
 }
 
 var defaultExecutor struct {
@@ -160,6 +164,9 @@ func New(b persistence.Backend, opts ...ExecutorOption) (*Executor, error) {
 	if o.cluster != nil && o.nodeID == "" {
 		return nil, errors.New("sdk: WithCluster needs WithNodeID: each member's unique name")
 	}
+	if err := o.ops.validate(); err != nil {
+		return nil, err
+	}
 	if o.lease > 0 && o.lease < 100*time.Millisecond {
 		return nil, fmt.Errorf("sdk: lease duration %s is too short (100ms at least)", o.lease)
 	}
@@ -177,7 +184,8 @@ func New(b persistence.Backend, opts ...ExecutorOption) (*Executor, error) {
 	rt, err := actors.New(actors.Config{
 		Notifier:     o.notifier,
 		Backend:      b,
-		Lookup:       lookup,
+		Lookup:       o.ops.lookup,
+		Functions:    o.ops.functionNames,
 		NodeID:       o.nodeID,
 		Queues:       o.queues,
 		LeaseTTL:     o.lease,
@@ -276,6 +284,7 @@ func (e *Executor) startServing() error {
 			e.opts.logger.Error("serving", slog.Any("error", err))
 		}
 	}()
+	e.startBackground()
 	e.startSchedules()
 	return nil
 }
@@ -360,6 +369,8 @@ func (e *Executor) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), e.opts.closeTimeout)
 	defer cancel()
 	err := e.rt.Stop(ctx)
+	e.stopBackground()
+	err = errors.Join(err, e.unregisterNode())
 	if stop != nil {
 		stop()
 	}
@@ -402,7 +413,7 @@ func (e *Executor) startRoot(ctx context.Context, fn *actors.Function, input []b
 	if o.Delay > 0 {
 		rec.RunAt = now.Add(o.Delay)
 	}
-	if e.rt.Serving() && e.rt.Serves(queue) && o.Delay <= 0 {
+	if e.rt.Serving() && e.rt.Serves(queue) && o.Delay <= 0 && e.opts.ops.runs(fn.Name) {
 		got, _, err := e.rt.StartLocal(ctx, rec)
 		if err != nil {
 			return "", fmt.Errorf("starting %q: %w", fn.Name, err)
@@ -436,6 +447,38 @@ type ExecutionInfo struct {
 	Owner     string
 	CreatedAt time.Time
 	UpdatedAt time.Time
+
+	// RootID is the root of the execution's tree (its own ID for a root).
+	RootID string
+	// IdempotencyKey is the key it was started with ("" if none).
+	IdempotencyKey string
+	// RunAt is when it may next run (a delayed start, a retry's backoff,
+	// a durable timer), zero when not scheduled; Deadline ends the whole
+	// execution (WithMaxDuration), zero when none.
+	RunAt    time.Time
+	Deadline time.Time
+	// EndedAt is when it reached a terminal status (zero before).
+	EndedAt time.Time
+	// CancelRequested is set once Cancel was called and the execution has
+	// not ended yet.
+	CancelRequested bool
+	// Failure is the last failure in full (nil if none): its message,
+	// kind and stack.
+	Failure *ErrorDetail
+	// WaitingOn says what a waiting or running execution waits for now,
+	// read from its journal by Execution (List leaves it empty): "signal
+	// NAME", "timer until TIME", "child ID (FUNCTION)", or "retry at
+	// TIME" for a retry's backoff.
+	WaitingOn string
+}
+
+// ErrorDetail is a recorded failure: Kind is one of "error", "panic",
+// "timeout", "canceled", "nondeterministic", "decode", "unknown_function".
+type ErrorDetail struct {
+	Message      string
+	Kind         string
+	NonRetryable bool
+	Stack        string
 }
 
 func infoOf(r *persistence.Execution) ExecutionInfo {
@@ -447,6 +490,20 @@ func infoOf(r *persistence.Execution) ExecutionInfo {
 	if r.Error != nil {
 		i.Error = r.Error.Message
 	}
+	i.RootID, i.IdempotencyKey, i.RunAt, i.Deadline = r.RootID, r.IdempotencyKey, r.RunAt, r.Deadline
+	i.CancelRequested = r.CancelRequested && !r.Status.Terminal()
+	if r.Status.Terminal() {
+		i.EndedAt = r.UpdatedAt
+	}
+	if r.Status == StatusRunning || (r.Status == StatusWaiting && r.Error == nil) {
+		// The attempt under way (or passivated on a timer or a signal)
+		// counts; a waiting execution with an error waits to retry.
+		i.Attempts = r.Attempts + 1
+	}
+	if r.Error != nil {
+		i.Failure = &ErrorDetail{Message: r.Error.Message, Kind: string(r.Error.Kind),
+			NonRetryable: r.Error.NonRetryable, Stack: r.Error.Stack}
+	}
 	return i
 }
 
@@ -457,7 +514,15 @@ func infoOf(r *persistence.Execution) ExecutionInfo {
 func (e *Executor) Execution(ctx context.Context, id string) (ExecutionInfo, error) {
 	r, err := e.backend.GetExecution(ctx, id)
 	if err == nil {
-		return infoOf(r), nil
+		info := infoOf(r)
+		if !r.Status.Terminal() {
+			entries, jerr := e.Journal(ctx, id)
+			if jerr != nil {
+				return ExecutionInfo{}, jerr
+			}
+			info.WaitingOn = waitingOn(info, entries)
+		}
+		return info, nil
 	}
 	if !errors.Is(err, persistence.ErrNotFound) {
 		return ExecutionInfo{}, fmt.Errorf("reading execution %q: %w", id, err)
@@ -486,21 +551,29 @@ func stepInfo(parent string, ent *persistence.JournalEntry) ExecutionInfo {
 	return info
 }
 
-// ListFilter selects executions for List. Zero fields select everything.
+// ListFilter selects executions for List and ListPage. Zero fields select
+// everything.
 type ListFilter struct {
 	Status   Status
 	Function string
 	ParentID string
+	Queue    string
+	// Since and Until bound the creation time: Since <= CreatedAt < Until.
+	Since, Until time.Time
+	// After is the cursor of a page (Page.Next from ListPage): the list
+	// starts after the last execution of the page before.
+	After string
 	// Limit caps the executions returned; 0 means 100.
 	Limit int
 }
 
 // List returns executions matching f, newest first.
 func (e *Executor) List(ctx context.Context, f ListFilter) ([]ExecutionInfo, error) {
-	if f.Status != "" && !f.Status.Valid() {
-		return nil, fmt.Errorf("listing executions: unknown status %q", f.Status)
+	pf, err := f.backendFilter()
+	if err != nil {
+		return nil, err
 	}
-	rs, err := e.backend.ListExecutions(ctx, persistence.ListFilter{Status: f.Status, Function: f.Function, ParentID: f.ParentID, Limit: f.Limit})
+	rs, err := e.backend.ListExecutions(ctx, pf)
 	if err != nil {
 		return nil, fmt.Errorf("listing executions: %w", err)
 	}
@@ -568,10 +641,16 @@ func (e *Executor) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 
 // ReplayDeadLetter runs a dead-lettered execution again from a fresh attempt
 // count, keeping the outcomes its journal recorded. Replaying a child's dead
-// letter also resumes the parent that waits on it. It returns an error
-// matching ErrNotFound for an unknown dead letter.
+// letter also resumes the parent that waits on it. id is a dead letter's ID
+// or the ID of an execution that has a dead letter (its newest is
+// replayed). It returns an error matching ErrNotFound, saying which, when id
+// is neither, or names an execution without a dead letter.
 func (e *Executor) ReplayDeadLetter(ctx context.Context, id string) error {
-	if _, err := e.backend.ReplayDeadLetter(ctx, id); err != nil {
+	dl, err := e.resolveDeadLetter(ctx, id)
+	if err != nil {
+		return fmt.Errorf("replaying dead letter: %w", err)
+	}
+	if _, err := e.backend.ReplayDeadLetter(ctx, dl); err != nil {
 		if errors.Is(err, persistence.ErrNotFound) {
 			return fmt.Errorf("dead letter %q: %w", id, ErrNotFound)
 		}
@@ -581,10 +660,16 @@ func (e *Executor) ReplayDeadLetter(ctx context.Context, id string) error {
 	return nil
 }
 
-// DiscardDeadLetter removes a dead letter; its execution stays failed. It
-// returns an error matching ErrNotFound for an unknown dead letter.
+// DiscardDeadLetter removes a dead letter; its execution stays failed. id
+// is a dead letter's ID or the ID of an execution that has one (its newest
+// goes). It returns an error matching ErrNotFound for an unknown dead
+// letter.
 func (e *Executor) DiscardDeadLetter(ctx context.Context, id string) error {
-	if err := e.backend.DeleteDeadLetter(ctx, id); err != nil {
+	dl, err := e.resolveDeadLetter(ctx, id)
+	if err != nil {
+		return fmt.Errorf("discarding dead letter: %w", err)
+	}
+	if err := e.backend.DeleteDeadLetter(ctx, dl); err != nil {
 		if errors.Is(err, persistence.ErrNotFound) {
 			return fmt.Errorf("dead letter %q: %w", id, ErrNotFound)
 		}

@@ -49,18 +49,6 @@ func scheduleArgs(s *persistence.Schedule) []any {
 		s.Paused, s.Note, nullTime(s.NextAt), nullTime(s.WakeAt), nullTime(s.BufferedAt), s.LastExecutionID}
 }
 
-// writeFunc runs fn on the writer's connection, inside a write transaction.
-func (b *Backend) writeFunc(ctx context.Context, fn func(w *writer) error) error {
-	r := newRequest(ctx, opFunc)
-	r.fn = fn
-	if err := b.write(ctx, r); err != nil {
-		return err // r may still be run: leave it to the garbage collector
-	}
-	err := r.err
-	r.release()
-	return err
-}
-
 // CreateSchedule inserts s as documented on persistence.Schedules.
 func (b *Backend) CreateSchedule(ctx context.Context, s *persistence.Schedule) (*persistence.Schedule, error) {
 	if err := s.Validate(); err != nil {

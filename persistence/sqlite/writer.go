@@ -32,7 +32,7 @@ const (
 	opAcquirePermit
 	opReleasePermit
 	opRenewPermits
-	opFunc // a closure run on the writer's connection (request.fn)
+	opFunc // a typed operation: fn runs on the writer's connection
 )
 
 // Spinning, see submit and next. Parking a goroutine and waking it again
@@ -60,13 +60,14 @@ type request struct {
 	id      string
 	owner   string
 	queues  any // a JSON array of queue names, or nil for every queue
-	ttl     time.Duration
-	limit   int
-	signal  *persistence.Signal
-	key     string
-	// fn is the work of an opFunc request, run inside the batch's
-	// transaction; it keeps its own results.
-	fn func(w *writer) error
+	// functions is a JSON array of function names, or nil for every
+	// function (ClaimDue).
+	functions any
+	ttl       time.Duration
+	limit     int
+	signal    *persistence.Signal
+	key       string
+	fn        func(w *writer) error
 
 	err     error
 	errs    []error
@@ -398,7 +399,7 @@ func (w *writer) do(r *request, i int) error {
 	case opAcquire:
 		r.out, err = w.acquireLease(r.id, r.owner, r.ttl)
 	case opClaim:
-		r.outs, err = w.claimDue(r.owner, r.queues, r.ttl, r.limit)
+		r.outs, err = w.claimDue(r.owner, r.queues, r.functions, r.ttl, r.limit)
 	case opRenew:
 		r.n, err = w.renewLeases(r.owner, r.queues, r.ttl)
 	case opRelease:

@@ -1,4 +1,4 @@
--- Stent schema, version 3: durable schedules.
+-- Stent schema, version 4: durable schedules.
 
 -- One row per schedule: its definition and the state of its ticks. wake_at
 -- is when a node must look at it next (its next tick, or sooner while a

@@ -1,4 +1,4 @@
-package nodecli
+package node
 
 // This file sorts before node_test.go on purpose: go test runs top-level
 // tests in file order, and TestNode removes the stent-node binary after its
@@ -433,7 +433,7 @@ func ensureNodeBin(t *testing.T) {
 	t.Helper()
 	if _, err := os.Stat(nodeBin); err != nil {
 		require.NoError(t, os.MkdirAll(binDir, 0o700))
-		out, err := exec.Command("go", "build", "-o", nodeBin, "github.com/stent-go/stent/cmd/stent-node").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", nodeBin, "github.com/stent-go/stent/cmd/stent").CombinedOutput()
 		require.NoError(t, err, "building stent-node: %s", out)
 	}
 	count := "1"
