@@ -34,6 +34,18 @@ const (
 // ErrExists reports that CreateSchedule found a schedule of that name.
 var ErrExists = persistence.ErrExists
 
+// ErrInvalidSchedule is matched (errors.Is) by the errors that refuse a
+// schedule's definition: a spec that does not parse (the parser's message
+// is in the error), an unknown time zone or overlap policy, bad bounds.
+var ErrInvalidSchedule = errors.New("sdk: invalid schedule")
+
+// invalidSchedule is an error in a schedule's definition: its message is
+// err's, and it matches ErrInvalidSchedule and err.
+type invalidSchedule struct{ err error }
+
+func (e *invalidSchedule) Error() string   { return e.err.Error() }
+func (e *invalidSchedule) Unwrap() []error { return []error{ErrInvalidSchedule, e.err} }
+
 // DefaultCatchupWindow is the catch-up window of a schedule made without
 // WithCatchupWindow: a tick missed by less than a minute (a node restarting,
 // a short outage) still starts.
@@ -197,8 +209,16 @@ func Schedule[I, O any](name, spec string, fn *Func[I, O], input I, opts ...Sche
 }
 
 // buildSchedule checks a schedule's definition and returns it as stored,
-// without its state.
+// without its state; its error matches ErrInvalidSchedule.
 func buildSchedule(name, spec, function string, input []byte, opts []ScheduleOption) (*persistence.Schedule, error) {
+	s, err := defineSchedule(name, spec, function, input, opts)
+	if err != nil {
+		return nil, &invalidSchedule{err}
+	}
+	return s, nil
+}
+
+func defineSchedule(name, spec, function string, input []byte, opts []ScheduleOption) (*persistence.Schedule, error) {
 	o := scheduleOptions{overlap: OverlapSkip, catchupWindow: DefaultCatchupWindow}
 	for _, opt := range opts {
 		opt(&o)
@@ -263,7 +283,8 @@ func encodeInput(input any) ([]byte, error) {
 // function need not be registered in this process; the input is encoded as
 // JSON (a json.RawMessage is kept as it is). It returns an error matching
 // ErrExists when the name is taken, and one carrying the parser's message
-// for a spec that does not parse.
+// for a spec that does not parse (matching ErrInvalidSchedule, as every
+// refused definition does).
 func (e *Executor) CreateSchedule(ctx context.Context, name, spec, function string, input any, opts ...ScheduleOption) (ScheduleInfo, error) {
 	in, err := encodeInput(input)
 	if err != nil {
@@ -288,7 +309,7 @@ func (e *Executor) CreateSchedule(ctx context.Context, name, spec, function stri
 func (e *Executor) firstTick(ctx context.Context, s *persistence.Schedule) error {
 	p, err := newSpec(s)
 	if err != nil {
-		return fmt.Errorf("sdk: schedule %q: %w", s.Name, err)
+		return &invalidSchedule{fmt.Errorf("sdk: schedule %q: %w", s.Name, err)}
 	}
 	now, err := e.backend.Now(ctx)
 	if err != nil {
@@ -296,7 +317,7 @@ func (e *Executor) firstTick(ctx context.Context, s *persistence.Schedule) error
 	}
 	s.NextAt = p.after(now)
 	if s.NextAt.IsZero() && (s.EndAt.IsZero() || s.EndAt.After(now)) {
-		return fmt.Errorf("sdk: schedule %q: spec %q has no tick within five years", s.Name, s.Spec)
+		return &invalidSchedule{fmt.Errorf("sdk: schedule %q: spec %q has no tick within five years", s.Name, s.Spec)}
 	}
 	s.WakeAt, s.BufferedAt = s.NextAt, time.Time{}
 	return nil

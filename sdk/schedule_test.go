@@ -59,6 +59,7 @@ func TestScheduleSpecThatDoesNotParse(t *testing.T) {
 		require.Error(t, perr, spec)
 		_, err := ex.CreateSchedule(ctx, "bad", spec, tickProbe.Name(), 1)
 		require.ErrorContains(t, err, perr.Error(), "the parser's message for %q", spec)
+		require.ErrorIs(t, err, sdk.ErrInvalidSchedule)
 		require.ErrorContains(t, err, spec)
 	}
 	_, err := ex.CreateSchedule(ctx, "bad", "61 * * * *", tickProbe.Name(), 1)
