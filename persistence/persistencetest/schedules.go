@@ -212,6 +212,22 @@ func (s *suite) testSchedulesTicks(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "tick-a", got.LastExecutionID)
 
+	// A new tick row whose execution's key is taken names the execution
+	// that holds the key, and so does LastExecutionID.
+	later := base.Add(-time.Second)
+	_, err = b.FireSchedule(ctx, &persistence.ScheduleFire{Name: "ticks", Create: []*persistence.Execution{mk("tick-z")},
+		Ticks: []*persistence.ScheduleTick{{At: later, Kind: persistence.TickBackfill, Status: persistence.TickStarted,
+			ExecutionID: "tick-z"}}, LastExecutionID: "tick-z"})
+	require.NoError(t, err)
+	ticks, err = b.ListScheduleTicks(ctx, "ticks", 10)
+	require.NoError(t, err)
+	require.Len(t, ticks, 2)
+	require.True(t, later.Equal(ticks[1].At))
+	require.Equal(t, "tick-a", ticks[1].ExecutionID)
+	got, err = b.GetSchedule(ctx, "ticks")
+	require.NoError(t, err)
+	require.Equal(t, "tick-a", got.LastExecutionID)
+
 	// The same key with another input is refused.
 	other := mk("tick-c")
 	other.Input = []byte(`{"n":2}`)
