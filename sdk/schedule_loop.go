@@ -110,6 +110,7 @@ func (e *Executor) runSchedules(ctx context.Context) {
 				return
 			}
 			log.WarnContext(ctx, "reading next schedule time", slog.Any("error", err))
+			wait = max(wait, time.Second) // a database that is down: do not flood the log
 		case next.IsZero():
 		case next.Sub(time.Now().Add(offset)) > 0:
 			wait = min(wait, next.Sub(time.Now().Add(offset)))
