@@ -91,7 +91,9 @@ func WithOverlap(p Overlap) ScheduleOption { return func(o *scheduleOptions) { o
 
 // WithCatchupWindow sets how late a missed tick may still start after an
 // outage (default DefaultCatchupWindow). Ticks missed by more are recorded
-// as skipped. Zero starts only ticks taken on time (within a poll).
+// as skipped. The window is never shorter than the executor's lease
+// duration plus a second (or its poll interval, if longer): the longest a
+// tick waits when the node holding the schedule dies.
 func WithCatchupWindow(d time.Duration) ScheduleOption {
 	return func(o *scheduleOptions) { o.catchupWindow = d }
 }

@@ -29,6 +29,11 @@ const (
 	bufferRecheck = time.Second
 	// claimBatch is how many due schedules one claim takes.
 	claimBatch = 16
+	// schedulePoll bounds how long the loop sleeps without asking the
+	// database for the next due schedule (or the poll interval, if
+	// longer): how soon a node sees a schedule made or changed by another
+	// process. Due ticks need no poll: the loop sleeps until them.
+	schedulePoll = time.Second
 )
 
 // Reasons recorded for skipped ticks.
@@ -93,8 +98,9 @@ func (e *Executor) stopSchedules() {
 
 // runSchedules creates or updates the schedules declared in code, then
 // fires due schedules until ctx ends. It asks the backend when the next
-// schedule is due (NextScheduleAt) and sleeps until then, or for the poll
-// interval, or until a schedule is changed through this executor.
+// schedule is due (NextScheduleAt) and sleeps until then, or for
+// schedulePoll at most, or until a schedule is changed through this
+// executor.
 func (e *Executor) runSchedules(ctx context.Context) {
 	log := e.opts.logger.With(slog.String("node", e.NodeID()))
 	if err := e.declareSchedules(ctx); err != nil && ctx.Err() == nil {
@@ -102,7 +108,7 @@ func (e *Executor) runSchedules(ctx context.Context) {
 	}
 	var offset time.Duration // the backend's clock minus this host's
 	for {
-		wait := e.opts.poll
+		wait := max(e.opts.poll, schedulePoll)
 		next, err := e.backend.NextScheduleAt(ctx)
 		switch {
 		case err != nil:
@@ -197,7 +203,7 @@ func planTicks(s *persistence.Schedule, p *spec, now time.Time, window time.Dura
 // the time a tick can wait on a live cluster (a node that died holding the
 // schedule's claim, whose lease runs out, then a poll).
 func (e *Executor) catchupWindow(s *persistence.Schedule) time.Duration {
-	return max(s.CatchupWindow, e.rt.LeaseTTL()+e.opts.poll)
+	return max(s.CatchupWindow, e.rt.LeaseTTL()+max(e.opts.poll, schedulePoll))
 }
 
 // fire takes the due ticks of s, claimed at now (the backend's clock):
