@@ -668,3 +668,21 @@ func (h *minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
 func (h *minLevel) WithGroup(name string) slog.Handler {
 	return &minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
 }
+
+// leaveForAnotherNode releases the lease of an execution this node cannot
+// run (its function is not registered here), so that a node that has the
+// function claims it.
+func (rt *Runtime) leaveForAnotherNode(ctx context.Context, rec *persistence.Execution, epoch int64) {
+	errs, err := rt.backend.Apply(ctx, []*persistence.Commit{{ExecutionID: rec.ID, Epoch: epoch,
+		Update: &persistence.Update{Release: true}}})
+	if err == nil && len(errs) == 1 {
+		err = errs[0]
+	}
+	if err != nil && !errors.Is(err, persistence.ErrStaleEpoch) && ctx.Err() == nil {
+		rt.log.Error("releasing an execution of a function this node does not have", slog.String("execution_id", rec.ID),
+			slog.String("function", rec.Function), slog.Any("error", err))
+		return
+	}
+	rt.log.Info("execution left for a node that has its function", slog.String("execution_id", rec.ID),
+		slog.String("function", rec.Function))
+}

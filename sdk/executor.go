@@ -425,7 +425,7 @@ func (e *Executor) startRoot(ctx context.Context, fn *actors.Function, input []b
 		return "", fmt.Errorf("starting %q: %w", fn.Name, err)
 	}
 	if created {
-		e.rt.Dispatch(got.ID, queue, o.Delay <= 0)
+		e.rt.Dispatch(got.ID, queue, fn.Name, o.Delay <= 0)
 	}
 	return got.ID, nil
 }

@@ -316,7 +316,7 @@ func (e *Executor) tickExecution(s *persistence.Schedule, kind persistence.TickK
 func (e *Executor) dispatchTicks(execs []*persistence.Execution, now time.Time) {
 	for _, x := range execs {
 		if x.Status == persistence.StatusPending && x.Owner == "" {
-			e.rt.Dispatch(x.ID, x.Queue, !x.RunAt.After(now))
+			e.rt.Dispatch(x.ID, x.Queue, x.Function, !x.RunAt.After(now))
 		}
 	}
 }

@@ -79,6 +79,7 @@ func runChaos(t *testing.T, cfg Config) {
 	t.Logf("chaos run in %s (no cluster: %v):\n%s", time.Since(begin).Round(time.Millisecond), cfg.NoCluster, out.String())
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(out.String(), fmt.Sprintf("seed %d\n", cfg.Seed)), "the seed comes first")
+	require.Contains(t, out.String(), "\nprogress: ", "a progress line every few seconds")
 	require.Empty(t, res.Broken(), "broken invariants")
 	require.Equal(t, cfg.Workflows, res.Audit.Completed)
 	require.Positive(t, res.Kills)

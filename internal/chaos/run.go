@@ -87,6 +87,8 @@ type run struct {
 	pauses   int
 	crashed  []string // unexpected exits
 	events   []event  // starts and faults, for diagnose
+
+	lastProgress time.Time // when the last progress line was printed
 }
 
 // Run performs the chaos run cfg, printing its progress and result table
@@ -436,6 +438,7 @@ func (r *run) faultLoop(ctx context.Context, ex *sdk.Executor, n int, deadline t
 				return ended, nil
 			}
 			nextPoll = now.Add(250 * time.Millisecond)
+			r.progress(now, ended, n)
 		}
 		for _, nd := range r.nodes {
 			if !nd.killed && !nd.down && nd.hasExited() { // once per exit: down until restarted

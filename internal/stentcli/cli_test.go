@@ -108,6 +108,8 @@ func testCLI(t *testing.T, d db, b persistence.Backend, nodeID string) {
 	require.Contains(t, show.Error.Message, "broken input")
 	require.Len(t, show.DeadLetters, 1)
 	fails(t, d, 1, []string{"no such execution \"nope\""}, "show", "nope")
+	compl := ok(t, nil, append(append([]string{"__complete", "show"}, d...), "")...)
+	require.Contains(t, compl, w.flow+"\tcli_flow waiting", "IDs complete")
 	fails(t, d, 2, []string{"show takes ID"}, "show")
 
 	// stats and members.

@@ -92,10 +92,11 @@ func (a *app) deadLetters(ctx context.Context, limit int) ([]*persistence.DeadLe
 
 func (a *app) dlqShowCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:     "show ID",
-		Short:   "Show a dead letter (by dead-letter or execution ID) with its error and stack",
-		Example: "  stent dlq show 01J9Z4A2...\n  stent dlq show 01J9Z3K5X8V6Q2M4N7P1R0S9T8 --json",
-		Args:    argsBetween(1, 1),
+		Use:               "show ID",
+		Short:             "Show a dead letter (by dead-letter or execution ID) with its error and stack",
+		Example:           "  stent dlq show 01J9Z4A2...\n  stent dlq show 01J9Z3K5X8V6Q2M4N7P1R0S9T8 --json",
+		Args:              argsBetween(1, 1),
+		ValidArgsFunction: a.completeDeadLetter,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ds, err := a.resolveDead(cmd.Context(), args[0])
 			if err != nil {
@@ -163,10 +164,11 @@ func (a *app) dlqActCmd(verb string) *cobra.Command {
 		short = "Drop a dead letter; its execution stays failed"
 	}
 	return &cobra.Command{
-		Use:     verb + " ID",
-		Short:   short + " (by dead-letter or execution ID)",
-		Example: fmt.Sprintf("  stent dlq %s 01J9Z4A2...\n  stent dlq %s 01J9Z3K5X8V6Q2M4N7P1R0S9T8", verb, verb),
-		Args:    argsBetween(1, 1),
+		Use:               verb + " ID",
+		Short:             short + " (by dead-letter or execution ID)",
+		Example:           fmt.Sprintf("  stent dlq %s 01J9Z4A2...\n  stent dlq %s 01J9Z3K5X8V6Q2M4N7P1R0S9T8", verb, verb),
+		Args:              argsBetween(1, 1),
+		ValidArgsFunction: a.completeDeadLetter,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ds, err := a.resolveDead(cmd.Context(), args[0])
 			if err != nil {

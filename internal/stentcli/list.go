@@ -190,10 +190,11 @@ func (a *app) runList(cmd *cobra.Command, f listFlags) error {
 		return nil
 	}
 	now := time.Now()
-	t := table{head: []string{"ID", "FUNCTION", "QUEUE", "STATUS", "ATTEMPTS", "CREATED", "DURATION", "ERROR"}, statusCol: 3}
+	// AGE is the time since the start, TOOK the run time (so far).
+	t := table{head: []string{"ID", "FUNCTION", "QUEUE", "STATUS", "TRIES", "AGE", "TOOK", "ERROR"}, statusCol: 3}
 	for _, r := range page.Items {
 		t.rows = append(t.rows, []string{r.ID, r.Function, r.Queue, string(r.Status), strconv.Itoa(r.Attempts),
-			ago(r.CreatedAt, now), roundDur(runTime(r, now)).String(), firstLine(r.Error)})
+			age(r.CreatedAt, now), roundDur(runTime(r, now)).String(), firstLine(r.Error)})
 	}
 	a.printTable(a.stdout, t)
 	if page.Next != "" {

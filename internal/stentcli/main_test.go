@@ -2,9 +2,6 @@ package stentcli
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,17 +10,18 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
+
+	"github.com/stent-go/stent/internal/testutil"
 )
 
-// binDir holds the binaries TestMain builds: stent, and the example user
-// node binary examples/custom_node.
+// binDir holds the binaries TestMain builds: stent, stent-node and the
+// example user node binary examples/custom_node.
 var (
 	binDir   string
 	stentBin string
+	nodeBin  string
 	userBin  string
 )
 
@@ -35,8 +33,10 @@ func TestMain(m *testing.M) {
 		os.Exit(2)
 	}
 	stentBin = filepath.Join(binDir, "stent")
+	nodeBin = filepath.Join(binDir, "stent-node")
 	userBin = filepath.Join(binDir, "custom_node")
-	for _, b := range [][2]string{{stentBin, "github.com/stent-go/stent/cmd/stent"}, {userBin, "github.com/stent-go/stent/examples/custom_node"}} {
+	for _, b := range [][2]string{{stentBin, "github.com/stent-go/stent/cmd/stent"},
+		{nodeBin, "github.com/stent-go/stent/cmd/stent-node"}, {userBin, "github.com/stent-go/stent/examples/custom_node"}} {
 		build := exec.Command("go", "build", "-o", b[0], b[1])
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {
@@ -135,22 +135,5 @@ func postgresDSN(t *testing.T) string {
 // ends.
 func newSchema(t *testing.T, dsn string) string {
 	t.Helper()
-	var b [6]byte
-	_, err := rand.Read(b[:])
-	require.NoError(t, err)
-	schema := "clitest_" + hex.EncodeToString(b[:])
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-		}
-	})
-	return schema
+	return testutil.PostgresSchema(t, dsn, "clitest")
 }

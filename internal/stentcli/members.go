@@ -89,7 +89,7 @@ func toMemberJSON(n sdk.Member) memberJSON {
 
 // membersTable is the text table of members.
 func membersTable(ms []memberJSON, now time.Time) table {
-	t := table{head: []string{"NODE", "STATE", "OWNED", "HEARTBEAT", "UP", "QUEUES", "ADDRESSES", "FUNCTIONS"}, statusCol: 1}
+	t := table{head: []string{"NODE", "STATE", "OWNED", "HEARTBEAT", "UP", "QUEUES", "FUNCTIONS", "ADDRESSES"}, statusCol: 1}
 	for _, n := range ms {
 		state := "alive"
 		if !n.Alive {
@@ -113,7 +113,7 @@ func membersTable(ms []memberJSON, now time.Time) table {
 			up = roundDur(now.Sub(n.StartedAt)).String()
 		}
 		t.rows = append(t.rows, []string{n.ID, state, strconv.Itoa(n.Owned), ago(n.HeartbeatAt, now), up, queues,
-			strings.Join(addrs, " "), strings.Join(n.Functions, ",")})
+			strings.Join(n.Functions, ","), strings.Join(addrs, " ")})
 	}
 	return t
 }

@@ -53,7 +53,8 @@ out). The signal is stored before the command returns; the execution
 consumes it with WaitForSignal, now or later, once.`,
 		Example: `  stent signal 01J9Z3K5X8V6Q2M4N7P1R0S9T8 approval '{"approved": true}'
   stent signal 01J9Z3K5X8V6Q2M4N7P1R0S9T8 proceed`,
-		Args: argsBetween(2, 3),
+		Args:              argsBetween(2, 3),
+		ValidArgsFunction: a.completeExecution,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			payload, err := payloadArg(args, 2, "payload")
@@ -85,8 +86,9 @@ func (a *app) cancelCmd() *cobra.Command {
 		Long: `Cancel execution ID and every execution below it. Pending, sleeping and
 waiting ones end canceled at once; a running one stops at its next durable
 operation.`,
-		Example: "  stent cancel 01J9Z3K5X8V6Q2M4N7P1R0S9T8",
-		Args:    argsBetween(1, 1),
+		Example:           "  stent cancel 01J9Z3K5X8V6Q2M4N7P1R0S9T8",
+		Args:              argsBetween(1, 1),
+		ValidArgsFunction: a.completeExecution,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			ex, err := a.executor(ctx)

@@ -91,7 +91,7 @@ func (a *app) printTable(w io.Writer, t table) {
 				b.WriteString(strings.Repeat(" ", pad+2))
 			}
 		}
-		fmt.Fprintln(w, b.String())
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
 	}
 	line(t.head, true)
 	for _, r := range t.rows {
@@ -99,24 +99,27 @@ func (a *app) printTable(w io.Writer, t table) {
 	}
 }
 
-// fitWidths shrinks the widest columns until the row fits in width (0:
-// no limit), keeping each at least as wide as its header, up to 12. The
-// first column (IDs, to copy) shrinks last.
+// fitWidths shrinks columns until the row fits in width (0: no limit),
+// keeping each at least as wide as its header, up to 12: the last column
+// (free text) first, then the widest of the others, the first column (IDs,
+// to copy) last.
 func fitWidths(widths []int, head []string, width int) {
 	if width <= 0 {
 		return
 	}
-	total := func() int {
-		n := 2 * (len(widths) - 1)
-		for _, w := range widths {
-			n += w
-		}
-		return n
+	excess := 2 * (len(widths) - 1)
+	for _, w := range widths {
+		excess += w
 	}
+	excess -= width
 	floor := func(i int) int { return min(max(utf8.RuneCountInString(head[i]), 4), 12) }
-	for excess := total() - width; excess > 0; excess-- {
+	last := len(widths) - 1
+	for ; excess > 0 && last > 0 && widths[last] > floor(last); excess-- {
+		widths[last]--
+	}
+	for ; excess > 0; excess-- {
 		widest := -1
-		for i := 1; i < len(widths); i++ {
+		for i := 1; i < last; i++ {
 			if widths[i] > floor(i) && (widest < 0 || widths[i] > widths[widest]) {
 				widest = i
 			}
@@ -147,11 +150,22 @@ func ago(t, now time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
+	if now.Before(t) {
+		return "in " + age(t, now)
+	}
+	return age(t, now) + " ago"
+}
+
+// age is the time between t and now, rounded ("3m12s"); "-" for zero t.
+func age(t, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
 	d := now.Sub(t)
 	if d < 0 {
-		return "in " + roundDur(-d).String()
+		d = -d
 	}
-	return roundDur(d).String() + " ago"
+	return roundDur(d).String()
 }
 
 // roundDur rounds d to a readable precision.

@@ -62,8 +62,9 @@ sleep, signal wait and child, in order, with their times), what it waits on
 now, and its children as a tree with their durations.`,
 		Example: `  stent show 01J9Z3K5X8V6Q2M4N7P1R0S9T8
   stent show 01J9Z3K5X8V6Q2M4N7P1R0S9T8 --json | jq .status`,
-		Args: argsBetween(1, 1),
-		RunE: func(cmd *cobra.Command, args []string) error { return a.runShow(cmd.Context(), args[0]) },
+		Args:              argsBetween(1, 1),
+		ValidArgsFunction: a.completeExecution,
+		RunE:              func(cmd *cobra.Command, args []string) error { return a.runShow(cmd.Context(), args[0]) },
 	}
 }
 
@@ -165,7 +166,9 @@ func (a *app) printShow(w io.Writer, s showJSON, now time.Time) {
 	kv := func(k, v string) { fmt.Fprintf(w, "%-13s %s\n", k+":", v) }
 	kv("Execution", a.paint(ansiBold, s.ID))
 	kv("Function", s.Function)
-	kv("Queue", s.Queue)
+	if s.Queue != "" {
+		kv("Queue", s.Queue)
+	}
 	status := a.paint(statusColor(string(s.Status)), string(s.Status))
 	if s.CancelRequested {
 		status += " (cancel requested)"
@@ -184,7 +187,13 @@ func (a *app) printShow(w io.Writer, s showJSON, now time.Time) {
 	if s.Owner != "" {
 		kv("Owner", s.Owner)
 	}
-	kv("Created", stamp(s.CreatedAt)+" ("+ago(s.CreatedAt, now)+")")
+	if s.CreatedAt.IsZero() {
+		// A step that completed at its first attempt without durable
+		// operations has no row: only its outcome, in its parent's journal.
+		kv("Recorded", "as an outcome in its parent's journal only (no input, times or journal of its own)")
+	} else {
+		kv("Created", stamp(s.CreatedAt)+" ("+ago(s.CreatedAt, now)+")")
+	}
 	if s.EndedAt != nil {
 		kv("Ended", stamp(*s.EndedAt)+" (after "+roundDur(s.EndedAt.Sub(s.CreatedAt)).String()+")")
 	}
@@ -194,7 +203,9 @@ func (a *app) printShow(w io.Writer, s showJSON, now time.Time) {
 	if s.Deadline != nil {
 		kv("Deadline", stamp(*s.Deadline))
 	}
-	kv("Input", indentJSON(s.Input, strings.Repeat(" ", 14)))
+	if !s.CreatedAt.IsZero() {
+		kv("Input", indentJSON(s.Input, strings.Repeat(" ", 14)))
+	}
 	if string(s.Output) != "null" {
 		kv("Output", indentJSON(s.Output, strings.Repeat(" ", 14)))
 	}
@@ -237,7 +248,7 @@ func (a *app) printJournal(w io.Writer, journal []entryJSON) {
 		return
 	}
 	fmt.Fprintln(w, a.paint(ansiBold, "Journal"))
-	t := table{head: []string{"#", "KIND", "NAME", "STATE", "STARTED", "TOOK", "DETAIL"}, statusCol: 3}
+	t := table{head: []string{"#", "KIND", "NAME", "STATE", "STARTED (UTC)", "TOOK", "DETAIL"}, statusCol: 3}
 	for _, e := range journal {
 		state, detail := "waiting", ""
 		if e.Done {
@@ -258,7 +269,7 @@ func (a *app) printJournal(w io.Writer, journal []entryJSON) {
 		}
 		started, took := "-", "-"
 		if e.StartedAt != nil {
-			started = stamp(*e.StartedAt)
+			started = e.StartedAt.UTC().Format("15:04:05.000")
 			if e.EndedAt != nil {
 				took = roundDur(e.EndedAt.Sub(*e.StartedAt)).String()
 			}
@@ -268,16 +279,25 @@ func (a *app) printJournal(w io.Writer, journal []entryJSON) {
 	a.printTable(w, t)
 }
 
-// printTree writes children as an indented tree with durations.
+// printTree writes children as an indented tree with durations, the
+// columns after the IDs aligned.
 func (a *app) printTree(w io.Writer, nodes []*treeJSON, indent string) {
-	for i, n := range nodes {
-		branch, next := "├─ ", "│  "
-		if i == len(nodes)-1 {
-			branch, next = "└─ ", "   "
+	var t table
+	t.statusCol = 2
+	var walk func(nodes []*treeJSON, indent string)
+	walk = func(nodes []*treeJSON, indent string) {
+		for i, n := range nodes {
+			branch, next := "├─ ", "│  "
+			if i == len(nodes)-1 {
+				branch, next = "└─ ", "   "
+			}
+			d := roundDur(time.Duration(n.DurationMS) * time.Millisecond).String()
+			t.rows = append(t.rows, []string{indent + branch + n.ID, n.Function, string(n.Status), d,
+				"attempts " + strconv.Itoa(n.Attempts)})
+			walk(n.Children, indent+next)
 		}
-		d := roundDur(time.Duration(n.DurationMS) * time.Millisecond).String()
-		fmt.Fprintf(w, "%s%s%s  %s  %s  %s  attempts %d\n", indent, branch, n.ID, n.Function,
-			a.paint(statusColor(string(n.Status)), string(n.Status)), d, n.Attempts)
-		a.printTree(w, n.Children, indent+next)
 	}
+	walk(nodes, indent)
+	t.head = []string{"ID", "FUNCTION", "STATUS", "TOOK", ""}
+	a.printTable(w, t)
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -116,13 +117,47 @@ func TestUserNodeBinary(t *testing.T) {
 	})
 }
 
+// TestStentNodeServesExamples runs cmd/stent-node on SQLite: it serves the
+// simple_flow functions (and no ledger: that is stent chaos's), which
+// `stent start --wait` runs to the end; a SIGTERM stops it with exit 0.
+func TestStentNodeServesExamples(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "stent.db")
+	d := db{"--db", path}
+	ok(t, d, "migrate")
+	n := startNode(t, nodeBin, filepath.Join(dir, "node.log"), "--db", path, "--node", "examples", "--admin", "")
+	testutil.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
+		var ms []memberJSON
+		okJSON(t, d, &ms, "members")
+		if len(ms) != 1 {
+			return fmt.Errorf("%d members", len(ms))
+		}
+		require.Equal(t, []string{"order_workflow", "process_order"}, ms[0].Functions)
+		return nil
+	})
+	var started startJSON
+	okJSON(t, d, &started, "start", "order_workflow", `["ORD-1"]`, "--wait", "--timeout", "60s")
+	require.Equal(t, "completed", string(started.Execution.Status))
+	require.JSONEq(t, `[{"order_id": "ORD-1", "status": "processed"}]`, string(started.Execution.Output))
+	require.NoError(t, n.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, n.Wait(), "a SIGTERM stops the node with exit 0")
+}
+
 // startUserNode starts the example user node binary with args, its output
 // going to logPath, and stops it (SIGTERM, then SIGKILL) when the test ends.
 func startUserNode(t *testing.T, logPath string, args ...string) *exec.Cmd {
 	t.Helper()
+	return startNode(t, userBin, logPath, args...)
+}
+
+// startNode starts the node binary bin with args, its output going to
+// logPath, and stops it (SIGTERM, then SIGKILL) when the test ends.
+func startNode(t *testing.T, bin, logPath string, args ...string) *exec.Cmd {
+	t.Helper()
 	f, err := os.Create(logPath)
 	require.NoError(t, err)
-	cmd := exec.Command(userBin, args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = withoutStentEnv()
 	cmd.Stdout, cmd.Stderr = f, f
 	err = cmd.Start()
@@ -132,7 +167,7 @@ func startUserNode(t *testing.T, logPath string, args ...string) *exec.Cmd {
 		if cmd.ProcessState != nil {
 			return
 		}
-		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()
 		select {
