@@ -1,5 +1,12 @@
 package sdk
 
+import (
+	"context"
+	"fmt"
+
+	"github.com/stent-go/stent/persistence"
+)
+
 // WithTags makes the function's executions run only on workers that have
 // every one of tags (WithWorkerTags): a function that needs a GPU, a
 // licence or a region. An untagged function runs on any worker. An
@@ -24,4 +31,20 @@ func WithWorkerTags(tags ...string) ExecutorOption {
 // not be empty.
 func WithCallTags(tags ...string) CallOption {
 	return func(o *callOptions) { o.tags = append(o.tags, tags...) }
+}
+
+// fireSchedule records the tags of the tick executions f creates, those of
+// functions with tags (WithTags), before FireSchedule writes their rows, so
+// that no node without the tags claims one.
+func (e *Executor) fireSchedule(ctx context.Context, f *persistence.ScheduleFire) ([]*persistence.Execution, error) {
+	for _, x := range f.Create {
+		fn, ok := lookup(x.Function)
+		if !ok {
+			continue // started by name: a node that has it records its tags if it is refused elsewhere
+		}
+		if err := e.rt.TagExecution(ctx, fn.Tags, x.ID); err != nil {
+			return nil, fmt.Errorf("recording the tags of %s: %w", x.ID, err)
+		}
+	}
+	return e.backend.FireSchedule(ctx, f)
 }

@@ -157,3 +157,34 @@ func TestEmptyTagsAreRefused(t *testing.T) {
 	_, err = plainTask.Start(ctx, "x", sdk.WithCallTags("gpu", ""))
 	require.ErrorContains(t, err, "WithCallTags: an empty tag")
 }
+
+// A schedule's tick of a tagged function is tagged too: it runs only where
+// the tags are.
+func TestScheduledTicksAreTagged(t *testing.T) {
+	t.Parallel()
+	_, open := testDatabase(t)
+	plainNode := tagNode(t, open, "plain-node")
+	gpuNode := tagNode(t, open, "gpu-node", "gpu")
+	ctx := context.Background()
+	in := uniqueInput(t)
+	_, err := plainNode.CreateSchedule(ctx, "gpu-nightly", "0 2 * * *", gpuTask.Name(), in)
+	require.NoError(t, err)
+	id, err := plainNode.TriggerSchedule(ctx, "gpu-nightly")
+	require.NoError(t, err)
+	tags, err := plainNode.Backend().ExecutionTags(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, []string{"gpu"}, tags, "recorded with the tick, before any node could claim it")
+	runsOn(t, gpuNode, id)
+	require.NotContains(t, plainNode.ActiveExecutions(), id)
+	close(gate(in))
+	testutil.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		info, err := plainNode.Execution(ctx, id)
+		if err != nil {
+			return err
+		}
+		if info.Status != sdk.StatusCompleted {
+			return fmt.Errorf("status %s", info.Status)
+		}
+		return nil
+	})
+}

@@ -1,4 +1,4 @@
--- Stent schema, version 4: cached results (WithCache), progress
+-- Stent schema, version 5: cached results (WithCache), progress
 -- (counters and state) and execution tags (WithTags).
 
 -- A completed result kept for reuse until expires_at (unix milliseconds).

@@ -1,4 +1,4 @@
--- Stent schema, version 4: cached results (WithCache), progress
+-- Stent schema, version 5: cached results (WithCache), progress
 -- (counters and state) and execution tags (WithTags). Init runs this with
 -- search_path set to the backend's schema, inside a transaction holding the
 -- migration lock.
