@@ -150,7 +150,7 @@ other than public. Every command that prints takes --json.`,
 		c.GroupID = "exec"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{a.statsCmd(), a.watchCmd(), a.dlqCmd(), a.cleanupCmd(), a.membersCmd(), a.migrateCmd(), a.chaosCmd()} {
+	for _, c := range []*cobra.Command{a.statsCmd(), a.watchCmd(), a.dlqCmd(), a.scheduleCmd(), a.cleanupCmd(), a.membersCmd(), a.migrateCmd(), a.chaosCmd()} {
 		c.GroupID = "ops"
 		root.AddCommand(c)
 	}
