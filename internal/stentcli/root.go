@@ -1,8 +1,9 @@
 // Package stentcli is the `stent` command: the operator's tool for a Stent
 // database (list, show, stats, watch, dead letters, signals, cancel, start,
-// cleanup, members, migrate) and the `stent chaos` test harness. It is a
-// process outside the cluster: it reads and writes the database, and wakes
-// the nodes through the backend's notifier (PostgreSQL LISTEN/NOTIFY).
+// schedules, cleanup, members, migrate) and the `stent chaos` test
+// harness. It is a process outside the cluster: it reads and writes the
+// database, and wakes the nodes through the backend's notifier (PostgreSQL
+// LISTEN/NOTIFY).
 // docs/cli.md describes every command.
 //
 // It is wired up by cmd/stent; its exported identifiers are not a stable
@@ -122,10 +123,10 @@ func isUsage(err error) bool {
 func (a *app) rootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "stent",
-		Short: "Operate Stent: executions, dead letters, signals, nodes",
+		Short: "Operate Stent: executions, dead letters, signals, schedules, nodes",
 		Long: `stent operates a Stent database: it lists and shows executions, counts them,
 replays dead letters, sends signals, cancels and starts executions, deletes
-old ones and lists the nodes that serve. It runs outside the cluster: it
+old ones, manages schedules and lists the nodes that serve. It runs outside the cluster: it
 reads and writes the database and wakes the nodes through it.
 
 The database is --db or STENT_DB: a SQLite file path, or a PostgreSQL DSN
