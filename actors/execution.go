@@ -135,7 +135,7 @@ func (e *execution) materialize(ctx context.Context) error {
 		return nil
 	}
 	row := *e.rec
-	row.LeaseExpiresAt = time.Now().Add(e.rt.cfg.LeaseTTL).UTC()
+	row.LeaseExpiresAt, row.LeaseTTL = time.Time{}, e.rt.cfg.LeaseTTL
 	c := &persistence.Commit{ExecutionID: row.ParentID, Epoch: v.parentEpoch,
 		Create: []*persistence.Execution{&row}, Journal: []*persistence.JournalEntry{v.intent}}
 	if err := e.apply(ctx, c); err != nil {
@@ -150,7 +150,7 @@ func (e *execution) materialize(ctx context.Context) error {
 	return nil
 }
 
-func newExecution(rt *Runtime, rec *persistence.Execution, fresh bool) *execution {
+func newExecution(rt *Runtime, rec *persistence.Execution, fresh bool, leasedAt time.Time) *execution {
 	e := &execution{
 		rt:      rt,
 		id:      rec.ID,
@@ -163,7 +163,10 @@ func newExecution(rt *Runtime, rec *persistence.Execution, fresh bool) *executio
 		wakeC:   make(chan struct{}, 1),
 		signalC: make(chan struct{}, 1),
 	}
-	e.confirm(time.Now()) // its lease was just taken (or is taken by its runner first)
+	if leasedAt.IsZero() {
+		leasedAt = time.Now() // its lease was just taken (or is taken by its runner first)
+	}
+	e.confirm(leasedAt)
 	return e
 }
 

@@ -193,7 +193,7 @@ func StartChildren(ctx context.Context, fn *Function, inputs [][]byte, opts Call
 			child.IdempotencyKey = fn.IdempotencyKey(in)
 			if local {
 				child.Status, child.Owner, child.Epoch = persistence.StatusRunning, rt.cfg.NodeID, 1
-				child.LeaseExpiresAt = now.Add(rt.cfg.LeaseTTL)
+				child.LeaseTTL = rt.cfg.LeaseTTL // from the backend's clock
 			}
 			got, created, err := rt.backend.CreateExecution(ctx, child)
 			if err != nil {

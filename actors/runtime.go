@@ -315,12 +315,13 @@ func (rt *Runtime) claim(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	limit := min(free, 256)
+	sent := time.Now()
 	recs, err := rt.backend.ClaimDue(ctx, rt.cfg.NodeID, rt.cfg.Queues, rt.cfg.LeaseTTL, limit)
 	if err != nil {
 		return 0, err
 	}
 	for _, r := range recs {
-		rt.activate(r, false)
+		rt.system.Root.Send(rt.sup, &activate{rec: r, leasedAt: sent})
 	}
 	if len(recs) == limit {
 		return len(recs), nil
@@ -398,13 +399,20 @@ func (rt *Runtime) StartLocal(ctx context.Context, rec *persistence.Execution) (
 	rec.Owner = rt.cfg.NodeID
 	rec.Epoch = 1
 	rec.Status = persistence.StatusRunning
-	rec.LeaseExpiresAt = time.Now().Add(rt.cfg.LeaseTTL).UTC()
+	// The lease counts from the backend's clock when the row is inserted,
+	// never this node's: a slow insert (a lock, an outage) or a clock
+	// behind the database's would store a lease already expired, and
+	// another claim would run the first step again.
+	rec.LeaseExpiresAt, rec.LeaseTTL = time.Time{}, rt.cfg.LeaseTTL
+	sent := time.Now()
 	got, created, err := rt.backend.CreateExecution(ctx, rec)
 	if err != nil {
 		return nil, false, err
 	}
 	if created {
-		rt.activate(got, true)
+		// Held since the insert was sent, as far as this node knows: an
+		// insert slower than half a lease makes the first step check it.
+		rt.system.Root.Send(rt.sup, &activate{rec: got, fresh: true, leasedAt: sent})
 	}
 	return got, created, nil
 }

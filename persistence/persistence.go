@@ -117,6 +117,14 @@ type Execution struct {
 	Owner          string
 	Epoch          int64
 	LeaseExpiresAt time.Time
+	// LeaseTTL, on an insert (CreateExecution, Commit.Create) of a row
+	// with an Owner, makes the lease expire LeaseTTL after the backend's
+	// clock when the insert runs in the database, instead of at
+	// LeaseExpiresAt as given: a creator that leases its new row never
+	// sends a lease computed on its own clock, which a slow insert (a
+	// lock held past the lease, an outage) or a skewed client clock would
+	// make expired on arrival. It is not stored; rows read back have 0.
+	LeaseTTL time.Duration
 	// RunAt is when the execution may next run: its durable timer (a delayed
 	// start, a retry's backoff, the end of a passivated sleep). The zero time
 	// means "not scheduled" (a wait for something other than time).

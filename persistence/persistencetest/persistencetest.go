@@ -50,6 +50,7 @@ func Exercise(t *testing.T, newBackend func(t *testing.T) persistence.Backend) {
 	t.Run("Cancel", s.testCancel)
 	t.Run("Permits", s.testPermits)
 	t.Run("CoordinationClosed", s.testCoordinationClosed)
+	t.Run("LeaseOnInsert", s.testLeaseOnInsert)
 }
 
 // Values the subtests share.

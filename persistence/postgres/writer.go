@@ -174,7 +174,7 @@ func (b *Backend) CreateExecution(ctx context.Context, e *persistence.Execution)
 		args: []any{e.ID, e.Function, e.Queue, string(statusOrPending(e.Status)), e.Input, e.ParentID,
 			int32(e.ParentPos), rootOf(e), nullString(e.IdempotencyKey), int32(e.Attempts), int32(e.Priority),
 			e.Version, e.Owner, e.Epoch, timestamptz(e.LeaseExpiresAt), timestamptz(e.RunAt), timestamptz(e.Deadline),
-			e.Output, errJSON, timestamptz(e.CreatedAt)},
+			e.Output, errJSON, timestamptz(e.CreatedAt), leaseTTL(e)},
 	}
 	for range 3 {
 		if err := b.write(ctx, []*writeOp{op}); err != nil {

@@ -90,8 +90,19 @@ func executionArgs(e *persistence.Execution, status persistence.Status, errJSON 
 		e.ID, e.Function, e.Queue, string(status), nullBlob(e.Input), nullBlob(e.Output), errJSON,
 		nullString(e.ParentID), int64(e.ParentPos), e.RootID, nullString(e.IdempotencyKey),
 		int64(e.Attempts), int64(e.Priority), e.Version, nullString(e.Owner), e.Epoch,
-		nullTime(e.LeaseExpiresAt), dueMillis(e.RunAt), nullTime(e.Deadline), created, now,
+		leaseOnInsert(e, now), dueMillis(e.RunAt), nullTime(e.Deadline), created, now,
 	}
+}
+
+// leaseOnInsert is the lease expiry of a row about to be inserted: with an
+// Owner and a LeaseTTL, the backend's clock now (read inside the write
+// transaction, after any wait for the write lock) plus LeaseTTL; otherwise
+// LeaseExpiresAt as given.
+func leaseOnInsert(e *persistence.Execution, now int64) any {
+	if e.Owner != "" && e.LeaseTTL > 0 {
+		return now + e.LeaseTTL.Milliseconds()
+	}
+	return nullTime(e.LeaseExpiresAt)
 }
 
 // scanExecution reads one execution row in the column order of
