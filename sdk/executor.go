@@ -156,6 +156,13 @@ func New(b persistence.Backend, opts ...ExecutorOption) (*Executor, error) {
 	if o.concurrency < 0 || o.lease < 0 || o.poll < 0 {
 		return nil, errors.New("sdk: negative concurrency, lease duration or poll interval")
 	}
+	if o.closeTimeout < 0 {
+		return nil, fmt.Errorf("sdk: WithCloseTimeout(%s): the timeout must not be negative", o.closeTimeout)
+	}
+	if o.maxSignalPayload < 0 || o.maxPendingSignals < 0 {
+		return nil, fmt.Errorf("sdk: WithSignalLimits(%d, %d): the limits must not be negative (0 keeps a default)",
+			o.maxSignalPayload, o.maxPendingSignals)
+	}
 	if o.cluster != nil && o.nodeID == "" {
 		return nil, errors.New("sdk: WithCluster needs WithNodeID: each member's unique name")
 	}

@@ -40,8 +40,10 @@ func WaitForSignal[T any](ctx context.Context, name string) (T, error) {
 // when d passed first (the timeout survives crashes like a Sleep).
 func WaitForSignalTimeout[T any](ctx context.Context, name string, d time.Duration) (T, bool, error) {
 	if d <= 0 {
+		// The same call fails the same way on every attempt: retrying it
+		// would only delay the failure.
 		var zero T
-		return zero, false, fmt.Errorf("waiting for signal %q: the timeout must be positive, not %s", name, d)
+		return zero, false, NonRetryable(fmt.Errorf("waiting for signal %q: the timeout must be positive, not %s", name, d))
 	}
 	return waitForSignal[T](ctx, name, d)
 }
