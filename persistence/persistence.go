@@ -3,6 +3,7 @@ package persistence
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -349,9 +350,19 @@ type Lease struct {
 }
 
 // ErrUndecodableError marks an execution row whose stored error (the last
-// failed attempt's) does not decode. A backend returns the rest of the row
-// with it (wrapped); see TolerateUndecodableError.
+// failed attempt's) or status does not decode. A backend returns the rest of
+// the row with it (wrapped); see TolerateUndecodableError. Listings return
+// such a row with its Error saying so; claims never select a row whose
+// status is not valid.
 var ErrUndecodableError = errors.New("persistence: the stored error does not decode")
+
+// UndecodableDeadLetterError is the Error a backend gives a dead letter
+// whose stored error does not decode (err): the dead letter is listed,
+// replayed and discarded like any other, its Error saying what is wrong
+// and naming it.
+func UndecodableDeadLetterError(id string, err error) *ErrorInfo {
+	return &ErrorInfo{Message: fmt.Sprintf("dead letter %s: %v: %v", id, ErrUndecodableError, err), Kind: ErrorKindDecode}
+}
 
 // TolerateUndecodableError returns e, with an Error that says its stored
 // error did not decode, when err is only that (ErrUndecodableError);

@@ -41,13 +41,9 @@ var (
 	})
 )
 
-// holdWriteLock holds the database's write lock (SQLite: a write
-// transaction of another connection; PostgreSQL: LOCK TABLE ... IN EXCLUSIVE
-// MODE) from when it returns until release is called.
-func holdWriteLock(t *testing.T, env []string) (release func()) {
-	t.Helper()
-	ctx := context.Background()
-	var db, schema string
+// databaseOf returns what testDatabase's env names: a SQLite path, or a
+// PostgreSQL schema ("" on SQLite).
+func databaseOf(env []string) (db, schema string) {
 	for _, kv := range env {
 		if v, ok := strings.CutPrefix(kv, "STENT_TEST_DB="); ok {
 			db = v
@@ -56,6 +52,37 @@ func holdWriteLock(t *testing.T, env []string) (release func()) {
 			schema = v
 		}
 	}
+	return db, schema
+}
+
+// rawExec runs a statement on the test database behind the backend's back
+// (to corrupt rows); $schema becomes the PostgreSQL schema, or nothing.
+func rawExec(t *testing.T, env []string, stmt string) {
+	t.Helper()
+	ctx := context.Background()
+	db, schema := databaseOf(env)
+	if schema == "" {
+		h, err := sql.Open("sqlite", db)
+		require.NoError(t, err)
+		defer h.Close()
+		_, err = h.ExecContext(ctx, strings.ReplaceAll(stmt, "$schema.", ""))
+		require.NoError(t, err)
+		return
+	}
+	conn, err := pgx.Connect(ctx, os.Getenv(envPostgres))
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, strings.ReplaceAll(stmt, "$schema", pgx.Identifier{schema}.Sanitize()))
+	require.NoError(t, err)
+}
+
+// holdWriteLock holds the database's write lock (SQLite: a write
+// transaction of another connection; PostgreSQL: LOCK TABLE ... IN EXCLUSIVE
+// MODE) from when it returns until release is called.
+func holdWriteLock(t *testing.T, env []string) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	db, schema := databaseOf(env)
 	if schema == "" {
 		h, err := sql.Open("sqlite", db)
 		require.NoError(t, err)
