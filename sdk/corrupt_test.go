@@ -83,4 +83,3 @@ func TestCorruptRowsAreListedAndMended(t *testing.T) {
 		return nil
 	})
 }
-
