@@ -416,6 +416,12 @@ func (e *execution) settle(attempt int, r bodyResult, kind persistence.ErrorKind
 		}
 	}
 	fname := e.rec.Function
+	if info == nil {
+		if err := e.rt.CheckPayload(fname, "output", len(r.out)); err != nil {
+			// The same output every attempt: failing at once, not stored.
+			info = &persistence.ErrorInfo{Message: err.Error(), Kind: persistence.ErrorKindError, NonRetryable: true}
+		}
+	}
 	c := &persistence.Commit{ExecutionID: e.id, Epoch: e.currentEpoch(), Update: &persistence.Update{Attempts: attempt}}
 	var outcome *Outcome
 	var retryIn time.Duration

@@ -154,6 +154,11 @@ func StartChildren(ctx context.Context, fn *Function, inputs [][]byte, opts Call
 	if queue == "" {
 		queue = fn.Queue
 	}
+	for i, in := range inputs {
+		if err := rt.CheckPayload(fn.Name, "input", len(in)); err != nil {
+			return nil, NonRetryable(fmt.Errorf("starting call %d of %s: %w", i, e.id, err))
+		}
+	}
 	local := rt.Serves(queue) && opts.Delay <= 0 && rt.Serving()
 	now := time.Now().UTC()
 	deadline := e.rec.Deadline

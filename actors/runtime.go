@@ -58,6 +58,10 @@ type Config struct {
 	Concurrency int
 	// PassivateAfter is the shortest sleep that passivates; default 1s.
 	PassivateAfter time.Duration
+	// MaxPayload, when positive, is the largest input or output, encoded,
+	// in bytes: a child's input over it is refused before anything is
+	// written, and an output over it fails the execution (not retried).
+	MaxPayload int
 	// Notifier, when set, carries wake-ups between processes: this node
 	// publishes work it cannot run itself and the roots it finishes, and
 	// listens for work in its queues and for finished executions it waits
@@ -390,6 +394,17 @@ func (rt *Runtime) kickAt(d time.Duration) {
 // execution was just created here: it has no journal to load.
 func (rt *Runtime) activate(rec *persistence.Execution, fresh bool) {
 	rt.system.Root.Send(rt.sup, &activate{rec: rec, fresh: fresh})
+}
+
+// CheckPayload returns an error wrapping ErrPayloadTooLarge when n bytes
+// of what (an "input" or "output" of function fn) are over the node's
+// MaxPayload.
+func (rt *Runtime) CheckPayload(fn, what string, n int) error {
+	if limit := rt.cfg.MaxPayload; limit > 0 && n > limit {
+		return fmt.Errorf("%s of %q is %d bytes, over the limit of %d (raise it with WithMaxPayload, or store large data elsewhere and pass a reference): %w",
+			what, fn, n, limit, ErrPayloadTooLarge)
+	}
+	return nil
 }
 
 // StartLocal creates a root execution leased by this node and runs it here

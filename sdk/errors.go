@@ -22,6 +22,11 @@ var (
 	// code changed in a way that cannot resume its recorded progress. The
 	// execution fails, and is not retried, rather than being corrupted.
 	ErrNonDeterministic = actors.ErrNonDeterministic
+	// ErrPayloadTooLarge reports an input or output larger than the
+	// executor's limit (WithMaxPayload). An input over it is refused before
+	// anything is written; an output over it fails the execution, without
+	// retries, and is not stored.
+	ErrPayloadTooLarge = actors.ErrPayloadTooLarge
 )
 
 // ExecutionError is the error of a durable function that failed: its name,

@@ -30,6 +30,7 @@ type executorOptions struct {
 
 	maxSignalPayload  int
 	maxPendingSignals int
+	maxPayload        int
 
 	cluster *cluster.Config
 }
@@ -104,6 +105,18 @@ func WithCloseTimeout(d time.Duration) ExecutorOption {
 	return func(o *executorOptions) { o.closeTimeout = d }
 }
 
+// DefaultMaxPayload is the largest input or output, encoded, in bytes, that
+// an executor accepts unless WithMaxPayload says otherwise.
+const DefaultMaxPayload = 2 << 20
+
+// WithMaxPayload sets the largest input or output of an execution, encoded
+// (JSON, before any codec), in bytes; 0 keeps DefaultMaxPayload. An input
+// over it is refused with an error matching ErrPayloadTooLarge before
+// anything is written; an output over it fails the execution at once,
+// without retries, and is not stored. Journal values are inputs and outputs
+// of children, or signal payloads (limited by WithSignalLimits).
+func WithMaxPayload(n int) ExecutorOption { return func(o *executorOptions) { o.maxPayload = n } }
+
 // Executor starts, runs and inspects executions on one backend.
 type Executor struct {
 	backend persistence.Backend
@@ -156,6 +169,12 @@ func New(b persistence.Backend, opts ...ExecutorOption) (*Executor, error) {
 	if o.concurrency < 0 || o.lease < 0 || o.poll < 0 {
 		return nil, errors.New("sdk: negative concurrency, lease duration or poll interval")
 	}
+	if o.maxPayload < 0 {
+		return nil, fmt.Errorf("sdk: WithMaxPayload(%d): the limit must not be negative (0 keeps the default of %d)", o.maxPayload, DefaultMaxPayload)
+	}
+	if o.maxPayload == 0 {
+		o.maxPayload = DefaultMaxPayload
+	}
 	if o.closeTimeout < 0 {
 		return nil, fmt.Errorf("sdk: WithCloseTimeout(%s): the timeout must not be negative", o.closeTimeout)
 	}
@@ -189,6 +208,7 @@ func New(b persistence.Backend, opts ...ExecutorOption) (*Executor, error) {
 		LeaseTTL:     o.lease,
 		PollInterval: o.poll,
 		Concurrency:  o.concurrency,
+		MaxPayload:   o.maxPayload,
 		Logger:       o.logger,
 		Cluster:      o.cluster,
 	})
@@ -384,6 +404,9 @@ func (e *Executor) Backend() persistence.Backend { return e.backend }
 // startRoot records a root execution and, when this executor serves its
 // queue, runs it here at once.
 func (e *Executor) startRoot(ctx context.Context, fn *actors.Function, input []byte, o actors.CallOptions) (string, error) {
+	if err := e.rt.CheckPayload(fn.Name, "input", len(input)); err != nil {
+		return "", fmt.Errorf("starting %q: %w", fn.Name, err)
+	}
 	queue := o.Queue
 	if queue == "" {
 		queue = fn.Queue
@@ -403,6 +426,47 @@ func (e *Executor) startRoot(ctx context.Context, fn *actors.Function, input []b
 	if o.Delay > 0 {
 		rec.RunAt = now.Add(o.Delay)
 	}
+	if ctx.Done() != nil {
+		return e.insertBefore(ctx, fn, rec, o)
+	}
+	return e.insertRoot(ctx, fn, rec, o)
+}
+
+// insertBefore inserts rec as insertRoot does, but returns when ctx ends
+// first, saying that the execution may be recorded all the same: the
+// insert goes on, detached from ctx, so that it is never cut off between
+// its commit and its answer, where the caller would get an error for an
+// execution that is written and runs.
+func (e *Executor) insertBefore(ctx context.Context, fn *actors.Function, rec *persistence.Execution, o actors.CallOptions) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("starting %q: %w (nothing was recorded)", fn.Name, context.Cause(ctx))
+	}
+	type result struct {
+		id  string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		id, err := e.insertRoot(context.WithoutCancel(ctx), fn, rec, o)
+		done <- result{id, err}
+	}()
+	select {
+	case r := <-done:
+		return r.id, r.err
+	case <-ctx.Done():
+		which := "execution " + rec.ID
+		if rec.IdempotencyKey != "" {
+			which += fmt.Sprintf(" (or the one of idempotency key %q)", rec.IdempotencyKey)
+		}
+		return "", fmt.Errorf("starting %q: %w before the execution was recorded; it may be recorded and run all the same: look up %s",
+			fn.Name, context.Cause(ctx), which)
+	}
+}
+
+// insertRoot writes a root execution and runs it here when this executor
+// serves its queue, or dispatches it.
+func (e *Executor) insertRoot(ctx context.Context, fn *actors.Function, rec *persistence.Execution, o actors.CallOptions) (string, error) {
+	queue := rec.Queue
 	if e.rt.Serving() && e.rt.Serves(queue) && o.Delay <= 0 {
 		got, _, err := e.rt.StartLocal(ctx, rec)
 		if err != nil {
