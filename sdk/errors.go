@@ -1,6 +1,8 @@
 package sdk
 
 import (
+	"errors"
+
 	"github.com/stent-go/stent/actors"
 	"github.com/stent-go/stent/persistence"
 )
@@ -27,6 +29,10 @@ var (
 	// anything is written; an output over it fails the execution, without
 	// retries, and is not stored.
 	ErrPayloadTooLarge = actors.ErrPayloadTooLarge
+	// ErrBadSignalPayload reports a signal whose payload does not decode
+	// into the type a WaitForSignal asked for. The signal is consumed; the
+	// error is not retried (see WaitForSignal).
+	ErrBadSignalPayload = errors.New("stent: signal payload of the wrong type")
 )
 
 // ExecutionError is the error of a durable function that failed: its name,
