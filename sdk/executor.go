@@ -12,6 +12,7 @@ import (
 	"github.com/stent-go/stent/actors"
 	"github.com/stent-go/stent/cluster"
 	"github.com/stent-go/stent/persistence"
+	"github.com/stent-go/stent/persistence/codec"
 )
 
 // executorOptions are the options of an Executor.
@@ -31,6 +32,7 @@ type executorOptions struct {
 	maxSignalPayload  int
 	maxPendingSignals int
 	maxPayload        int
+	codec             codec.Codec
 
 	cluster *cluster.Config
 }
@@ -117,6 +119,15 @@ const DefaultMaxPayload = 2 << 20
 // of children, or signal payloads (limited by WithSignalLimits).
 func WithMaxPayload(n int) ExecutorOption { return func(o *executorOptions) { o.maxPayload = n } }
 
+// WithCodec passes every payload the executor stores through c: inputs,
+// outputs, journal values and snapshots, signal payloads and dead letters'
+// inputs are encoded before they are written and decoded when read (see
+// package persistence/codec; codec.NewAESGCM encrypts them). Every node and
+// tool that reads the same database needs the codec, with the keys of what
+// is stored. Payloads stored before are read as they are. Without it
+// nothing is encoded and nothing is paid.
+func WithCodec(c codec.Codec) ExecutorOption { return func(o *executorOptions) { o.codec = c } }
+
 // Executor starts, runs and inspects executions on one backend.
 type Executor struct {
 	backend persistence.Backend
@@ -193,6 +204,7 @@ func New(b persistence.Backend, opts ...ExecutorOption) (*Executor, error) {
 			o.notifier, o.ownNotifier = d.DefaultNotifier(), true
 		}
 	}
+	b = codec.Wrap(b, o.codec) // b itself without a codec
 	if o.poll == 0 {
 		o.poll = 200 * time.Millisecond
 		if o.notifier != nil {
@@ -503,10 +515,15 @@ type ExecutionInfo struct {
 	UpdatedAt time.Time
 }
 
+// shown is a stored payload as ExecutionInfo and DeadLetter show it: an
+// encrypted one that this executor could not decode (no codec, or not its
+// key) is the JSON string "encrypted (key ID)", so that they stay JSON.
+func shown(b []byte) json.RawMessage { return codec.ForDisplay(nil, b) }
+
 func infoOf(r *persistence.Execution) ExecutionInfo {
 	i := ExecutionInfo{
 		ID: r.ID, Function: r.Function, Queue: r.Queue, Status: r.Status, ParentID: r.ParentID,
-		Attempts: r.Attempts, Input: json.RawMessage(r.Input), Output: json.RawMessage(r.Output),
+		Attempts: r.Attempts, Input: shown(r.Input), Output: shown(r.Output),
 		Priority: r.Priority, Version: r.Version, Owner: r.Owner, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
 	if r.Error != nil {
@@ -622,7 +639,7 @@ func (e *Executor) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 	}
 	out := make([]DeadLetter, len(ds))
 	for i, d := range ds {
-		out[i] = DeadLetter{ID: d.ID, ExecutionID: d.ExecutionID, Function: d.Function, Input: json.RawMessage(d.Input),
+		out[i] = DeadLetter{ID: d.ID, ExecutionID: d.ExecutionID, Function: d.Function, Input: shown(d.Input),
 			Attempts: d.Attempts, CreatedAt: d.CreatedAt}
 		if d.Error != nil {
 			out[i].Error = d.Error.Message
