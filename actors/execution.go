@@ -611,8 +611,8 @@ func (e *execution) deliver(m *messages.ChildOutcome) {
 	defer e.mu.Unlock()
 	pos := int(m.Position)
 	cur := e.entries[pos]
-	if cur != nil && cur.Done {
-		return
+	if pos < 0 || cur != nil && (cur.Done || cur.Kind != persistence.EntryCall) {
+		return // done already, or not a call: a stray or malformed message
 	}
 	ent := &persistence.JournalEntry{ExecutionID: e.id, Position: pos, Kind: persistence.EntryCall, Name: m.Function,
 		ChildID: m.ChildId, Done: true, Output: m.Output, Error: infoFromProto(m.Error)}
