@@ -111,6 +111,13 @@ func (w *workload) start(n int, spread time.Duration) (refused int) {
 // twice, except those in flight when the fault began (at fault). It
 // returns how many steps ran again, within and outside that exception.
 func (w *workload) verdict(fault time.Time, timeout time.Duration) (inFlight, others int) {
+	return w.verdictWindow(fault, fault, timeout)
+}
+
+// verdictWindow is verdict where the exception covers the steps in flight
+// at any time from the fault's start to its end: a step whose outcome could
+// not be written (a full disk refuses every write) runs again.
+func (w *workload) verdictWindow(fault, faultEnd time.Time, timeout time.Duration) (inFlight, others int) {
 	t := w.t
 	ctx, cancel := context.WithTimeout(sdk.WithExecutor(context.Background(), w.ex), timeout)
 	defer cancel()
@@ -130,7 +137,7 @@ func (w *workload) verdict(fault time.Time, timeout time.Duration) (inFlight, ot
 			continue
 		}
 		first := rs[0]
-		if first.start.Before(fault) && (first.end.IsZero() || !first.end.Before(fault)) && len(rs) == 2 {
+		if !first.start.After(faultEnd) && (first.end.IsZero() || !first.end.Before(fault)) && len(rs) == 2 {
 			inFlight++
 			continue
 		}
