@@ -51,7 +51,9 @@
 // # Clock
 //
 // Lease expiry and scheduled run times (Update.RunAfter) are computed with
-// the server's now(), never the client's clock.
+// the server's now(), never the client's clock. A row inserted leased
+// (Execution.LeaseTTL) gets its expiry from clock_timestamp() as the insert
+// runs, after any wait for a lock.
 package postgres
 
 import (
