@@ -8,6 +8,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -99,9 +100,10 @@ func (s *pgServer) Restart() { s.must(s.ctl("restart", "-m", "fast")) }
 // when an operator or a proxy cuts them, and returns how many it ended.
 func (s *pgServer) Terminate() int {
 	out, err := s.as("psql", "-h", s.dir, "-p", strconv.Itoa(s.port), "-U", "postgres", "-Atc",
-		"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()").CombinedOutput()
+		"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()").Output()
 	s.must(err)
-	n, err := strconv.Atoi(string(out[:len(out)-1]))
+	// Warnings (a backend that exited meanwhile) go to stderr.
+	n, err := strconv.Atoi(strings.TrimSpace(string(out)))
 	s.must(err)
 	return n
 }

@@ -106,6 +106,10 @@ func (w *workload) start(n int, spread time.Duration) (refused int) {
 	return refused
 }
 
+// outcomeGrace is how long after its run a step's outcome may still be
+// unwritten (a group commit on a busy machine).
+const outcomeGrace = time.Second
+
 // verdict checks the ledger invariants once every acknowledged workflow has
 // ended: each completed with the right result (none lost), and no step ran
 // twice, except those in flight when the fault began (at fault). It
@@ -137,7 +141,10 @@ func (w *workload) verdictWindow(fault, faultEnd time.Time, timeout time.Duratio
 			continue
 		}
 		first := rs[0]
-		if !first.start.After(faultEnd) && (first.end.IsZero() || !first.end.Before(fault)) && len(rs) == 2 {
+		// A step is in flight until its outcome is written, which
+		// follows its run by a write: a run that ended within
+		// outcomeGrace before the fault may not have been recorded.
+		if !first.start.After(faultEnd) && (first.end.IsZero() || !first.end.Before(fault.Add(-outcomeGrace))) && len(rs) == 2 {
 			inFlight++
 			continue
 		}
