@@ -48,6 +48,12 @@ type clusterNode struct {
 func (rt *Runtime) joinCluster(cfg cluster.Config) error {
 	cfg.NodeName = rt.cfg.NodeID
 	cfg.Queues = rt.cfg.Queues
+	if rt.cfg.Functions != nil {
+		cfg.Functions = rt.cfg.Functions()
+		if cfg.Functions == nil {
+			cfg.Functions = []string{}
+		}
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = rt.log.With(slog.String("component", "cluster"))
 	}
@@ -164,7 +170,7 @@ func (rt *Runtime) takeOver(mem cluster.Member) {
 		}
 		return
 	}
-	rt.log.Info("taking over the executions of a lost member", slog.String("member", name))
+	rt.log.Info(LogTakeover, slog.String("member", name))
 	rt.Kick()
 }
 
@@ -201,13 +207,14 @@ func (rt *Runtime) sendTo(mem cluster.Member, msg proto.Message) {
 	}
 }
 
-// place sends Activate for execution id, due and without a lease holder, to
-// the member placement gives for queue. It reports whether it sent.
-func (rt *Runtime) place(id, queue string) bool {
+// place sends Activate for execution id of function, due and without a
+// lease holder, to the member placement gives for queue among those that
+// may run function. It reports whether it sent.
+func (rt *Runtime) place(id, queue, function string) bool {
 	if rt.cl == nil {
 		return false
 	}
-	mem, ok := rt.cl.members.Owner(id, queue)
+	mem, ok := rt.cl.members.OwnerOf(id, queue, function)
 	if !ok {
 		return false
 	}
@@ -232,7 +239,7 @@ func (rt *Runtime) tell(rec *persistence.Execution, msg proto.Message) bool {
 		}
 		return false // a lost member: takeOver or the lease's expiry re-places it
 	}
-	return rt.place(rec.ID, rec.Queue)
+	return rt.place(rec.ID, rec.Queue, rec.Function)
 }
 
 // tellParent hands a child's outcome (already in the parent's journal) to
@@ -317,4 +324,19 @@ func (rt *Runtime) confirmLeases(ids []string, lost map[string]bool, start time.
 			e.confirm(start)
 		}
 	}
+}
+
+// Addresses returns this node's cluster endpoints by kind ("remote",
+// "gossip"), or nil outside a cluster.
+func (rt *Runtime) Addresses() map[string]string {
+	if rt.cl == nil {
+		return nil
+	}
+	out := map[string]string{"remote": rt.cl.remote.Addr()}
+	for _, m := range rt.cl.members.Members() {
+		if m.Name == rt.cfg.NodeID {
+			out["gossip"] = m.GossipAddr
+		}
+	}
+	return out
 }

@@ -57,6 +57,9 @@ type execution struct {
 	// a long gap (the process was stopped, or the database slow) a new
 	// step checks the lease first (checkLease).
 	confirmed atomic.Int64 // monotonic nanoseconds since confirmBase
+	// attemptStart is when the body of this activation's attempt started
+	// (under mu), for the duration logged at its end.
+	attemptStart time.Time
 }
 
 // confirmBase is the origin of execution.confirmed; time.Since of it reads
@@ -228,7 +231,10 @@ func (e *execution) run() {
 	}
 	fn, ok := rt.cfg.Lookup(rec.Function)
 	if !ok {
-		e.settle(rec.Attempts+1, bodyResult{err: NonRetryable(fmt.Errorf("function %q is not registered on node %s", rec.Function, rt.cfg.NodeID))}, persistence.ErrorKindUnknownFunction)
+		// Placed here, or asked for by name, without the function: give
+		// the execution back for a node that has it (claims go only where
+		// the function is), rather than fail it for good.
+		rt.leaveForAnotherNode(ctx, rec, e.currentEpoch())
 		return
 	}
 	e.fn = fn
@@ -296,6 +302,10 @@ func (e *execution) run() {
 		bctx, dcancel = context.WithDeadlineCause(bctx, rec.Deadline, ErrTimeout)
 		defer dcancel()
 	}
+	e.mu.Lock()
+	e.attemptStart = time.Now()
+	e.mu.Unlock()
+	e.logStarted(attempt)
 	done := make(chan bodyResult, 1)
 	go e.body(bctx, fn, rec.Input, done)
 	var r bodyResult
@@ -498,17 +508,13 @@ func (e *execution) settle(attempt int, r bodyResult, kind persistence.ErrorKind
 		e.mu.Unlock()
 	}
 	e.close(errPassivated)
+	e.mu.Lock()
+	started := e.attemptStart
+	e.mu.Unlock()
+	e.logOutcome(outcome, info, attempt, retryIn, started)
 	if outcome == nil {
-		rt.log.Info("attempt failed, retrying", slog.String("execution_id", e.id), slog.String("function", fname),
-			slog.Int("attempt", attempt), slog.Duration("retry_in", retryIn), slog.String("error", info.Message))
 		rt.kickAt(retryIn)
 		return
-	}
-	if info != nil {
-		rt.log.Warn("execution failed", slog.String("execution_id", e.id), slog.String("function", fname),
-			slog.Int("attempt", attempt), slog.String("status", string(outcome.Status)), slog.String("error", info.Message))
-	} else {
-		rt.log.Debug("execution completed", slog.String("execution_id", e.id), slog.String("function", fname), slog.Int("attempt", attempt))
 	}
 	if e.rec.ParentID != "" {
 		// The outcome is in the parent's journal already; tell the parent's

@@ -60,14 +60,15 @@ func (rt *Runtime) publish(topic, payload string) {
 	}
 }
 
-// Dispatch tells the nodes that new execution id of queue exists: this
-// node's claim loop, the serving processes through the notifier, and, in a
-// cluster, when due is set, the member placement gives for it.
-func (rt *Runtime) Dispatch(id, queue string, due bool) {
+// Dispatch tells the nodes that new execution id of function on queue
+// exists: this node's claim loop, the serving processes through the
+// notifier, and, in a cluster, when due is set, the member placement gives
+// for it.
+func (rt *Runtime) Dispatch(id, queue, function string, due bool) {
 	rt.Kick()
 	rt.publish(persistence.TopicQueue, queue)
 	if due {
-		rt.place(id, queue)
+		rt.place(id, queue, function)
 	}
 }
 

@@ -212,7 +212,7 @@ func StartChildren(ctx context.Context, fn *Function, inputs [][]byte, opts Call
 			case created:
 				rt.Kick()
 				rt.publish(persistence.TopicQueue, queue)
-				rt.place(got.ID, queue)
+				rt.place(got.ID, queue, fn.Name)
 			case !created && got.Status.Terminal():
 				intent.Done, intent.Output = true, got.Output
 				if got.Status != persistence.StatusCompleted {
@@ -255,7 +255,7 @@ func StartChildren(ctx context.Context, fn *Function, inputs [][]byte, opts Call
 		} else {
 			rt.Kick()
 			for _, c := range creates {
-				rt.place(c.ID, queue)
+				rt.place(c.ID, queue, c.Function)
 			}
 		}
 		rt.publish(persistence.TopicQueue, queue)

@@ -40,6 +40,9 @@ type Config struct {
 	Backend persistence.Backend
 	// Lookup finds a registered function by name.
 	Lookup func(name string) (*Function, bool)
+	// Functions, when set, returns the names of the functions this node
+	// runs: it claims executions of those only. Nil claims every function.
+	Functions func() []string
 	// NodeID names this node as the owner of leases; default a random ID.
 	NodeID string
 	// Queues served; empty serves every queue.
@@ -100,7 +103,8 @@ type Runtime struct {
 	active   map[string]*execution
 	waiters  map[string][]chan *Outcome
 	serving  bool
-	stopping bool
+	stopping bool // Drain (or Stop) has begun
+	stopped  bool // Stop has begun
 	runners  sync.WaitGroup
 
 	kick  chan struct{}
@@ -320,7 +324,14 @@ func (rt *Runtime) claim(ctx context.Context) (int, error) {
 	}
 	limit := min(free, 256)
 	sent := time.Now()
-	recs, err := rt.backend.ClaimDue(ctx, rt.cfg.NodeID, rt.cfg.Queues, rt.cfg.LeaseTTL, limit)
+	var fns []string
+	if rt.cfg.Functions != nil {
+		fns = rt.cfg.Functions()
+		if fns == nil {
+			fns = []string{}
+		}
+	}
+	recs, err := rt.backend.ClaimDue(ctx, rt.cfg.NodeID, rt.cfg.Queues, fns, rt.cfg.LeaseTTL, limit)
 	if err != nil {
 		return 0, err
 	}
@@ -577,6 +588,29 @@ func (rt *Runtime) isStopping() bool {
 // executions at once, and stops the actor system.
 func (rt *Runtime) Stop(ctx context.Context) error {
 	rt.mu.Lock()
+	if rt.stopped {
+		rt.mu.Unlock()
+		return nil
+	}
+	rt.stopped = true
+	rt.mu.Unlock()
+	err := rt.Drain(ctx)
+	if rt.pubDone != nil {
+		<-rt.pubDone
+	}
+	rt.system.Root.Stop(rt.sup)
+	rt.system.Root.Stop(rt.routers)
+	rt.system.Shutdown()
+	return err
+}
+
+// Drain is the first half of Stop: it leaves the cluster, stops claiming
+// work, abandons running attempts at their next durable operation, waits for
+// them up to ctx's deadline and gives up this node's leases, so another
+// node can take the executions at once. The actor system keeps running
+// (Stop ends it). A second Drain returns nil at once.
+func (rt *Runtime) Drain(ctx context.Context) error {
+	rt.mu.Lock()
 	if rt.stopping {
 		rt.mu.Unlock()
 		return nil
@@ -607,12 +641,6 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 	if rerr := rt.backend.ReleaseLeases(rctx, rt.cfg.NodeID); rerr != nil && !errors.Is(rerr, persistence.ErrClosed) {
 		err = errors.Join(err, fmt.Errorf("releasing leases of %s: %w", rt.cfg.NodeID, rerr))
 	}
-	if rt.pubDone != nil {
-		<-rt.pubDone
-	}
-	rt.system.Root.Stop(rt.sup)
-	rt.system.Root.Stop(rt.routers)
-	rt.system.Shutdown()
 	return err
 }
 
@@ -662,4 +690,22 @@ func (h *minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (h *minLevel) WithGroup(name string) slog.Handler {
 	return &minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
+}
+
+// leaveForAnotherNode releases the lease of an execution this node cannot
+// run (its function is not registered here), so that a node that has the
+// function claims it.
+func (rt *Runtime) leaveForAnotherNode(ctx context.Context, rec *persistence.Execution, epoch int64) {
+	errs, err := rt.backend.Apply(ctx, []*persistence.Commit{{ExecutionID: rec.ID, Epoch: epoch,
+		Update: &persistence.Update{Release: true}}})
+	if err == nil && len(errs) == 1 {
+		err = errs[0]
+	}
+	if err != nil && !errors.Is(err, persistence.ErrStaleEpoch) && ctx.Err() == nil {
+		rt.log.Error("releasing an execution of a function this node does not have", slog.String("execution_id", rec.ID),
+			slog.String("function", rec.Function), slog.Any("error", err))
+		return
+	}
+	rt.log.Info("execution left for a node that has its function", slog.String("execution_id", rec.ID),
+		slog.String("function", rec.Function))
 }

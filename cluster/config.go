@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -40,6 +41,11 @@ type Config struct {
 	// Queues are the queues this node serves; empty serves every queue.
 	// They travel in the node's metadata.
 	Queues []string
+
+	// Functions, when not nil, names the functions this node runs, so that
+	// placement sends it only executions it can run. They travel in the
+	// node's metadata as a 32-byte filter (FunctionFilter).
+	Functions []string
 
 	// RemoteAddr is the host:port of the node's protoactor remote endpoint,
 	// where the other members send its actors messages. It is required and
@@ -200,7 +206,7 @@ func (c Config) Validate() error {
 		}
 		seen[q] = true
 	}
-	meta, err := encodeMeta(nodeMeta{RemoteAddr: c.RemoteAddr, Queues: c.Queues})
+	meta, err := encodeMeta(c.meta())
 	if err != nil {
 		return fmt.Errorf("cluster: encoding node metadata: %w", err)
 	}
@@ -208,4 +214,13 @@ func (c Config) Validate() error {
 		return fmt.Errorf("cluster: node metadata (RemoteAddr and Queues) is %d bytes, more than memberlist's %d", len(meta), memberlist.MetaMaxSize)
 	}
 	return nil
+}
+
+// meta returns the node's metadata.
+func (c Config) meta() nodeMeta {
+	m := nodeMeta{RemoteAddr: c.RemoteAddr, Queues: slices.Clone(c.Queues)}
+	if c.Functions != nil {
+		m.Functions = NewFunctionFilter(c.Functions)
+	}
+	return m
 }

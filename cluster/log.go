@@ -11,6 +11,7 @@ import (
 // attribute, under the constant message "memberlist".
 type logWriter struct {
 	logger *slog.Logger
+	m      *Membership // for quietDuringLeave; nil in tests of the writer alone
 }
 
 var logLevels = []struct {
@@ -36,6 +37,12 @@ func (w logWriter) Write(p []byte) (int, error) {
 		}
 	}
 	line = bytes.TrimPrefix(line, []byte("memberlist: "))
+	if level > slog.LevelDebug && benignShutdownNoise(line) {
+		level = slog.LevelDebug
+	}
+	if level >= slog.LevelWarn && w.m != nil && w.m.quietDuringLeave(line) {
+		level = slog.LevelInfo
+	}
 	ctx := context.Background()
 	if w.logger.Enabled(ctx, level) {
 		w.logger.LogAttrs(ctx, level, "memberlist", slog.String("text", string(line)))

@@ -11,6 +11,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,6 +65,9 @@ type Member struct {
 	// Queues are the queues the member serves, from its metadata; empty
 	// serves every queue.
 	Queues []string
+	// Functions filters the functions the member runs, from its metadata;
+	// nil when it runs every function it is sent.
+	Functions *FunctionFilter
 	// State is the member's liveness.
 	State State
 	// MetaErr is why the member's metadata could not be decoded (a node of
@@ -77,9 +81,16 @@ func (m Member) Serves(queue string) bool {
 	return len(m.Queues) == 0 || slices.Contains(m.Queues, queue)
 }
 
+// MayRun reports whether m may run function: m has no function filter, or
+// its filter may hold the function. An empty function matches any member.
+func (m Member) MayRun(function string) bool {
+	return function == "" || m.Functions == nil || m.Functions.MayHave(function)
+}
+
 func (m Member) equal(o Member) bool {
 	return m.Name == o.Name && m.GossipAddr == o.GossipAddr && m.RemoteAddr == o.RemoteAddr &&
-		slices.Equal(m.Queues, o.Queues) && m.State == o.State && (m.MetaErr == nil) == (o.MetaErr == nil)
+		slices.Equal(m.Queues, o.Queues) && m.State == o.State && (m.MetaErr == nil) == (o.MetaErr == nil) &&
+		(m.Functions == nil) == (o.Functions == nil) && (m.Functions == nil || *m.Functions == *o.Functions)
 }
 
 // Membership is a node's membership of the cluster, from [Join] until
@@ -100,12 +111,14 @@ type Membership struct {
 	// then nodesMu; nothing calls memberlist while holding nodesMu or mu.
 	nodesMu sync.Mutex
 	nodes   map[string]nodeCopy
+	leaving map[string]time.Time // members that sent their leave notice, when (under nodesMu)
 
 	mu      sync.Mutex
 	view    []Member      // sorted by name; includes this node
 	local   Member        // this node in view
 	changed chan struct{} // closed at the next change of view, or at shutdown
 	closed  bool
+	closing bool // Leave has begun
 
 	leaveMu  sync.Mutex // serialises Leave and Close
 	shutdown bool       // under leaveMu
@@ -136,7 +149,7 @@ func Join(ctx context.Context, cfg Config) (*Membership, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	meta, err := encodeMeta(nodeMeta{RemoteAddr: cfg.RemoteAddr, Queues: slices.Clone(cfg.Queues)})
+	meta, err := encodeMeta(cfg.meta())
 	if err != nil { // Validate encoded it already
 		return nil, fmt.Errorf("cluster: encoding node metadata: %w", err)
 	}
@@ -146,6 +159,7 @@ func Join(ctx context.Context, cfg Config) (*Membership, error) {
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 		nodes:   make(map[string]nodeCopy),
+		leaving: make(map[string]time.Time),
 		changed: make(chan struct{}),
 		local:   Member{Name: cfg.NodeName, RemoteAddr: cfg.RemoteAddr, Queues: slices.Clone(cfg.Queues), State: StateAlive},
 	}
@@ -166,8 +180,8 @@ func Join(ctx context.Context, cfg Config) (*Membership, error) {
 	if len(cfg.SecretKey) > 0 {
 		c.SecretKey = slices.Clone(cfg.SecretKey)
 	}
-	c.Logger = log.New(logWriter{logger: m.logger}, "", 0)
-	c.Delegate = metaDelegate{meta: meta}
+	c.Logger = log.New(logWriter{logger: m.logger, m: m}, "", 0)
+	c.Delegate = metaDelegate{meta: meta, m: m}
 	c.Events = eventDelegate{m: m}
 	c.RequireNodeNames = false
 
@@ -262,10 +276,19 @@ func (m *Membership) refresh() {
 	}
 	m.nodesMu.Unlock()
 
+	m.mu.Lock()
+	self, closing := m.local.Name, m.closing
+	m.mu.Unlock()
 	for _, n := range gone {
-		if n.state == StateLeft {
+		switch {
+		case n.name == self: // this node's own leave: Leave logs it
+		case n.state == StateLeft:
 			m.logger.Info("cluster member left", slog.String("member", n.name))
-		} else {
+		case closing:
+			// This node is stopping too: peers that stop with it are
+			// not failures worth a warning.
+			m.logger.Info("cluster member gone while this node stops", slog.String("member", n.name))
+		default:
 			m.logger.Warn("cluster member failed", slog.String("member", n.name))
 		}
 	}
@@ -275,7 +298,7 @@ func (m *Membership) refresh() {
 		if meta, err := decodeMeta(n.meta); err != nil {
 			mem.MetaErr = fmt.Errorf("decoding metadata of member %s: %w", n.name, err)
 		} else {
-			mem.RemoteAddr, mem.Queues = meta.RemoteAddr, meta.Queues
+			mem.RemoteAddr, mem.Queues, mem.Functions = meta.RemoteAddr, meta.Queues, meta.Functions
 		}
 		view = append(view, mem)
 	}
@@ -292,6 +315,11 @@ func (m *Membership) refresh() {
 		}
 		if mem.Name == m.local.Name {
 			m.local = mem
+		}
+	}
+	for _, mem := range view {
+		if mem.Name != m.local.Name && !slices.ContainsFunc(m.view, func(o Member) bool { return o.Name == mem.Name }) {
+			m.logger.Info("cluster member joined", slog.String("member", mem.Name), slog.String("gossip_addr", mem.GossipAddr))
 		}
 	}
 	m.view = view
@@ -345,9 +373,15 @@ func (m *Membership) Done() <-chan struct{} {
 // Owner returns the owner of execution execID in queue on the current view
 // (see [Owner]), and false if no alive member serves queue.
 func (m *Membership) Owner(execID, queue string) (Member, bool) {
+	return m.OwnerOf(execID, queue, "")
+}
+
+// OwnerOf is Owner among the members that may run function (see
+// Member.MayRun).
+func (m *Membership) OwnerOf(execID, queue, function string) (Member, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return Owner(execID, queue, m.view)
+	return OwnerOf(execID, queue, function, m.view)
 }
 
 // SeedsJoined returns how many seed addresses answered when the node joined.
@@ -371,15 +405,26 @@ func (m *Membership) Leave(ctx context.Context) error {
 	if m.shutdown {
 		return nil
 	}
+	m.mu.Lock()
+	m.closing = true
+	self := m.local.Name
+	m.mu.Unlock()
 	var leaveErr error
 	if err := ctx.Err(); err != nil {
 		leaveErr = err
 	} else {
+		m.noticeLeave(self)
 		timeout := leaveTimeout
 		if d, ok := ctx.Deadline(); ok {
 			timeout = min(timeout, max(time.Until(d), time.Millisecond))
 		}
-		if err := m.ml.Leave(timeout); err != nil {
+		switch err := m.ml.Leave(timeout); {
+		case err != nil && strings.Contains(err.Error(), errLeaveBroadcastTimeout):
+			// Every member stops at once: nobody took the broadcast,
+			// and nobody needs it (the notices went, or their
+			// senders are gone).
+			m.logger.InfoContext(ctx, "cluster leave broadcast not taken by any member")
+		case err != nil:
 			leaveErr = fmt.Errorf("cluster: leaving: %w", err)
 		}
 	}
@@ -419,6 +464,7 @@ func (m *Membership) shutdownLocked(final State) error {
 // messages or state.
 type metaDelegate struct {
 	meta []byte
+	m    *Membership
 }
 
 var _ memberlist.Delegate = metaDelegate{}
@@ -427,7 +473,7 @@ func (d metaDelegate) NodeMeta(limit int) []byte {
 	// Validate checked len(meta) <= MetaMaxSize, the limit memberlist passes.
 	return d.meta
 }
-func (metaDelegate) NotifyMsg([]byte)                           {}
+func (d metaDelegate) NotifyMsg(msg []byte)                     { d.m.noteLeaving(msg) }
 func (metaDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (metaDelegate) LocalState(join bool) []byte                { return nil }
 func (metaDelegate) MergeRemoteState(buf []byte, join bool)     {}
@@ -458,7 +504,9 @@ func (d eventDelegate) NotifyUpdate(n *memberlist.Node) { d.record(n, StateAlive
 
 // NotifyLeave is called for a member declared dead and for one that left.
 func (d eventDelegate) NotifyLeave(n *memberlist.Node) {
-	state := StateDead
+	d.m.nodesMu.Lock()
+	state := d.m.leftOrDead(n.Name)
+	d.m.nodesMu.Unlock()
 	if n.State == memberlist.StateLeft {
 		state = StateLeft
 	}

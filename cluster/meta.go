@@ -8,8 +8,13 @@ import (
 
 // metaVersion is the first byte of a node's metadata. A node that changes
 // the encoding bumps it; a member whose metadata has a version this node does
-// not know gets a MetaErr and is never an owner.
-const metaVersion = 1
+// not know gets a MetaErr and is never an owner. metaVersionFunctions is the
+// same encoding followed by the node's function filter (functionFilterSize
+// bytes): a node that runs only some functions says which.
+const (
+	metaVersion          = 1
+	metaVersionFunctions = 2
+)
 
 // maxQueues bounds the queue count a decoder accepts, so that a corrupt
 // count cannot make it allocate much.
@@ -20,6 +25,8 @@ const maxQueues = 256
 type nodeMeta struct {
 	RemoteAddr string
 	Queues     []string
+	// Functions, when not nil, filters the functions the node runs.
+	Functions *FunctionFilter
 }
 
 // encodeMeta encodes m as: version byte, then RemoteAddr, then the number of
@@ -30,10 +37,16 @@ func encodeMeta(m nodeMeta) ([]byte, error) {
 		return nil, fmt.Errorf("%d queues, more than %d", len(m.Queues), maxQueues)
 	}
 	buf := []byte{metaVersion}
+	if m.Functions != nil {
+		buf[0] = metaVersionFunctions
+	}
 	buf = appendString(buf, m.RemoteAddr)
 	buf = binary.AppendUvarint(buf, uint64(len(m.Queues)))
 	for _, q := range m.Queues {
 		buf = appendString(buf, q)
+	}
+	if m.Functions != nil {
+		buf = append(buf, m.Functions[:]...)
 	}
 	return buf, nil
 }
@@ -50,8 +63,8 @@ func decodeMeta(b []byte) (nodeMeta, error) {
 	if len(b) == 0 {
 		return nodeMeta{}, errors.New("node metadata is empty")
 	}
-	if b[0] != metaVersion {
-		return nodeMeta{}, fmt.Errorf("node metadata version %d is not %d", b[0], metaVersion)
+	if b[0] != metaVersion && b[0] != metaVersionFunctions {
+		return nodeMeta{}, fmt.Errorf("node metadata version %d is not %d or %d", b[0], metaVersion, metaVersionFunctions)
 	}
 	d := metaDecoder{b: b[1:]}
 	var m nodeMeta
@@ -62,6 +75,15 @@ func decodeMeta(b []byte) (nodeMeta, error) {
 	}
 	for i := uint64(0); d.err == nil && i < n; i++ {
 		m.Queues = append(m.Queues, d.string("queue name"))
+	}
+	if d.err == nil && b[0] == metaVersionFunctions {
+		if len(d.b) < functionFilterSize {
+			d.err = fmt.Errorf("node metadata: function filter needs %d bytes, %d left", functionFilterSize, len(d.b))
+		} else {
+			m.Functions = new(FunctionFilter)
+			copy(m.Functions[:], d.b)
+			d.b = d.b[functionFilterSize:]
+		}
 	}
 	if d.err == nil && len(d.b) > 0 {
 		d.err = fmt.Errorf("node metadata has %d trailing bytes", len(d.b))

@@ -16,11 +16,12 @@ func TestMeta(t *testing.T) {
 		for _, m := range []nodeMeta{
 			{RemoteAddr: "127.0.0.1:8090"},
 			{RemoteAddr: "[::1]:8090", Queues: []string{"default", "gpu", "é"}},
+			{RemoteAddr: "127.0.0.1:1", Functions: NewFunctionFilter([]string{"a", "b"})},
 			{},
 		} {
 			b, err := encodeMeta(m)
 			require.NoError(t, err)
-			require.Equal(t, byte(metaVersion), b[0])
+			require.Equal(t, m.Functions != nil, b[0] == metaVersionFunctions)
 			got, err := decodeMeta(b)
 			require.NoError(t, err)
 			require.Equal(t, m, got)
@@ -33,7 +34,8 @@ func TestMeta(t *testing.T) {
 		require.NoError(t, err)
 		for name, b := range map[string][]byte{
 			"empty":          nil,
-			"version":        append([]byte{2}, good[1:]...),
+			"version":        append([]byte{3}, good[1:]...),
+			"short filter":   append([]byte{metaVersionFunctions}, append(good[1:], 1, 2)...),
 			"trailing bytes": append(append([]byte(nil), good...), 0),
 			"long string":    {metaVersion, 100, 'a'},
 			"bad varint":     {metaVersion, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},

@@ -18,13 +18,20 @@ const ExecutionsActor = "executions"
 // the same view, and removing a member moves only the executions it owned.
 // members need not be sorted; ties (equal weights) go to the smaller name.
 func Owner(execID, queue string, members []Member) (Member, bool) {
+	return OwnerOf(execID, queue, "", members)
+}
+
+// OwnerOf is Owner among the members that may run function as well
+// (Member.MayRun): the same weights, so an execution goes to the same
+// member as with Owner when that member may run it.
+func OwnerOf(execID, queue, function string, members []Member) (Member, bool) {
 	var (
 		best   Member
 		bestW  uint64
 		chosen bool
 	)
 	for _, m := range members {
-		if m.State != StateAlive || m.MetaErr != nil || !m.Serves(queue) {
+		if m.State != StateAlive || m.MetaErr != nil || !m.Serves(queue) || !m.MayRun(function) {
 			continue
 		}
 		w := weight(m.Name, execID)

@@ -166,6 +166,13 @@ type JournalEntry struct {
 	Done        bool
 	Output      []byte
 	Error       *ErrorInfo
+	// StartedAt and EndedAt are the backend's clock when the entry was
+	// first written and when it was first written done; zero when not
+	// known (not done yet, or written before schema version 3). Backends
+	// set them; values given in a Commit are ignored. Only JournalEntries
+	// reads them.
+	StartedAt time.Time
+	EndedAt   time.Time
 }
 
 // Snapshot is an opaque summary of an execution's journal up to and including
@@ -257,6 +264,14 @@ type ListFilter struct {
 	Status   Status
 	Function string
 	ParentID string
+	Queue    string
+	// Since and Until, when not zero, bound CreatedAt: Since <= CreatedAt < Until.
+	Since, Until time.Time
+	// BeforeCreatedAt and BeforeID, when BeforeID is not "", start the list
+	// after the row (BeforeCreatedAt, BeforeID) in the list's order: the
+	// next page after a page that ended with that row.
+	BeforeCreatedAt time.Time
+	BeforeID        string
 	// Limit caps the rows returned; 0 means 100.
 	Limit int
 }
@@ -267,6 +282,8 @@ type ListFilter struct {
 // has one), so one node's clock skew cannot fire a timer early.
 type Backend interface {
 	Coordination
+	Schedules
+	Operations
 
 	// Init creates or migrates the schema. It is idempotent and returns
 	// ErrSchemaTooNew for a database written by a newer version.
@@ -301,10 +318,11 @@ type Backend interface {
 	AcquireLease(ctx context.Context, id, owner string, ttl time.Duration) (*Execution, error)
 	// ClaimDue leases up to limit executions that are due: pending, running
 	// or waiting, RunAt reached (or, for pending and running, no RunAt), in
-	// one of queues, and with no owner or an expired lease. Higher priority
-	// and older executions come first. Concurrent claimers never get the
-	// same execution.
-	ClaimDue(ctx context.Context, owner string, queues []string, ttl time.Duration, limit int) ([]*Execution, error)
+	// one of queues (nil: every queue), of one of functions (nil: every
+	// function; a node claims only the functions it has), and with no
+	// owner or an expired lease. Higher priority and older executions come
+	// first. Concurrent claimers never get the same execution.
+	ClaimDue(ctx context.Context, owner string, queues, functions []string, ttl time.Duration, limit int) ([]*Execution, error)
 	// RenewLeases extends by ttl the leases owner holds on the executions
 	// ids (those it runs), when they are not terminal, and returns how many
 	// it extended. A lease owner holds without running the execution (a

@@ -35,6 +35,8 @@ type executorOptions struct {
 	codec             codec.Codec
 
 	cluster *cluster.Config
+
+	ops opsOptions // WithRetention, WithFunctions, WithNodeAddress
 }
 
 // ExecutorOption configures an Executor.
@@ -133,12 +135,15 @@ type Executor struct {
 	backend persistence.Backend
 	rt      *actors.Runtime
 	opts    executorOptions
+	sched   *scheduler
 
 	mu        sync.Mutex
 	serving   bool
 	closed    bool
 	serveStop context.CancelFunc
 	serveDone chan struct{}
+
+	bg background // the node registry heartbeat and the retention sweep
 }
 
 var defaultExecutor struct {
@@ -196,6 +201,9 @@ func New(b persistence.Backend, opts ...ExecutorOption) (*Executor, error) {
 	if o.cluster != nil && o.nodeID == "" {
 		return nil, errors.New("sdk: WithCluster needs WithNodeID: each member's unique name")
 	}
+	if err := o.ops.validate(); err != nil {
+		return nil, err
+	}
 	if o.lease > 0 && o.lease < 100*time.Millisecond {
 		return nil, fmt.Errorf("sdk: lease duration %s is too short (100ms at least)", o.lease)
 	}
@@ -214,7 +222,8 @@ func New(b persistence.Backend, opts ...ExecutorOption) (*Executor, error) {
 	rt, err := actors.New(actors.Config{
 		Notifier:     o.notifier,
 		Backend:      b,
-		Lookup:       lookup,
+		Lookup:       o.ops.lookup,
+		Functions:    o.ops.functionNames,
 		NodeID:       o.nodeID,
 		Queues:       o.queues,
 		LeaseTTL:     o.lease,
@@ -230,7 +239,7 @@ func New(b persistence.Backend, opts ...ExecutorOption) (*Executor, error) {
 		}
 		return nil, err
 	}
-	return &Executor{backend: b, rt: rt, opts: o}, nil
+	return &Executor{backend: b, rt: rt, opts: o, sched: newScheduler()}, nil
 }
 
 // Use makes an executor on b and makes it the process default, used by
@@ -280,6 +289,9 @@ func Bootstrap(ctx context.Context, b persistence.Backend, opts ...ExecutorOptio
 		return nil, nb.err
 	}
 	e := nb.e
+	if err := e.declareSchedules(ctx); err != nil {
+		return nil, errors.Join(err, e.Close())
+	}
 	if e.opts.serve {
 		if err := e.startServing(); err != nil {
 			return nil, err
@@ -311,6 +323,8 @@ func (e *Executor) startServing() error {
 			e.opts.logger.Error("serving", slog.Any("error", err))
 		}
 	}()
+	e.startBackground()
+	e.startSchedules()
 	return nil
 }
 
@@ -390,9 +404,12 @@ func (e *Executor) Close() error {
 		defaultExecutor.ex = nil
 	}
 	defaultExecutor.Unlock()
+	e.stopSchedules()
 	ctx, cancel := context.WithTimeout(context.Background(), e.opts.closeTimeout)
 	defer cancel()
 	err := e.rt.Stop(ctx)
+	e.stopBackground()
+	err = errors.Join(err, e.unregisterNode())
 	if stop != nil {
 		stop()
 	}
@@ -479,7 +496,7 @@ func (e *Executor) insertBefore(ctx context.Context, fn *actors.Function, rec *p
 // serves its queue, or dispatches it.
 func (e *Executor) insertRoot(ctx context.Context, fn *actors.Function, rec *persistence.Execution, o actors.CallOptions) (string, error) {
 	queue := rec.Queue
-	if e.rt.Serving() && e.rt.Serves(queue) && o.Delay <= 0 {
+	if e.rt.Serving() && e.rt.Serves(queue) && o.Delay <= 0 && e.opts.ops.runs(fn.Name) {
 		got, _, err := e.rt.StartLocal(ctx, rec)
 		if err != nil {
 			return "", fmt.Errorf("starting %q: %w", fn.Name, err)
@@ -491,7 +508,7 @@ func (e *Executor) insertRoot(ctx context.Context, fn *actors.Function, rec *per
 		return "", fmt.Errorf("starting %q: %w", fn.Name, err)
 	}
 	if created {
-		e.rt.Dispatch(got.ID, queue, o.Delay <= 0)
+		e.rt.Dispatch(got.ID, queue, fn.Name, o.Delay <= 0)
 	}
 	return got.ID, nil
 }
@@ -513,6 +530,38 @@ type ExecutionInfo struct {
 	Owner     string
 	CreatedAt time.Time
 	UpdatedAt time.Time
+
+	// RootID is the root of the execution's tree (its own ID for a root).
+	RootID string
+	// IdempotencyKey is the key it was started with ("" if none).
+	IdempotencyKey string
+	// RunAt is when it may next run (a delayed start, a retry's backoff,
+	// a durable timer), zero when not scheduled; Deadline ends the whole
+	// execution (WithMaxDuration), zero when none.
+	RunAt    time.Time
+	Deadline time.Time
+	// EndedAt is when it reached a terminal status (zero before).
+	EndedAt time.Time
+	// CancelRequested is set once Cancel was called and the execution has
+	// not ended yet.
+	CancelRequested bool
+	// Failure is the last failure in full (nil if none): its message,
+	// kind and stack.
+	Failure *ErrorDetail
+	// WaitingOn says what a waiting or running execution waits for now,
+	// read from its journal by Execution (List leaves it empty): "signal
+	// NAME", "timer until TIME", "child ID (FUNCTION)", or "retry at
+	// TIME" for a retry's backoff.
+	WaitingOn string
+}
+
+// ErrorDetail is a recorded failure: Kind is one of "error", "panic",
+// "timeout", "canceled", "nondeterministic", "decode", "unknown_function".
+type ErrorDetail struct {
+	Message      string
+	Kind         string
+	NonRetryable bool
+	Stack        string
 }
 
 // shown is a stored payload as ExecutionInfo and DeadLetter show it: an
@@ -529,6 +578,20 @@ func infoOf(r *persistence.Execution) ExecutionInfo {
 	if r.Error != nil {
 		i.Error = r.Error.Message
 	}
+	i.RootID, i.IdempotencyKey, i.RunAt, i.Deadline = r.RootID, r.IdempotencyKey, r.RunAt, r.Deadline
+	i.CancelRequested = r.CancelRequested && !r.Status.Terminal()
+	if r.Status.Terminal() {
+		i.EndedAt = r.UpdatedAt
+	}
+	if r.Status == StatusRunning || (r.Status == StatusWaiting && r.Error == nil) {
+		// The attempt under way (or passivated on a timer or a signal)
+		// counts; a waiting execution with an error waits to retry.
+		i.Attempts = r.Attempts + 1
+	}
+	if r.Error != nil {
+		i.Failure = &ErrorDetail{Message: r.Error.Message, Kind: string(r.Error.Kind),
+			NonRetryable: r.Error.NonRetryable, Stack: r.Error.Stack}
+	}
 	return i
 }
 
@@ -539,7 +602,15 @@ func infoOf(r *persistence.Execution) ExecutionInfo {
 func (e *Executor) Execution(ctx context.Context, id string) (ExecutionInfo, error) {
 	r, err := e.backend.GetExecution(ctx, id)
 	if err == nil {
-		return infoOf(r), nil
+		info := infoOf(r)
+		if !r.Status.Terminal() {
+			entries, jerr := e.Journal(ctx, id)
+			if jerr != nil {
+				return ExecutionInfo{}, jerr
+			}
+			info.WaitingOn = waitingOn(info, entries)
+		}
+		return info, nil
 	}
 	if !errors.Is(err, persistence.ErrNotFound) {
 		return ExecutionInfo{}, fmt.Errorf("reading execution %q: %w", id, err)
@@ -561,28 +632,36 @@ func (e *Executor) Execution(ctx context.Context, id string) (ExecutionInfo, err
 // stepInfo describes a step recorded only in its parent's journal.
 func stepInfo(parent string, ent *persistence.JournalEntry) ExecutionInfo {
 	info := ExecutionInfo{ID: ent.ChildID, Function: ent.Name, Status: StatusCompleted, ParentID: parent,
-		Attempts: 1, Output: json.RawMessage(ent.Output)}
+		Attempts: 1, Output: shown(ent.Output)}
 	if ent.Error != nil {
 		info.Status, info.Error = StatusFailed, ent.Error.Message
 	}
 	return info
 }
 
-// ListFilter selects executions for List. Zero fields select everything.
+// ListFilter selects executions for List and ListPage. Zero fields select
+// everything.
 type ListFilter struct {
 	Status   Status
 	Function string
 	ParentID string
+	Queue    string
+	// Since and Until bound the creation time: Since <= CreatedAt < Until.
+	Since, Until time.Time
+	// After is the cursor of a page (Page.Next from ListPage): the list
+	// starts after the last execution of the page before.
+	After string
 	// Limit caps the executions returned; 0 means 100.
 	Limit int
 }
 
 // List returns executions matching f, newest first.
 func (e *Executor) List(ctx context.Context, f ListFilter) ([]ExecutionInfo, error) {
-	if f.Status != "" && !f.Status.Valid() {
-		return nil, fmt.Errorf("listing executions: unknown status %q", f.Status)
+	pf, err := f.backendFilter()
+	if err != nil {
+		return nil, err
 	}
-	rs, err := e.backend.ListExecutions(ctx, persistence.ListFilter{Status: f.Status, Function: f.Function, ParentID: f.ParentID, Limit: f.Limit})
+	rs, err := e.backend.ListExecutions(ctx, pf)
 	if err != nil {
 		return nil, fmt.Errorf("listing executions: %w", err)
 	}
@@ -650,10 +729,16 @@ func (e *Executor) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 
 // ReplayDeadLetter runs a dead-lettered execution again from a fresh attempt
 // count, keeping the outcomes its journal recorded. Replaying a child's dead
-// letter also resumes the parent that waits on it. It returns an error
-// matching ErrNotFound for an unknown dead letter.
+// letter also resumes the parent that waits on it. id is a dead letter's ID
+// or the ID of an execution that has a dead letter (its newest is
+// replayed). It returns an error matching ErrNotFound, saying which, when id
+// is neither, or names an execution without a dead letter.
 func (e *Executor) ReplayDeadLetter(ctx context.Context, id string) error {
-	if _, err := e.backend.ReplayDeadLetter(ctx, id); err != nil {
+	dl, err := e.resolveDeadLetter(ctx, id)
+	if err != nil {
+		return fmt.Errorf("replaying dead letter: %w", err)
+	}
+	if _, err := e.backend.ReplayDeadLetter(ctx, dl); err != nil {
 		if errors.Is(err, persistence.ErrNotFound) {
 			return fmt.Errorf("dead letter %q: %w", id, ErrNotFound)
 		}
@@ -663,10 +748,16 @@ func (e *Executor) ReplayDeadLetter(ctx context.Context, id string) error {
 	return nil
 }
 
-// DiscardDeadLetter removes a dead letter; its execution stays failed. It
-// returns an error matching ErrNotFound for an unknown dead letter.
+// DiscardDeadLetter removes a dead letter; its execution stays failed. id
+// is a dead letter's ID or the ID of an execution that has one (its newest
+// goes). It returns an error matching ErrNotFound for an unknown dead
+// letter.
 func (e *Executor) DiscardDeadLetter(ctx context.Context, id string) error {
-	if err := e.backend.DeleteDeadLetter(ctx, id); err != nil {
+	dl, err := e.resolveDeadLetter(ctx, id)
+	if err != nil {
+		return fmt.Errorf("discarding dead letter: %w", err)
+	}
+	if err := e.backend.DeleteDeadLetter(ctx, dl); err != nil {
 		if errors.Is(err, persistence.ErrNotFound) {
 			return fmt.Errorf("dead letter %q: %w", id, ErrNotFound)
 		}

@@ -536,28 +536,32 @@ func TestExecutionNotFound(t *testing.T) {
 	require.ErrorContains(t, err, `unknown status "bogus"`)
 }
 
-func TestUnknownFunctionFailsClearly(t *testing.T) {
+// A node never claims an execution of a function it does not have: the
+// execution stays pending, and Stats names it as waiting for a node.
+func TestUnknownFunctionWaitsForANode(t *testing.T) {
 	t.Parallel()
 	ctx, ex := worker(t)
 	now := time.Now().UTC()
 	_, _, err := ex.Backend().CreateExecution(ctx, &persistence.Execution{
 		ID: "unknown-1", RootID: "unknown-1", Function: "no_such_function", Queue: sdk.DefaultQueue,
-		Status: persistence.StatusPending, Input: []byte(`{}`), CreatedAt: now, UpdatedAt: now,
+		Status: persistence.StatusPending, Input: []byte(`{}`), CreatedAt: now.Add(-time.Second), UpdatedAt: now,
 	})
 	require.NoError(t, err)
-	testutil.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
-		info, err := ex.Execution(ctx, "unknown-1")
-		if err != nil {
-			return err
-		}
-		if info.Status != sdk.StatusFailed {
-			return fmt.Errorf("status %s", info.Status)
-		}
-		return nil
+	// A younger execution of a function the node has: the claim, oldest
+	// first, would have taken the unknown one before it.
+	_, _, err = ex.Backend().CreateExecution(ctx, &persistence.Execution{
+		ID: "known-1", RootID: "known-1", Function: "test_process_order", Queue: sdk.DefaultQueue,
+		Status: persistence.StatusPending, Input: []byte(`"after"`), CreatedAt: now, UpdatedAt: now,
 	})
+	require.NoError(t, err)
+	waitStatus(t, ctx, ex, "known-1", sdk.StatusCompleted)
 	info, err := ex.Execution(ctx, "unknown-1")
 	require.NoError(t, err)
-	require.Contains(t, info.Error, `function "no_such_function" is not registered`)
+	require.Equal(t, sdk.StatusPending, info.Status)
+	st, err := ex.Stats(ctx)
+	require.NoError(t, err)
+	require.Len(t, st.Unserved, 1)
+	require.Equal(t, "no_such_function", st.Unserved[0].Function)
 }
 
 func TestResult(t *testing.T) {

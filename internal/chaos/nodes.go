@@ -240,6 +240,7 @@ type logLine struct {
 	Node        string    `json:"node"`
 	Component   string    `json:"component"`
 	ExecutionID string    `json:"execution_id"`
+	Member      string    `json:"member"`
 	raw         string
 	json        bool
 }

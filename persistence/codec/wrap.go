@@ -208,8 +208,8 @@ func (b *Backend) AcquireLease(ctx context.Context, id, owner string, ttl time.D
 // this codec lacks) fails the claim: running it with its payload unread
 // would fail it for good, while its lease, left to expire, lets a node
 // that has the key run it.
-func (b *Backend) ClaimDue(ctx context.Context, owner string, queues []string, ttl time.Duration, limit int) ([]*persistence.Execution, error) {
-	es, err := b.Backend.ClaimDue(ctx, owner, queues, ttl, limit)
+func (b *Backend) ClaimDue(ctx context.Context, owner string, queues, functions []string, ttl time.Duration, limit int) ([]*persistence.Execution, error) {
+	es, err := b.Backend.ClaimDue(ctx, owner, queues, functions, ttl, limit)
 	if err != nil {
 		return es, err
 	}
@@ -294,6 +294,129 @@ func (b *Backend) NextSignal(ctx context.Context, executionID, name string) (*pe
 // RequestCancel decodes the executions returned.
 func (b *Backend) RequestCancel(ctx context.Context, id string) ([]*persistence.Execution, error) {
 	es, err := b.Backend.RequestCancel(ctx, id)
+	if derr := b.decExecs(es); derr != nil && err == nil {
+		err = derr
+	}
+	return es, err
+}
+
+// DeadLettersOf decodes the dead letters read, as ListDeadLetters does.
+func (b *Backend) DeadLettersOf(ctx context.Context, executionID string) ([]*persistence.DeadLetter, error) {
+	ds, err := b.Backend.DeadLettersOf(ctx, executionID)
+	for _, d := range ds {
+		if derr := b.decDeadLetter(d); derr != nil {
+			d.Input = nil
+			d.Error = &persistence.ErrorInfo{Message: derr.Error(), Kind: persistence.ErrorKindDecode}
+		}
+	}
+	return ds, err
+}
+
+// JournalEntries decodes the entries read.
+func (b *Backend) JournalEntries(ctx context.Context, executionID string) ([]*persistence.JournalEntry, error) {
+	entries, err := b.Backend.JournalEntries(ctx, executionID)
+	if err != nil {
+		return entries, err
+	}
+	for _, je := range entries {
+		if je.Output, err = b.c.Decode(je.Output); err != nil {
+			return nil, fmt.Errorf("decoding journal entry %d of %s: %w", je.Position, executionID, err)
+		}
+	}
+	return entries, nil
+}
+
+func (b *Backend) encSchedule(s *persistence.Schedule) (*persistence.Schedule, error) {
+	if s == nil {
+		return nil, nil
+	}
+	cp := *s
+	var err error
+	if cp.Input, err = b.c.Encode(s.Input); err != nil {
+		return nil, fmt.Errorf("encoding input of schedule %s: %w", s.Name, err)
+	}
+	return &cp, nil
+}
+
+func (b *Backend) decSchedules(ss ...*persistence.Schedule) error {
+	for _, s := range ss {
+		if s == nil {
+			continue
+		}
+		var err error
+		if s.Input, err = b.c.Decode(s.Input); err != nil {
+			return fmt.Errorf("decoding input of schedule %s: %w", s.Name, err)
+		}
+	}
+	return nil
+}
+
+// CreateSchedule encodes the schedule's input and decodes the row returned.
+func (b *Backend) CreateSchedule(ctx context.Context, s *persistence.Schedule) (*persistence.Schedule, error) {
+	enc, err := b.encSchedule(s)
+	if err != nil {
+		return nil, err
+	}
+	got, err := b.Backend.CreateSchedule(ctx, enc)
+	if derr := b.decSchedules(got); derr != nil && err == nil {
+		err = derr
+	}
+	return got, err
+}
+
+// UpdateSchedule encodes the schedule's input and decodes the row returned.
+func (b *Backend) UpdateSchedule(ctx context.Context, s *persistence.Schedule) (*persistence.Schedule, error) {
+	enc, err := b.encSchedule(s)
+	if err != nil {
+		return nil, err
+	}
+	got, err := b.Backend.UpdateSchedule(ctx, enc)
+	if derr := b.decSchedules(got); derr != nil && err == nil {
+		err = derr
+	}
+	return got, err
+}
+
+// GetSchedule decodes the schedule's input.
+func (b *Backend) GetSchedule(ctx context.Context, name string) (*persistence.Schedule, error) {
+	s, err := b.Backend.GetSchedule(ctx, name)
+	if derr := b.decSchedules(s); derr != nil && err == nil {
+		return nil, derr
+	}
+	return s, err
+}
+
+// ListSchedules decodes the schedules' inputs.
+func (b *Backend) ListSchedules(ctx context.Context) ([]*persistence.Schedule, error) {
+	ss, err := b.Backend.ListSchedules(ctx)
+	if derr := b.decSchedules(ss...); derr != nil && err == nil {
+		return nil, derr
+	}
+	return ss, err
+}
+
+// ClaimDueSchedules decodes the schedules claimed.
+func (b *Backend) ClaimDueSchedules(ctx context.Context, owner string, ttl time.Duration, limit int) ([]*persistence.Schedule, time.Time, error) {
+	ss, now, err := b.Backend.ClaimDueSchedules(ctx, owner, ttl, limit)
+	if derr := b.decSchedules(ss...); derr != nil && err == nil {
+		return nil, now, derr
+	}
+	return ss, now, err
+}
+
+// FireSchedule encodes the inputs of the executions it starts (f is not
+// changed) and decodes the executions returned.
+func (b *Backend) FireSchedule(ctx context.Context, f *persistence.ScheduleFire) ([]*persistence.Execution, error) {
+	cp := *f
+	cp.Create = make([]*persistence.Execution, len(f.Create))
+	for i, e := range f.Create {
+		var err error
+		if cp.Create[i], err = b.encExec(e); err != nil {
+			return nil, err
+		}
+	}
+	es, err := b.Backend.FireSchedule(ctx, &cp)
+	f.LastExecutionID = cp.LastExecutionID // Resolve's, as the backend left it
 	if derr := b.decExecs(es); derr != nil && err == nil {
 		err = derr
 	}

@@ -89,7 +89,7 @@ func (s *suite) testApply(t *testing.T) {
 		require.Equal(t, "node-a", got.Owner)
 		require.EqualValues(t, 1, got.Epoch)
 		require.WithinDuration(t, leased.LeaseExpiresAt, got.LeaseExpiresAt, time.Second)
-		claimed, err := b.ClaimDue(ctx, "node-b", nil, time.Minute, 10)
+		claimed, err := b.ClaimDue(ctx, "node-b", nil, nil, time.Minute, 10)
 		require.NoError(t, err)
 		for _, c := range claimed {
 			require.NotEqual(t, "p/1", c.ID, "a leased child is not claimable")

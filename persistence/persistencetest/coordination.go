@@ -37,7 +37,7 @@ func nextSignal(t *testing.T, ctx context.Context, b persistence.Backend, id, na
 // claimed reports whether a ClaimDue of every queue by otherOwner claims id.
 func claimed(t *testing.T, ctx context.Context, b persistence.Backend, id string) bool {
 	t.Helper()
-	got, err := b.ClaimDue(ctx, otherOwner, nil, time.Minute, 100)
+	got, err := b.ClaimDue(ctx, otherOwner, nil, nil, time.Minute, 100)
 	require.NoError(t, err)
 	return slices.Contains(ids(got), id)
 }

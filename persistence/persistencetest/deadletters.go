@@ -111,7 +111,7 @@ func (s *suite) testReplayDeadLetter(t *testing.T) {
 		require.Nil(t, snap, "the snapshot is removed")
 		require.Equal(t, []int{0, 2}, positions(entries), "failed outcomes are removed, the rest kept")
 
-		claimed, err := b.ClaimDue(ctx, otherOwner, nil, time.Minute, 10)
+		claimed, err := b.ClaimDue(ctx, otherOwner, nil, nil, time.Minute, 10)
 		require.NoError(t, err)
 		require.Equal(t, []string{"a"}, ids(claimed), "a replayed execution is due at once")
 		require.Equal(t, epoch+1, claimed[0].Epoch)

@@ -24,7 +24,7 @@ func (s *suite) testLeaseOnInsert(t *testing.T) {
 		e.LeaseExpiresAt, e.LeaseTTL = skewed, time.Minute
 		got := create(t, ctx, b, e)
 		require.WithinDuration(t, time.Now().Add(time.Minute), got.LeaseExpiresAt, clockSlack)
-		claimed, err := b.ClaimDue(ctx, otherOwner, nil, time.Minute, 10)
+		claimed, err := b.ClaimDue(ctx, otherOwner, nil, nil, time.Minute, 10)
 		require.NoError(t, err)
 		require.Empty(t, claimed, "a lease from the backend's clock has not expired")
 	})
@@ -39,7 +39,7 @@ func (s *suite) testLeaseOnInsert(t *testing.T) {
 		c.LeaseExpiresAt, c.LeaseTTL = skewed, time.Minute
 		apply(t, ctx, b, &persistence.Commit{ExecutionID: "p", Epoch: epoch, Create: []*persistence.Execution{c}})
 		require.WithinDuration(t, time.Now().Add(time.Minute), get(t, ctx, b, "c").LeaseExpiresAt, clockSlack)
-		claimed, err := b.ClaimDue(ctx, otherOwner, nil, time.Minute, 10)
+		claimed, err := b.ClaimDue(ctx, otherOwner, nil, nil, time.Minute, 10)
 		require.NoError(t, err)
 		require.Empty(t, claimed)
 	})

@@ -117,7 +117,7 @@ func (s *suite) testClaimDue(t *testing.T) {
 		create(t, ctx, b, newExec("leased"))
 		lease(t, ctx, b, "leased")
 
-		got, err := b.ClaimDue(ctx, otherOwner, nil, time.Minute, 100)
+		got, err := b.ClaimDue(ctx, otherOwner, nil, nil, time.Minute, 100)
 		require.NoError(t, err)
 		claimed := ids(got)
 		slices.Sort(claimed)
@@ -131,7 +131,7 @@ func (s *suite) testClaimDue(t *testing.T) {
 			require.Equal(t, e.Epoch, get(t, ctx, b, e.ID).Epoch)
 		}
 
-		again, err := b.ClaimDue(ctx, otherOwner, nil, time.Minute, 100)
+		again, err := b.ClaimDue(ctx, otherOwner, nil, nil, time.Minute, 100)
 		require.NoError(t, err)
 		require.Empty(t, again, "claimed executions are leased")
 	})
@@ -141,17 +141,17 @@ func (s *suite) testClaimDue(t *testing.T) {
 		for _, q := range []string{"q1", "q2", "q3"} {
 			createN(t, ctx, b, q, 2, func(_ int, e *persistence.Execution) { e.Queue = q })
 		}
-		got, err := b.ClaimDue(ctx, owner, []string{"q1", "q3"}, time.Minute, 100)
+		got, err := b.ClaimDue(ctx, owner, []string{"q1", "q3"}, nil, time.Minute, 100)
 		require.NoError(t, err)
 		claimed := ids(got)
 		slices.Sort(claimed)
 		require.Equal(t, []string{"q1-000", "q1-001", "q3-000", "q3-001"}, claimed)
 
-		got, err = b.ClaimDue(ctx, owner, []string{"nobody"}, time.Minute, 100)
+		got, err = b.ClaimDue(ctx, owner, []string{"nobody"}, nil, time.Minute, 100)
 		require.NoError(t, err)
 		require.Empty(t, got)
 
-		got, err = b.ClaimDue(ctx, owner, nil, time.Minute, 100)
+		got, err = b.ClaimDue(ctx, owner, nil, nil, time.Minute, 100)
 		require.NoError(t, err)
 		claimed = ids(got)
 		slices.Sort(claimed)
@@ -173,10 +173,10 @@ func (s *suite) testClaimDue(t *testing.T) {
 			}
 			create(t, ctx, b, e)
 		}
-		got, err := b.ClaimDue(ctx, owner, nil, time.Minute, 3)
+		got, err := b.ClaimDue(ctx, owner, nil, nil, time.Minute, 3)
 		require.NoError(t, err)
 		require.Equal(t, []string{"high-old", "high-new", "mid-old"}, ids(got))
-		got, err = b.ClaimDue(ctx, owner, nil, time.Minute, 3)
+		got, err = b.ClaimDue(ctx, owner, nil, nil, time.Minute, 3)
 		require.NoError(t, err)
 		require.Equal(t, []string{"mid-new", "low-old"}, ids(got))
 	})
@@ -184,11 +184,11 @@ func (s *suite) testClaimDue(t *testing.T) {
 	t.Run("ExpiredLeaseReclaimed", func(t *testing.T) {
 		b, ctx := s.setup(t)
 		create(t, ctx, b, newExec("a"))
-		got, err := b.ClaimDue(ctx, owner, nil, shortTTL, 10)
+		got, err := b.ClaimDue(ctx, owner, nil, nil, shortTTL, 10)
 		require.NoError(t, err)
 		require.Len(t, got, 1)
 		testutil.CheckFor(t, waitFor, 10*time.Millisecond, func() error {
-			got, err = b.ClaimDue(ctx, otherOwner, nil, time.Minute, 10)
+			got, err = b.ClaimDue(ctx, otherOwner, nil, nil, time.Minute, 10)
 			if err == nil && len(got) != 1 {
 				err = errors.New("not reclaimed yet")
 			}
@@ -212,7 +212,7 @@ func (s *suite) testClaimDue(t *testing.T) {
 			wg.Go(func() {
 				me := fmt.Sprintf("claimer-%d", c)
 				for {
-					got, err := b.ClaimDue(ctx, me, []string{testQueue}, time.Minute, 7)
+					got, err := b.ClaimDue(ctx, me, []string{testQueue}, nil, time.Minute, 7)
 					mu.Lock()
 					if err != nil {
 						errs = append(errs, err)
@@ -241,7 +241,7 @@ func (s *suite) testClaimDue(t *testing.T) {
 	t.Run("Limit", func(t *testing.T) {
 		b, ctx := s.setup(t)
 		createN(t, ctx, b, "j", 5, nil)
-		got, err := b.ClaimDue(ctx, owner, nil, time.Minute, 2)
+		got, err := b.ClaimDue(ctx, owner, nil, nil, time.Minute, 2)
 		require.NoError(t, err)
 		require.Len(t, got, 2)
 	})
@@ -253,7 +253,7 @@ func (s *suite) testRenewAndRelease(t *testing.T) {
 	create(t, ctx, b, newExec("theirs"))
 	_, err := b.AcquireLease(ctx, "theirs", otherOwner, time.Minute)
 	require.NoError(t, err)
-	claimed, err := b.ClaimDue(ctx, owner, nil, time.Minute, 10)
+	claimed, err := b.ClaimDue(ctx, owner, nil, nil, time.Minute, 10)
 	require.NoError(t, err)
 	require.Len(t, claimed, 3)
 	done := claimed[0]
@@ -311,7 +311,7 @@ func (s *suite) testRenewAndRelease(t *testing.T) {
 	require.ElementsMatch(t, []string{claimed[1].ID, claimed[2].ID, "theirs"}, lost, "released leases are lost; the finished one is not")
 	require.Equal(t, otherOwner, get(t, ctx, b, "theirs").Owner)
 
-	reclaimed, err := b.ClaimDue(ctx, otherOwner, nil, time.Minute, 10)
+	reclaimed, err := b.ClaimDue(ctx, otherOwner, nil, nil, time.Minute, 10)
 	require.NoError(t, err)
 	require.ElementsMatch(t, ids(claimed[1:]), ids(reclaimed), "released executions can be claimed at once")
 	for _, e := range reclaimed {

@@ -50,6 +50,10 @@ func Exercise(t *testing.T, newBackend func(t *testing.T) persistence.Backend) {
 	t.Run("Cancel", s.testCancel)
 	t.Run("Permits", s.testPermits)
 	t.Run("CoordinationClosed", s.testCoordinationClosed)
+	t.Run("Operations", s.testOperations)
+	t.Run("SchedulesCRUD", s.testSchedulesCRUD)
+	t.Run("SchedulesClaim", s.testSchedulesClaim)
+	t.Run("SchedulesTicks", s.testSchedulesTicks)
 	t.Run("LeaseOnInsert", s.testLeaseOnInsert)
 }
 
@@ -193,7 +197,7 @@ func (s *suite) testClose(t *testing.T) {
 	require.ErrorIs(t, err, persistence.ErrClosed)
 	_, err = b.AcquireLease(ctx, "a", owner, time.Minute)
 	require.ErrorIs(t, err, persistence.ErrClosed)
-	_, err = b.ClaimDue(ctx, owner, nil, time.Minute, 10)
+	_, err = b.ClaimDue(ctx, owner, nil, nil, time.Minute, 10)
 	require.ErrorIs(t, err, persistence.ErrClosed)
 	_, err = b.RenewLeases(ctx, owner, []string{"x"}, time.Minute)
 	require.ErrorIs(t, err, persistence.ErrClosed)

@@ -19,10 +19,19 @@ func (b *Backend) ListDeadLetters(ctx context.Context, limit int) ([]*persistenc
 	if limit <= 0 {
 		limit = defaultLimit
 	}
+	out, err := b.queryDeadLetters(ctx, qDeadLetterList, limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing dead letters: %w", interpretError(err))
+	}
+	return out, nil
+}
+
+// queryDeadLetters runs the dead-letter query named q and decodes its rows.
+func (b *Backend) queryDeadLetters(ctx context.Context, q string, args ...any) ([]*persistence.DeadLetter, error) {
 	var out []*persistence.DeadLetter
 	err := b.do(ctx, true, func(ctx context.Context) error {
 		out = out[:0]
-		rows, err := b.pool.Query(ctx, b.q[qDeadLetterList], limit)
+		rows, err := b.pool.Query(ctx, b.q[q], args...)
 		if err != nil {
 			return err
 		}
@@ -41,10 +50,7 @@ func (b *Backend) ListDeadLetters(ctx context.Context, limit int) ([]*persistenc
 		}
 		return rows.Err()
 	})
-	if err != nil {
-		return nil, fmt.Errorf("listing dead letters: %w", interpretError(err))
-	}
-	return out, nil
+	return out, err
 }
 
 // GetDeadLetter returns the dead letter with the given ID, or

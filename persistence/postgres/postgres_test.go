@@ -269,7 +269,7 @@ func TestInit(t *testing.T) {
 		var version int
 		require.NoError(t, b.Pool().QueryRow(ctx, "SELECT max(version) FROM "+
 			pgx.Identifier{schema, "stent_migration"}.Sanitize()).Scan(&version))
-		require.Equal(t, 2, version)
+		require.Equal(t, SchemaVersion(), version, "migrated to the newest version")
 		got, err := b.GetExecution(ctx, "old")
 		require.NoError(t, err)
 		require.False(t, got.CancelRequested, "existing rows get the column's default")
@@ -419,7 +419,7 @@ func TestConnectionLoss(t *testing.T) {
 	_, err := b.GetExecution(ctx, execs[0].ID)
 	require.NoError(t, err)
 	terminate(t, bundle.dsn, bundle.appName)
-	_, err = b.ClaimDue(ctx, "node-b", nil, time.Minute, 10)
+	_, err = b.ClaimDue(ctx, "node-b", nil, nil, time.Minute, 10)
 	require.NoError(t, err)
 }
 
@@ -456,7 +456,7 @@ func TestCorruptRows(t *testing.T) {
 	// attempt's), saying so in its Error, rather than failing the claim of
 	// every row with it.
 	require.NoError(t, b.ReleaseLeases(ctx, "node-a"))
-	claimed, err := b.ClaimDue(ctx, "node-b", nil, time.Minute, 10)
+	claimed, err := b.ClaimDue(ctx, "node-b", nil, nil, time.Minute, 10)
 	require.NoError(t, err)
 	require.Len(t, claimed, 2)
 	for _, e := range claimed {

@@ -38,13 +38,10 @@ ORDER BY idempotency_key IS NOT DISTINCT FROM $2 DESC
 LIMIT 1;
 
 -- name: ExecutionList
--- Zero filters are passed as NULL and select everything.
-SELECT {{execution_columns}} FROM stent_execution
-WHERE ($1::text IS NULL OR status = $1)
-  AND ($2::text IS NULL OR function = $2)
-  AND ($3::text IS NULL OR parent_id = $3)
-ORDER BY created_at DESC, id DESC
-LIMIT $4;
+-- ListExecutions appends a condition per filter set, then the order and
+-- the limit: a plan fitted to the filters (a later page starts in the index
+-- at its cursor instead of scanning the pages before it).
+SELECT {{execution_columns}} FROM stent_execution WHERE true;
 
 -- name: LeaseAcquire
 -- Takes the lease when it is free, expired or already this owner's. The
@@ -71,6 +68,7 @@ WITH due AS (
     SELECT id FROM stent_execution
     WHERE status IN ('pending', 'running', 'waiting')
       AND ($2::text[] IS NULL OR queue = ANY ($2))
+      AND ($5::text[] IS NULL OR function = ANY ($5))
       AND (run_at <= now() OR (run_at IS NULL AND status IN ('pending', 'running')))
       AND (owner = '' OR lease_expires_at IS NULL OR lease_expires_at <= now())
     ORDER BY priority DESC, created_at, id
@@ -176,7 +174,7 @@ DELETE FROM stent_dead_letter WHERE execution_id = $1;
 -- name: JournalReopen
 -- Turns a parent's recorded failure of a child back into an intent.
 UPDATE stent_journal
-SET done = false, output = NULL, error = NULL
+SET done = false, output = NULL, error = NULL, ended_at = NULL
 WHERE execution_id = $1 AND position = $2 AND done AND error IS NOT NULL;
 
 -- name: CommitFence
@@ -258,27 +256,32 @@ journal_deleted AS (
 
 -- name: CommitJournal
 journal AS (
-    INSERT INTO stent_journal (execution_id, position, kind, name, child_id, fire_at, done, output, error)
-    SELECT u.execution_id, u.position, u.kind, u.name, u.child_id, u.fire_at, u.done, u.output, u.error::jsonb
+    INSERT INTO stent_journal (execution_id, position, kind, name, child_id, fire_at, done, output, error,
+                               started_at, ended_at)
+    SELECT u.execution_id, u.position, u.kind, u.name, u.child_id, u.fire_at, u.done, u.output, u.error::jsonb,
+        now(), CASE WHEN u.done THEN now() END
     FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
         $7::bool[], $8::bytea[], $9::text[])
         AS u (execution_id, position, kind, name, child_id, fire_at, done, output, error)
     WHERE EXISTS (SELECT 1 FROM fence)
     ON CONFLICT (execution_id, position) DO UPDATE SET
         kind = excluded.kind, name = excluded.name, child_id = excluded.child_id,
-        fire_at = excluded.fire_at, done = excluded.done, output = excluded.output, error = excluded.error
+        fire_at = excluded.fire_at, done = excluded.done, output = excluded.output, error = excluded.error,
+        ended_at = CASE WHEN excluded.done THEN coalesce(stent_journal.ended_at, now()) END
 )
 
 -- name: CommitJournalOne
 -- CommitJournal for a single entry, which most Commits hold: plain
 -- parameters cost less than arrays.
 journal AS (
-    INSERT INTO stent_journal (execution_id, position, kind, name, child_id, fire_at, done, output, error)
-    SELECT $1, $2, $3, $4, $5, $6::timestamptz, $7, $8::bytea, $9::jsonb
+    INSERT INTO stent_journal (execution_id, position, kind, name, child_id, fire_at, done, output, error,
+                               started_at, ended_at)
+    SELECT $1, $2, $3, $4, $5, $6::timestamptz, $7, $8::bytea, $9::jsonb, now(), CASE WHEN $7 THEN now() END
     WHERE EXISTS (SELECT 1 FROM fence)
     ON CONFLICT (execution_id, position) DO UPDATE SET
         kind = excluded.kind, name = excluded.name, child_id = excluded.child_id,
-        fire_at = excluded.fire_at, done = excluded.done, output = excluded.output, error = excluded.error
+        fire_at = excluded.fire_at, done = excluded.done, output = excluded.output, error = excluded.error,
+        ended_at = CASE WHEN excluded.done THEN coalesce(stent_journal.ended_at, now()) END
 )
 
 -- name: CommitSnapshot
@@ -390,11 +393,11 @@ WITH RECURSIVE tree AS (
     WHERE e.id = tree.id AND e.status IN ('pending', 'running', 'waiting')
     RETURNING {{execution_columns_e}}
 ), delivered AS (
-    INSERT INTO stent_journal (execution_id, position, kind, name, child_id, done, error)
-    SELECT parent_id, parent_pos, 'call', function, id, true, error FROM canceled
+    INSERT INTO stent_journal (execution_id, position, kind, name, child_id, done, error, started_at, ended_at)
+    SELECT parent_id, parent_pos, 'call', function, id, true, error, now(), now() FROM canceled
     WHERE status = 'canceled' AND parent_id <> ''
     ON CONFLICT (execution_id, position) DO UPDATE SET
-        done = true, output = NULL, error = excluded.error
+        done = true, output = NULL, error = excluded.error, ended_at = now()
 )
 SELECT {{execution_columns}} FROM canceled;
 
@@ -452,3 +455,87 @@ WHERE owner = $1 AND expires_at > now() AND holder = ANY ($3::text[]);
 
 -- name: PermitCount
 SELECT count(*) FROM stent_permit WHERE key = $1 AND expires_at > now();
+
+-- Operations (persistence.Operations): counts, retention, the node
+-- registry and the timed journal.
+
+-- name: StatsTerminal
+-- Read from stent_execution_stats_idx alone (an index-only scan).
+SELECT status, function, queue, count(*), min(created_at)
+FROM stent_execution WHERE status IN ('completed', 'failed', 'canceled', 'timed_out')
+GROUP BY status, function, queue;
+
+-- name: StatsLive
+SELECT status, function, queue, count(*), min(created_at),
+       count(*) FILTER (WHERE status = 'pending' AND (run_at IS NULL OR run_at <= now())),
+       min(created_at) FILTER (WHERE status = 'pending' AND (run_at IS NULL OR run_at <= now())),
+       now()
+FROM stent_execution WHERE status IN ('pending', 'running', 'waiting')
+GROUP BY status, function, queue;
+
+-- name: QueueDepth
+SELECT count(*) FROM stent_execution
+WHERE status IN ('pending', 'running', 'waiting') AND queue = $1
+  AND (run_at <= now() OR (run_at IS NULL AND status IN ('pending', 'running')))
+  AND (owner = '' OR lease_expires_at IS NULL OR lease_expires_at <= now());
+
+-- name: DeadLettersOf
+SELECT id, execution_id, function, input, error, attempts, created_at
+FROM stent_dead_letter WHERE execution_id = $1 ORDER BY created_at, id;
+
+-- name: JournalEntries
+SELECT position, kind, name, child_id, fire_at, done, output, error, started_at, ended_at
+FROM stent_journal WHERE execution_id = $1 ORDER BY position;
+
+-- name: Cleanup
+-- Finished roots whose tree holds no live execution (live rows are few and
+-- indexed by status, and name their root), locked so that two sweepers take
+-- different ones; then their trees by parent_id, checked again for a live
+-- execution (a row whose root_id is wrong), and every row of the trees.
+WITH RECURSIVE roots AS (
+    SELECT id FROM stent_execution
+    WHERE parent_id = '' AND status IN ('completed', 'failed', 'canceled', 'timed_out') AND updated_at < $1
+      AND id NOT IN (SELECT root_id FROM stent_execution WHERE status IN ('pending', 'running', 'waiting'))
+    ORDER BY updated_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), walk AS (
+    SELECT id AS root, id, status FROM stent_execution WHERE id IN (SELECT id FROM roots)
+    UNION
+    SELECT w.root, e.id, e.status FROM stent_execution e JOIN walk w ON e.parent_id = w.id
+), tree AS (
+    SELECT id FROM walk
+    WHERE root NOT IN (SELECT root FROM walk WHERE status IN ('pending', 'running', 'waiting'))
+), j AS (
+    DELETE FROM stent_journal WHERE execution_id IN (SELECT id FROM tree)
+), s AS (
+    DELETE FROM stent_snapshot WHERE execution_id IN (SELECT id FROM tree)
+), sg AS (
+    DELETE FROM stent_signal WHERE execution_id IN (SELECT id FROM tree)
+), d AS (
+    DELETE FROM stent_dead_letter WHERE execution_id IN (SELECT id FROM tree)
+)
+DELETE FROM stent_execution WHERE id IN (SELECT id FROM tree);
+
+-- name: NodeUpsert
+-- $6 is the node's start, NULL for now; $7 its ttl in microseconds. Nodes
+-- not heard from for an hour go.
+WITH purge AS (
+    DELETE FROM stent_node WHERE heartbeat_at < now() - interval '1 hour' AND id <> $1
+)
+INSERT INTO stent_node (id, addresses, functions, queues, version, started_at, heartbeat_at, expires_at)
+VALUES ($1, $2, $3, $4, $5, coalesce($6, now()), now(), now() + $7::bigint * interval '1 microsecond')
+ON CONFLICT (id) DO UPDATE SET
+    addresses = excluded.addresses, functions = excluded.functions, queues = excluded.queues,
+    version = excluded.version, started_at = excluded.started_at,
+    heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at;
+
+-- name: NodeDelete
+DELETE FROM stent_node WHERE id = $1;
+
+-- name: NodeList
+SELECT n.id, n.addresses, n.functions, n.queues, n.version, n.started_at, n.heartbeat_at, n.expires_at,
+       n.expires_at > now(),
+       (SELECT count(*) FROM stent_execution e
+        WHERE e.owner = n.id AND e.lease_expires_at > now() AND e.status IN ('pending', 'running', 'waiting'))
+FROM stent_node n ORDER BY n.id;

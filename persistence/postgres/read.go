@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,11 +37,31 @@ func (b *Backend) ListExecutions(ctx context.Context, f persistence.ListFilter) 
 	if limit <= 0 {
 		limit = defaultLimit
 	}
+	var q strings.Builder
+	q.WriteString(b.q[qExecutionList])
+	var args []any
+	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
+	for _, c := range []struct{ col, val string }{
+		{"status", string(f.Status)}, {"function", f.Function}, {"parent_id", f.ParentID}, {"queue", f.Queue},
+	} {
+		if c.val != "" {
+			q.WriteString(" AND " + c.col + " = " + arg(c.val))
+		}
+	}
+	if !f.Since.IsZero() {
+		q.WriteString(" AND created_at >= " + arg(f.Since))
+	}
+	if !f.Until.IsZero() {
+		q.WriteString(" AND created_at < " + arg(f.Until))
+	}
+	if f.BeforeID != "" {
+		q.WriteString(" AND (created_at, id) < (" + arg(f.BeforeCreatedAt) + ", " + arg(f.BeforeID) + ")")
+	}
+	q.WriteString(" ORDER BY created_at DESC, id DESC LIMIT " + arg(limit))
 	var out []*persistence.Execution
 	err := b.do(ctx, true, func(ctx context.Context) error {
 		out = out[:0]
-		rows, err := b.pool.Query(ctx, b.q[qExecutionList],
-			nullString(string(f.Status)), nullString(f.Function), nullString(f.ParentID), limit)
+		rows, err := b.pool.Query(ctx, q.String(), args...)
 		if err != nil {
 			return err
 		}
@@ -176,21 +197,22 @@ func (b *Backend) AcquireLease(ctx context.Context, id, owner string, ttl time.D
 // ClaimDue leases up to limit due executions of queues to owner, for ttl
 // from the server's clock: pending, running or waiting, RunAt reached (or,
 // pending and running, no RunAt), and no owner or an expired lease. Nil or
-// empty queues select every queue. Higher priority and older executions
+// empty queues select every queue; nil functions every function, and an
+// empty non-nil functions none. Higher priority and older executions
 // come first, and are returned in that order. Concurrent claimers skip each
 // other's candidates (FOR UPDATE SKIP LOCKED), so they never get the same
 // execution. A call cut off by a connection loss after reaching the server
 // is not retried: its claims, if made, lapse when ttl runs out.
-func (b *Backend) ClaimDue(ctx context.Context, owner string, queues []string, ttl time.Duration, limit int) ([]*persistence.Execution, error) {
+func (b *Backend) ClaimDue(ctx context.Context, owner string, queues, functions []string, ttl time.Duration, limit int) ([]*persistence.Execution, error) {
 	if owner == "" {
 		return nil, errors.New("claiming due executions: empty owner")
 	}
-	if limit <= 0 {
+	if limit <= 0 || (functions != nil && len(functions) == 0) {
 		return nil, nil
 	}
 	var out []*persistence.Execution
 	err := b.do(ctx, false, func(ctx context.Context) error {
-		rows, err := b.pool.Query(ctx, b.q[qLeaseClaimDue], owner, nullQueues(queues), ttl.Microseconds(), limit)
+		rows, err := b.pool.Query(ctx, b.q[qLeaseClaimDue], owner, nullQueues(queues), ttl.Microseconds(), limit, functions)
 		if err != nil {
 			return err
 		}

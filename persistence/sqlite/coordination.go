@@ -233,7 +233,7 @@ func (w *writer) requestCancel(id string) ([]*persistence.Execution, error) {
 		if err != nil {
 			return nil, fmt.Errorf("encoding error of %s: %w", ex.ID, err)
 		}
-		if _, err := w.s.journalDeliverOutcome.ExecContext(bg, ex.ParentID, int64(ex.ParentPos), ex.Function, ex.ID, errJSON); err != nil {
+		if _, err := w.s.journalDeliverOutcome.ExecContext(bg, ex.ParentID, int64(ex.ParentPos), ex.Function, ex.ID, errJSON, nowMillis()); err != nil {
 			return nil, fmt.Errorf("delivering cancellation of %s to journal entry %d of %s: %w",
 				ex.ID, ex.ParentPos, ex.ParentID, interpretError(err))
 		}

@@ -59,7 +59,7 @@ func TestMultiProcess(t *testing.T) {
 		}
 	}
 	b := openTestDB(t, path)
-	rest, err := b.ClaimDue(t.Context(), "parent", nil, time.Minute, 2*perNode)
+	rest, err := b.ClaimDue(t.Context(), "parent", nil, nil, time.Minute, 2*perNode)
 	require.NoError(t, err)
 	for _, e := range rest {
 		claims[e.ID]++
@@ -87,7 +87,7 @@ func TestHelperProcess(t *testing.T) {
 	}
 	var claimed []string
 	for {
-		got, err := b.ClaimDue(ctx, node, nil, time.Minute, 3)
+		got, err := b.ClaimDue(ctx, node, nil, nil, time.Minute, 3)
 		require.NoError(t, err)
 		if len(got) == 0 {
 			break

@@ -282,7 +282,7 @@ func (w *writer) upsertEntry(id string, je *persistence.JournalEntry) error {
 		return err
 	}
 	_, err = w.s.journalUpsert.ExecContext(bg, id, int64(je.Position), string(je.Kind), je.Name, je.ChildID,
-		nullTime(je.FireAt), je.Done, nullBlob(je.Output), errJSON)
+		nullTime(je.FireAt), je.Done, nullBlob(je.Output), errJSON, nowMillis())
 	return interpretError(err)
 }
 
@@ -354,9 +354,9 @@ func (w *writer) acquireLease(id, owner string, ttl time.Duration) (*persistence
 		id, cur.Owner, cur.LeaseExpiresAt.Format(time.RFC3339Nano), persistence.ErrLeaseHeld)
 }
 
-func (w *writer) claimDue(owner string, queues any, ttl time.Duration, limit int) ([]*persistence.Execution, error) {
+func (w *writer) claimDue(owner string, queues, functions any, ttl time.Duration, limit int) ([]*persistence.Execution, error) {
 	now := nowMillis()
-	rows, err := w.s.leaseClaim.QueryContext(bg, owner, now+ttl.Milliseconds(), now, queues, int64(limit))
+	rows, err := w.s.leaseClaim.QueryContext(bg, owner, now+ttl.Milliseconds(), now, queues, int64(limit), functions)
 	if err != nil {
 		return nil, fmt.Errorf("claiming due executions: %w", interpretError(err))
 	}

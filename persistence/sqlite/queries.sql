@@ -94,7 +94,7 @@ RETURNING id, function, queue, status, input, output, error, parent_id, parent_p
           run_at, deadline, created_at, updated_at, cancel_requested;
 
 -- name: LeaseClaim
--- ?4 is a JSON array of queue names, or NULL for every queue.
+-- ?4 and ?6 are JSON arrays of queue and function names, or NULL for every one.
 UPDATE stent_execution SET
     owner = ?1, lease_epoch = lease_epoch + 1, lease_expires_at = ?2,
     status = 'running', run_at = NULL, updated_at = ?3
@@ -104,6 +104,7 @@ WHERE id IN (
            OR (status = 'waiting' AND run_at <= ?3))
       AND (owner IS NULL OR owner = '' OR lease_expires_at < ?3)
       AND (?4 IS NULL OR queue IN (SELECT value FROM json_each(?4)))
+      AND (?6 IS NULL OR function IN (SELECT value FROM json_each(?6)))
     ORDER BY priority DESC, created_at, id
     LIMIT ?5)
 RETURNING id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
@@ -121,12 +122,15 @@ UPDATE stent_execution SET owner = NULL, lease_expires_at = ?2, updated_at = ?2
 WHERE owner = ?1;
 
 -- name: JournalUpsert
-INSERT INTO stent_journal (execution_id, position, kind, name, child_id, fire_at, done, output, error)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+-- ?10 is now: the entry's start when inserted, its end once done.
+INSERT INTO stent_journal (execution_id, position, kind, name, child_id, fire_at, done, output, error,
+                           started_at, ended_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, CASE WHEN ?7 THEN ?10 END)
 ON CONFLICT (execution_id, position) DO UPDATE SET
     kind = excluded.kind, name = excluded.name, child_id = excluded.child_id,
     fire_at = excluded.fire_at, done = excluded.done, output = excluded.output,
-    error = excluded.error;
+    error = excluded.error,
+    ended_at = CASE WHEN excluded.done THEN COALESCE(stent_journal.ended_at, excluded.started_at) END;
 
 -- name: JournalDelete
 DELETE FROM stent_journal WHERE execution_id = ?1 AND position = ?2;
@@ -136,7 +140,7 @@ DELETE FROM stent_journal WHERE execution_id = ?1 AND done = 1 AND error IS NOT 
 
 -- name: JournalReopen
 -- A failure recorded at a position goes back to an intent.
-UPDATE stent_journal SET done = 0, output = NULL, error = NULL
+UPDATE stent_journal SET done = 0, output = NULL, error = NULL, ended_at = NULL
 WHERE execution_id = ?1 AND position = ?2 AND error IS NOT NULL;
 
 -- name: JournalLoad
@@ -251,10 +255,12 @@ RETURNING id, function, queue, status, input, output, error, parent_id, parent_p
 -- name: JournalDeliverOutcome
 -- A child's outcome in its parent's journal: the call's intent, if there,
 -- becomes done with the outcome.
-INSERT INTO stent_journal (execution_id, position, kind, name, child_id, fire_at, done, output, error)
-VALUES (?1, ?2, 'call', ?3, ?4, NULL, 1, NULL, ?5)
+-- ?6 is now.
+INSERT INTO stent_journal (execution_id, position, kind, name, child_id, fire_at, done, output, error,
+                           started_at, ended_at)
+VALUES (?1, ?2, 'call', ?3, ?4, NULL, 1, NULL, ?5, ?6, ?6)
 ON CONFLICT (execution_id, position) DO UPDATE SET
-    done = 1, output = NULL, error = excluded.error;
+    done = 1, output = NULL, error = excluded.error, ended_at = excluded.ended_at;
 
 -- name: ExecutionLostLeases
 -- ?1 is a JSON array of [execution ID, epoch held] pairs, ?2 the owner

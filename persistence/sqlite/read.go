@@ -101,12 +101,25 @@ func (b *Backend) ListExecutions(ctx context.Context, f persistence.ListFilter) 
        idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at,
        run_at, deadline, created_at, updated_at, cancel_requested FROM stent_execution WHERE 1`)
 	for _, c := range []struct{ col, val string }{
-		{"status", string(f.Status)}, {"function", f.Function}, {"parent_id", f.ParentID},
+		{"status", string(f.Status)}, {"function", f.Function}, {"parent_id", f.ParentID}, {"queue", f.Queue},
 	} {
 		if c.val != "" {
 			args = append(args, c.val)
 			q.WriteString(" AND " + c.col + " = ?" + strconv.Itoa(len(args)))
 		}
+	}
+	if !f.Since.IsZero() {
+		args = append(args, f.Since.UnixMilli())
+		q.WriteString(" AND created_at >= ?" + strconv.Itoa(len(args)))
+	}
+	if !f.Until.IsZero() {
+		args = append(args, f.Until.UnixMilli())
+		q.WriteString(" AND created_at < ?" + strconv.Itoa(len(args)))
+	}
+	if f.BeforeID != "" {
+		args = append(args, f.BeforeCreatedAt.UnixMilli(), f.BeforeID)
+		n := len(args)
+		q.WriteString(" AND (created_at, id) < (?" + strconv.Itoa(n-1) + ", ?" + strconv.Itoa(n) + ")")
 	}
 	args = append(args, int64(limit))
 	q.WriteString(" ORDER BY created_at DESC, id DESC LIMIT ?" + strconv.Itoa(len(args)))

@@ -94,23 +94,28 @@ func (b *Backend) AcquireLease(ctx context.Context, id, owner string, ttl time.D
 }
 
 // ClaimDue leases up to limit due executions of queues (every queue when
-// queues is empty) for owner, in one statement, as documented on
+// queues is empty) and of functions (every function when functions is nil,
+// none when it is empty) for owner, in one statement, as documented on
 // persistence.Backend. Each claimed execution has its epoch raised by one,
 // status running and RunAt cleared, and the result is ordered by priority
 // (highest first), then age. A limit below 1 claims nothing.
-func (b *Backend) ClaimDue(ctx context.Context, owner string, queues []string, ttl time.Duration, limit int) ([]*persistence.Execution, error) {
+func (b *Backend) ClaimDue(ctx context.Context, owner string, queues, functions []string, ttl time.Duration, limit int) ([]*persistence.Execution, error) {
 	if owner == "" || ttl <= 0 {
 		return nil, errors.New("claiming due executions: owner and a positive ttl are required")
 	}
-	if limit < 1 {
+	if limit < 1 || (functions != nil && len(functions) == 0) {
 		return nil, nil
 	}
 	qs, err := queueFilter(queues)
 	if err != nil {
 		return nil, fmt.Errorf("claiming due executions: %w", err)
 	}
+	fs, err := queueFilter(functions)
+	if err != nil {
+		return nil, fmt.Errorf("claiming due executions: %w", err)
+	}
 	r := newRequest(ctx, opClaim)
-	r.owner, r.queues, r.ttl, r.limit = owner, qs, ttl, limit
+	r.owner, r.queues, r.functions, r.ttl, r.limit = owner, qs, fs, ttl, limit
 	if err := b.write(ctx, r); err != nil {
 		return nil, fmt.Errorf("claiming due executions: %w", err)
 	}

@@ -32,6 +32,7 @@ const (
 	opAcquirePermit
 	opReleasePermit
 	opRenewPermits
+	opFunc // a typed operation: fn runs on the writer's connection
 )
 
 // Spinning, see submit and next. Parking a goroutine and waking it again
@@ -59,10 +60,14 @@ type request struct {
 	id      string
 	owner   string
 	queues  any // a JSON array of queue names, or nil for every queue
-	ttl     time.Duration
-	limit   int
-	signal  *persistence.Signal
-	key     string
+	// functions is a JSON array of function names, or nil for every
+	// function (ClaimDue).
+	functions any
+	ttl       time.Duration
+	limit     int
+	signal    *persistence.Signal
+	key       string
+	fn        func(w *writer) error
 
 	err     error
 	errs    []error
@@ -394,7 +399,7 @@ func (w *writer) do(r *request, i int) error {
 	case opAcquire:
 		r.out, err = w.acquireLease(r.id, r.owner, r.ttl)
 	case opClaim:
-		r.outs, err = w.claimDue(r.owner, r.queues, r.ttl, r.limit)
+		r.outs, err = w.claimDue(r.owner, r.queues, r.functions, r.ttl, r.limit)
 	case opRenew:
 		r.n, err = w.renewLeases(r.owner, r.queues, r.ttl)
 	case opRelease:
@@ -413,6 +418,8 @@ func (w *writer) do(r *request, i int) error {
 		err = w.releasePermit(r.key, r.id, r.owner)
 	case opRenewPermits:
 		r.n, err = w.renewPermits(r.owner, r.ttl, r.queues)
+	case opFunc:
+		err = r.fn(w)
 	default:
 		err = fmt.Errorf("sqlite: unknown write operation %d", r.op)
 	}

@@ -1,0 +1,240 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/stent-go/stent/persistence"
+)
+
+// This file implements persistence.Operations: counts, retention, the node
+// registry and the timed journal.
+
+// The names of the queries of persistence.Operations in queries.sql.
+const (
+	qStatsTerminal  = "StatsTerminal"
+	qStatsLive      = "StatsLive"
+	qQueueDepth     = "QueueDepth"
+	qDeadLettersOf  = "DeadLettersOf"
+	qJournalEntries = "JournalEntries"
+	qCleanup        = "Cleanup"
+	qNodeUpsert     = "NodeUpsert"
+	qNodeDelete     = "NodeDelete"
+	qNodeList       = "NodeList"
+)
+
+func init() {
+	queryNames = append(queryNames, qStatsTerminal, qStatsLive, qQueueDepth, qDeadLettersOf, qJournalEntries,
+		qCleanup, qNodeUpsert, qNodeDelete, qNodeList)
+}
+
+// Stats counts the executions by status, function and queue. The terminal
+// counts come from an index alone; the live ones, few, from their rows.
+// Both are read in one repeatable-read transaction.
+func (b *Backend) Stats(ctx context.Context) (*persistence.Stats, error) {
+	var st *persistence.Stats
+	err := b.do(ctx, true, func(ctx context.Context) error {
+		st = &persistence.Stats{}
+		return pgx.BeginTxFunc(ctx, b.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly},
+			func(tx pgx.Tx) error {
+				if err := statsRows(ctx, tx, b.q[qStatsTerminal], false, st); err != nil {
+					return err
+				}
+				return statsRows(ctx, tx, b.q[qStatsLive], true, st)
+			})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("counting executions: %w", interpretError(err))
+	}
+	if st.At.IsZero() {
+		st.At = time.Now().UTC()
+	}
+	return st, nil
+}
+
+// statsRows appends the groups of one stats query to st.
+func statsRows(ctx context.Context, tx pgx.Tx, q string, live bool, st *persistence.Stats) error {
+	rows, err := tx.Query(ctx, q)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var g persistence.StatsGroup
+		var status string
+		var count, due int64
+		var oldest, oldestDue, at *time.Time
+		dest := []any{&status, &g.Function, &g.Queue, &count, &oldest}
+		if live {
+			dest = append(dest, &due, &oldestDue, &at)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		g.Status, g.Count, g.Due = persistence.Status(status), int(count), int(due)
+		g.OldestCreatedAt, g.OldestDue = utc(oldest), utc(oldestDue)
+		if at != nil {
+			st.At = at.UTC()
+		}
+		st.Groups = append(st.Groups, g)
+	}
+	return rows.Err()
+}
+
+// QueueDepth returns how many executions of queue are due and not leased.
+func (b *Backend) QueueDepth(ctx context.Context, queue string) (int, error) {
+	var n int64
+	err := b.do(ctx, true, func(ctx context.Context) error {
+		return b.pool.QueryRow(ctx, b.q[qQueueDepth], queue).Scan(&n)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("counting queue %q: %w", queue, interpretError(err))
+	}
+	return int(n), nil
+}
+
+// DeadLettersOf returns the dead letters of executionID, oldest first.
+func (b *Backend) DeadLettersOf(ctx context.Context, executionID string) ([]*persistence.DeadLetter, error) {
+	out, err := b.queryDeadLetters(ctx, qDeadLettersOf, executionID)
+	if err != nil {
+		return nil, fmt.Errorf("listing dead letters of %s: %w", executionID, interpretError(err))
+	}
+	return out, nil
+}
+
+// JournalEntries returns every journal entry of executionID with its times.
+func (b *Backend) JournalEntries(ctx context.Context, executionID string) ([]*persistence.JournalEntry, error) {
+	var out []*persistence.JournalEntry
+	err := b.do(ctx, true, func(ctx context.Context) error {
+		out = out[:0]
+		rows, err := b.pool.Query(ctx, b.q[qJournalEntries], executionID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var row journalRow
+		var started, ended *time.Time
+		dest := append(row.dest(), &started, &ended)
+		for rows.Next() {
+			if err := rows.Scan(dest...); err != nil {
+				return err
+			}
+			e, err := row.decode(executionID)
+			if err != nil {
+				return err
+			}
+			e.StartedAt, e.EndedAt = utc(started), utc(ended)
+			out = append(out, e)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading journal of %s: %w", executionID, interpretError(err))
+	}
+	return out, nil
+}
+
+// Cleanup deletes up to limit finished trees (by their roots) updated
+// before before, with their journals, snapshots, signals and dead letters,
+// in one statement. It returns how many executions it deleted.
+func (b *Backend) Cleanup(ctx context.Context, before time.Time, limit int) (int, error) {
+	if limit < 1 {
+		limit = defaultLimit
+	}
+	var n int64
+	err := b.do(ctx, true, func(ctx context.Context) error {
+		tag, err := b.pool.Exec(ctx, b.q[qCleanup], before, limit)
+		n = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("deleting finished executions: %w", interpretError(err))
+	}
+	return int(n), nil
+}
+
+// UpsertNode records n in the registry with the server's clock as its
+// heartbeat, and drops nodes not heard from for an hour.
+func (b *Backend) UpsertNode(ctx context.Context, n *persistence.Node, ttl time.Duration) error {
+	if n == nil || n.ID == "" {
+		return errors.New("registering node: an ID is required")
+	}
+	addrs := n.Addresses
+	if addrs == nil {
+		addrs = map[string]string{}
+	}
+	addrJSON, err := json.Marshal(addrs)
+	if err != nil {
+		return fmt.Errorf("registering node %s: %w", n.ID, err)
+	}
+	var started *time.Time
+	if !n.StartedAt.IsZero() {
+		started = &n.StartedAt
+	}
+	err = b.do(ctx, true, func(ctx context.Context) error {
+		_, err := b.pool.Exec(ctx, b.q[qNodeUpsert], n.ID, string(addrJSON), nonNil(n.Functions), nonNil(n.Queues),
+			n.Version, started, ttl.Microseconds())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("registering node %s: %w", n.ID, interpretError(err))
+	}
+	return nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// DeleteNode removes node id from the registry.
+func (b *Backend) DeleteNode(ctx context.Context, id string) error {
+	err := b.do(ctx, true, func(ctx context.Context) error {
+		_, err := b.pool.Exec(ctx, b.q[qNodeDelete], id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("removing node %s: %w", id, interpretError(err))
+	}
+	return nil
+}
+
+// ListNodes returns the registry, sorted by ID, with Alive and Owned.
+func (b *Backend) ListNodes(ctx context.Context) ([]*persistence.Node, error) {
+	var out []*persistence.Node
+	err := b.do(ctx, true, func(ctx context.Context) error {
+		out = out[:0]
+		rows, err := b.pool.Query(ctx, b.q[qNodeList])
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var n persistence.Node
+			var addrs []byte
+			var owned int64
+			if err := rows.Scan(&n.ID, &addrs, &n.Functions, &n.Queues, &n.Version, &n.StartedAt,
+				&n.HeartbeatAt, &n.ExpiresAt, &n.Alive, &owned); err != nil {
+				return err
+			}
+			if err := json.Unmarshal(addrs, &n.Addresses); err != nil {
+				return fmt.Errorf("decoding addresses of node %s: %w", n.ID, err)
+			}
+			n.StartedAt, n.HeartbeatAt, n.ExpiresAt = n.StartedAt.UTC(), n.HeartbeatAt.UTC(), n.ExpiresAt.UTC()
+			n.Owned = int(owned)
+			out = append(out, &n)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing nodes: %w", interpretError(err))
+	}
+	return out, nil
+}
