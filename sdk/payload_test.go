@@ -111,3 +111,13 @@ func TestStartDeadlineSaysWhatItLeaves(t *testing.T) {
 		return nil
 	})
 }
+
+func TestScheduleInputOverTheLimitIsRefused(t *testing.T) {
+	t.Parallel()
+	ctx, ex := worker(t, sdk.WithMaxPayload(64))
+	_, err := ex.CreateSchedule(ctx, "too-big", "@every 1h", echo.Name(), strings.Repeat("s", 100))
+	require.ErrorIs(t, err, sdk.ErrPayloadTooLarge)
+	list, err := ex.ListSchedules(ctx)
+	require.NoError(t, err)
+	require.Empty(t, list, "nothing was written")
+}

@@ -292,6 +292,9 @@ func (e *Executor) CreateSchedule(ctx context.Context, name, spec, function stri
 	if err != nil {
 		return ScheduleInfo{}, fmt.Errorf("sdk: schedule %q: encoding input: %w", name, err)
 	}
+	if err := e.rt.CheckPayload(function, "input", len(in)); err != nil {
+		return ScheduleInfo{}, fmt.Errorf("sdk: schedule %q: %w", name, err)
+	}
 	s, err := buildSchedule(name, spec, function, in, opts)
 	if err != nil {
 		return ScheduleInfo{}, err
@@ -333,6 +336,9 @@ func (e *Executor) UpdateSchedule(ctx context.Context, name, spec, function stri
 	in, err := encodeInput(input)
 	if err != nil {
 		return ScheduleInfo{}, fmt.Errorf("sdk: schedule %q: encoding input: %w", name, err)
+	}
+	if err := e.rt.CheckPayload(function, "input", len(in)); err != nil {
+		return ScheduleInfo{}, fmt.Errorf("sdk: schedule %q: %w", name, err)
 	}
 	def, err := buildSchedule(name, spec, function, in, opts)
 	if err != nil {
