@@ -62,7 +62,7 @@ func rawExec(t *testing.T, env []string, stmt string) {
 	ctx := context.Background()
 	db, schema := databaseOf(env)
 	if schema == "" {
-		h, err := sql.Open("sqlite", db)
+		h, err := sql.Open("sqlite", db+"?_pragma=busy_timeout(10000)")
 		require.NoError(t, err)
 		defer h.Close()
 		_, err = h.ExecContext(ctx, strings.ReplaceAll(stmt, "$schema.", ""))
@@ -84,7 +84,7 @@ func holdWriteLock(t *testing.T, env []string) (release func()) {
 	ctx := context.Background()
 	db, schema := databaseOf(env)
 	if schema == "" {
-		h, err := sql.Open("sqlite", db)
+		h, err := sql.Open("sqlite", db+"?_pragma=busy_timeout(10000)")
 		require.NoError(t, err)
 		conn, err := h.Conn(ctx)
 		require.NoError(t, err)
