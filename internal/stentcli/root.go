@@ -39,6 +39,9 @@ type app struct {
 	db      string
 	schema  string
 	jsonOut bool
+	// keys are the payload keys (--key, STENT_KEY): with them, encrypted
+	// payloads are decoded; without, shown as "encrypted (key ID)".
+	keys []string
 
 	stdout, stderr io.Writer
 	getenv         func(string) string
@@ -146,6 +149,7 @@ other than public. Every command that prints takes --json.`,
 	pf.StringVar(&a.db, "db", "", "database: a SQLite file path or a postgres:// DSN (env STENT_DB)")
 	pf.StringVar(&a.schema, "schema", "", "PostgreSQL schema of the tables (env STENT_SCHEMA; default public)")
 	pf.BoolVar(&a.jsonOut, "json", false, "print JSON instead of text")
+	pf.StringArrayVar(&a.keys, "key", nil, "payload key ID:BASE64-SECRET to decrypt (and encrypt) payloads; repeat it for old keys, the first encrypts (env STENT_KEY, keys separated by commas)")
 	root.AddGroup(&cobra.Group{ID: "exec", Title: "Executions:"}, &cobra.Group{ID: "ops", Title: "Operations:"})
 	for _, c := range []*cobra.Command{a.listCmd(), a.showCmd(), a.startCmd(), a.signalCmd(), a.cancelCmd()} {
 		c.GroupID = "exec"
