@@ -143,7 +143,7 @@ func (e *execution) materialize(ctx context.Context) error {
 		return nil
 	}
 	row := *e.rec
-	row.LeaseExpiresAt = time.Now().Add(e.rt.cfg.LeaseTTL).UTC()
+	row.LeaseExpiresAt, row.LeaseTTL = time.Time{}, e.rt.cfg.LeaseTTL
 	c := &persistence.Commit{ExecutionID: row.ParentID, Epoch: v.parentEpoch,
 		Create: []*persistence.Execution{&row}, Journal: []*persistence.JournalEntry{v.intent}}
 	if err := e.apply(ctx, c); err != nil {
@@ -158,7 +158,7 @@ func (e *execution) materialize(ctx context.Context) error {
 	return nil
 }
 
-func newExecution(rt *Runtime, rec *persistence.Execution, fresh bool) *execution {
+func newExecution(rt *Runtime, rec *persistence.Execution, fresh bool, leasedAt time.Time) *execution {
 	e := &execution{
 		rt:      rt,
 		id:      rec.ID,
@@ -171,7 +171,10 @@ func newExecution(rt *Runtime, rec *persistence.Execution, fresh bool) *executio
 		wakeC:   make(chan struct{}, 1),
 		signalC: make(chan struct{}, 1),
 	}
-	e.confirm(time.Now()) // its lease was just taken (or is taken by its runner first)
+	if leasedAt.IsZero() {
+		leasedAt = time.Now() // its lease was just taken (or is taken by its runner first)
+	}
+	e.confirm(leasedAt)
 	return e
 }
 
@@ -437,6 +440,12 @@ func (e *execution) settle(attempt int, r bodyResult, kind persistence.ErrorKind
 		}
 	}
 	fname := e.rec.Function
+	if info == nil {
+		if err := e.rt.CheckPayload(fname, "output", len(r.out)); err != nil {
+			// The same output every attempt: failing at once, not stored.
+			info = &persistence.ErrorInfo{Message: err.Error(), Kind: persistence.ErrorKindError, NonRetryable: true}
+		}
+	}
 	c := &persistence.Commit{ExecutionID: e.id, Epoch: e.currentEpoch(), Update: &persistence.Update{Attempts: attempt}}
 	var outcome *Outcome
 	var retryIn time.Duration
@@ -627,8 +636,8 @@ func (e *execution) deliver(m *messages.ChildOutcome) {
 	defer e.mu.Unlock()
 	pos := int(m.Position)
 	cur := e.entries[pos]
-	if cur != nil && cur.Done {
-		return
+	if pos < 0 || cur != nil && (cur.Done || cur.Kind != persistence.EntryCall) {
+		return // done already, or not a call: a stray or malformed message
 	}
 	ent := &persistence.JournalEntry{ExecutionID: e.id, Position: pos, Kind: persistence.EntryCall, Name: m.Function,
 		ChildID: m.ChildId, Done: true, Output: m.Output, Error: infoFromProto(m.Error)}

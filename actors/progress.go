@@ -127,6 +127,9 @@ func SetState(ctx context.Context, key string, value []byte) error {
 	if err := e.usable(); err != nil {
 		return err
 	}
+	if err := e.rt.CheckPayload(e.fn.Name, "state "+strconv.Quote(key), len(value)); err != nil {
+		return NonRetryable(fmt.Errorf("setting state of %s: %w", e.id, err))
+	}
 	if err := e.rt.backend.StateSet(ctx, e.id, key, value); err != nil {
 		return fmt.Errorf("setting state %q of %s: %w", key, e.id, err)
 	}

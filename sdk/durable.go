@@ -66,8 +66,12 @@ func register[I, O any](name string, fn func(context.Context, I) (O, error), opt
 	if f.opts.timeout < 0 {
 		return nil, fmt.Errorf("sdk: durable function %q has a negative timeout", name)
 	}
-	if f.opts.maxConcurrent < 0 {
-		return nil, fmt.Errorf("sdk: durable function %q has a negative concurrency limit", name)
+	if f.opts.concurrentSet && f.opts.maxConcurrent <= 0 {
+		return nil, fmt.Errorf("sdk: durable function %q: WithMaxConcurrent(%d): the limit must be positive (leave the option out for no limit)",
+			name, f.opts.maxConcurrent)
+	}
+	if err := f.opts.retry.validate(); err != nil {
+		return nil, fmt.Errorf("sdk: durable function %q: %w", name, err)
 	}
 	tags, err := actors.NormalizeTags(f.opts.tags)
 	if err != nil {

@@ -66,6 +66,19 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
+// displayState is state with each value as rawOrNull shows it (an
+// encrypted value the CLI has no key for becomes a JSON string saying so).
+func displayState(state map[string]json.RawMessage) map[string]json.RawMessage {
+	if len(state) == 0 {
+		return nil
+	}
+	out := make(map[string]json.RawMessage, len(state))
+	for k, v := range state {
+		out[k] = rawOrNull(v)
+	}
+	return out
+}
+
 // toExecJSON is e for --json output.
 func toExecJSON(e sdk.ExecutionInfo) execJSON {
 	j := execJSON{ID: e.ID, Function: e.Function, Queue: e.Queue, Status: e.Status, ParentID: e.ParentID,
@@ -73,7 +86,7 @@ func toExecJSON(e sdk.ExecutionInfo) execJSON {
 		Version: e.Version, Owner: e.Owner, Input: rawOrNull(e.Input), Output: rawOrNull(e.Output),
 		Error: toErrorJSON(e.Failure), CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt, EndedAt: timePtr(e.EndedAt),
 		RunAt: timePtr(e.RunAt), Deadline: timePtr(e.Deadline), CancelRequested: e.CancelRequested, WaitingOn: e.WaitingOn,
-		CachedFrom: e.CachedFrom, Counters: e.Counters, State: e.State}
+		CachedFrom: e.CachedFrom, Counters: e.Counters, State: displayState(e.State)}
 	if j.Error == nil && e.Error != "" {
 		j.Error = &errorJSON{Message: e.Error}
 	}

@@ -57,6 +57,7 @@ func Exercise(t *testing.T, newBackend func(t *testing.T) persistence.Backend) {
 	t.Run("Cache", s.testCache)
 	t.Run("Progress", s.testProgress)
 	t.Run("Tags", s.testTags)
+	t.Run("LeaseOnInsert", s.testLeaseOnInsert)
 }
 
 // Values the subtests share.

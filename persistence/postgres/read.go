@@ -65,7 +65,7 @@ func (b *Backend) ListExecutions(ctx context.Context, f persistence.ListFilter) 
 		if err != nil {
 			return err
 		}
-		out, err = collectExecutions(rows, false)
+		out, err = collectExecutions(rows, true)
 		return err
 	})
 	if err != nil {
@@ -76,8 +76,9 @@ func (b *Backend) ListExecutions(ctx context.Context, f persistence.ListFilter) 
 
 // collectExecutions scans and decodes every row of rows. A row that does not
 // decode fails the call with an error naming its execution, except, for
-// claimed rows, one whose only fault is its stored error.
-func collectExecutions(rows pgx.Rows, claimed bool) ([]*persistence.Execution, error) {
+// claimed or listed rows (tolerant), one whose only fault is its stored
+// error.
+func collectExecutions(rows pgx.Rows, tolerant bool) ([]*persistence.Execution, error) {
 	defer rows.Close()
 	var out []*persistence.Execution
 	var row execRow
@@ -87,11 +88,12 @@ func collectExecutions(rows pgx.Rows, claimed bool) ([]*persistence.Execution, e
 			return nil, err
 		}
 		e, err := row.decode()
-		if claimed {
+		if tolerant {
 			// A claimed row is leased to the caller already: one whose
 			// stored error does not decode runs all the same (that error
 			// is only the last attempt's), instead of failing the claim of
-			// the whole batch, every time, until the row is mended.
+			// the whole batch, every time, until the row is mended. A
+			// listed one is shown, saying so, instead of hiding the rest.
 			e, err = persistence.TolerateUndecodableError(e, err)
 		}
 		if err != nil {

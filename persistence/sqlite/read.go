@@ -135,7 +135,9 @@ func (b *Backend) ListExecutions(ctx context.Context, f persistence.ListFilter) 
 	}
 	var out []*persistence.Execution
 	for rows.Next() {
-		ex, err := scanExecution(rows)
+		// A row whose stored error does not decode is listed, its Error
+		// saying so, instead of hiding every other row.
+		ex, err := persistence.TolerateUndecodableError(scanExecution(rows))
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("listing executions: %w", err), rows.Close())
 		}
