@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/stent-go/stent/persistence/codec"
 	"github.com/stent-go/stent/persistence/postgres"
 	"github.com/stent-go/stent/persistence/sqlite"
 	"github.com/stent-go/stent/sdk"
@@ -383,4 +384,74 @@ func waitFor(ctx context.Context, ex *sdk.Executor, id string) sdk.ExecutionInfo
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// sample:begin badsignal
+var exSum = sdk.Durable("ex_sum_amounts", func(ctx context.Context, count int) (int, error) {
+	total := 0
+	for i := 0; i < count; {
+		n, err := sdk.WaitForSignal[int](ctx, "amount")
+		if errors.Is(err, sdk.ErrBadSignalPayload) {
+			continue // the sender sent something else: skip it, wait for the next
+		}
+		if err != nil {
+			return 0, err
+		}
+		total += n
+		i++
+	}
+	return total, nil
+})
+
+// sample:end
+
+// A signal whose payload does not decode into the waiter's type is
+// consumed, and that wait returns ErrBadSignalPayload; the body can skip it.
+func ExampleWaitForSignal_badPayload() {
+	ctx, ex, stop := exampleWorker()
+	defer stop()
+	h, err := exSum.Start(ctx, 2)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, payload := range []any{5, "five", 7} {
+		if err := ex.SendSignal(ctx, h.ID(), "amount", payload); err != nil {
+			log.Fatal(err)
+		}
+	}
+	fmt.Println(h.Result(ctx))
+	// Output: 12 <nil>
+}
+
+// Encrypted payloads: compiled, not run (it reads its keys from the
+// environment and needs a database).
+func ExampleWithCodec() {
+	ctx := context.Background()
+	backend, err := sqlite.Open("app.db")
+	if err != nil {
+		log.Fatal(err)
+	}
+	oldKey, err := codec.ParseKey(os.Getenv("STENT_OLD_KEY"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	// sample:begin codec
+	key, err := codec.ParseKey(os.Getenv("STENT_KEY")) // "ID:base64-secret"
+	if err != nil {
+		log.Fatal(err)
+	}
+	c, err := codec.NewAESGCM(key, oldKey) // the first key encrypts
+	if err != nil {
+		log.Fatal(err)
+	}
+	ex, err := sdk.Bootstrap(ctx, backend, sdk.Serve(), sdk.WithCodec(c))
+	// sample:end
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer func() {
+		if err := ex.Close(); err != nil {
+			log.Print(err)
+		}
+	}()
 }
