@@ -231,7 +231,7 @@ FROM generate_series(0, $2::int - 1) AS i`, first, n)
 		_, err = db.ExecContext(ctx, `WITH RECURSIVE seq(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM seq WHERE i < ?2 - 1)
 INSERT INTO stent_execution (id, function, queue, status, input, output, root_id, attempts, lease_epoch,
 	created_at, updated_at)
-SELECT printf('bench-%08d', i), 'bench_fn_' || (i % 10), 'default', 'completed', '1', '2', printf('bench-%08d', i),
+SELECT printf('bench-%08d', i), 'bench_fn_' || (i % 10), 'default', 'completed', X'31', X'32', printf('bench-%08d', i),
 	1, 1, ?1 + i, ?1 + i + 5
 FROM seq`, first, n)
 		if err != nil {

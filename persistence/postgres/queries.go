@@ -81,7 +81,7 @@ const executionColumns = "id, function, queue, status, input, output, error, par
 
 // tables are the tables the queries name, qualified with the schema on load.
 var tables = []string{"stent_execution", "stent_journal", "stent_snapshot", "stent_dead_letter", "stent_migration",
-	"stent_signal", "stent_permit", "stent_node"}
+	"stent_signal", "stent_permit", "stent_node", "stent_stats_finished", "stent_stats_delta"}
 
 // queries maps a query's name to its SQL, with the schema applied.
 type queries map[string]string
