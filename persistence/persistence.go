@@ -273,6 +273,7 @@ type ListFilter struct {
 // has one), so one node's clock skew cannot fire a timer early.
 type Backend interface {
 	Coordination
+	Schedules
 	Operations
 
 	// Init creates or migrates the schema. It is idempotent and returns

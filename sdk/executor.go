@@ -111,6 +111,7 @@ type Executor struct {
 	backend persistence.Backend
 	rt      *actors.Runtime
 	opts    executorOptions
+	sched   *scheduler
 
 	mu        sync.Mutex
 	serving   bool
@@ -199,7 +200,7 @@ func New(b persistence.Backend, opts ...ExecutorOption) (*Executor, error) {
 		}
 		return nil, err
 	}
-	return &Executor{backend: b, rt: rt, opts: o}, nil
+	return &Executor{backend: b, rt: rt, opts: o, sched: newScheduler()}, nil
 }
 
 // Use makes an executor on b and makes it the process default, used by
@@ -249,6 +250,9 @@ func Bootstrap(ctx context.Context, b persistence.Backend, opts ...ExecutorOptio
 		return nil, nb.err
 	}
 	e := nb.e
+	if err := e.declareSchedules(ctx); err != nil {
+		return nil, errors.Join(err, e.Close())
+	}
 	if e.opts.serve {
 		if err := e.startServing(); err != nil {
 			return nil, err
@@ -281,6 +285,7 @@ func (e *Executor) startServing() error {
 		}
 	}()
 	e.startBackground()
+	e.startSchedules()
 	return nil
 }
 
@@ -360,6 +365,7 @@ func (e *Executor) Close() error {
 		defaultExecutor.ex = nil
 	}
 	defaultExecutor.Unlock()
+	e.stopSchedules()
 	ctx, cancel := context.WithTimeout(context.Background(), e.opts.closeTimeout)
 	defer cancel()
 	err := e.rt.Stop(ctx)

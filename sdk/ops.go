@@ -199,8 +199,9 @@ func (e *Executor) Cleanup(ctx context.Context, olderThan time.Duration) (int, e
 	}
 }
 
-// Drain stops this executor taking work and lets its running executions
-// reach their next durable operation; it then gives their leases back, so
+// Drain stops this executor taking work (and firing schedules) and lets its
+// running executions reach their next durable operation; it then gives
+// their leases back, so
 // that other nodes take them over at once, and leaves the cluster. Their
 // attempts are not recorded as failed. It waits up to ctx's deadline for the
 // running executions. Close still works after it (and Drain after Close
@@ -212,6 +213,7 @@ func (e *Executor) Drain(ctx context.Context) error {
 	if closed {
 		return nil
 	}
+	e.stopSchedules()
 	err := e.rt.Drain(ctx)
 	e.stopBackground()
 	if derr := e.unregisterNode(); derr != nil {

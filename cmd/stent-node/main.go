@@ -1,13 +1,15 @@
-// Command stent-node runs one node of Stent: a serving executor on a SQLite
+// Command stent-node runs one node of Stent (package sdk/node) on a SQLite
 // file or a PostgreSQL database, sharing the work with the other nodes on
-// it. It serves the built-in ledger workload; `stent-node -h` lists the
-// flags. To host your own functions, see the doc of internal/nodecli.
+// it. It serves the functions of the examples; `stent-node -h` lists the
+// flags. A binary of your own with your functions is a main like this one
+// that imports them: see docs/node.md.
 package main
 
 import (
 	"os"
 
-	"github.com/stent-go/stent/internal/nodecli"
+	_ "github.com/stent-go/stent/examples/simple_flow/orders" // order_workflow, process_order
+	"github.com/stent-go/stent/sdk/node"
 )
 
-func main() { os.Exit(nodecli.Main(os.Args[1:])) }
+func main() { os.Exit(node.Main(os.Args[1:])) }

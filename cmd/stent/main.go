@@ -1,34 +1,12 @@
-// Command stent is Stent's command-line tool. `stent help` lists its
-// subcommands; `stent chaos` is described in docs/chaos.md.
+// Command stent is Stent's command-line tool: `stent --help` lists its
+// commands, docs/cli.md describes them, and `stent chaos` is described in
+// docs/chaos.md.
 package main
 
 import (
-	"fmt"
 	"os"
 
-	"github.com/stent-go/stent/internal/chaos"
-	"github.com/stent-go/stent/internal/nodecli"
+	"github.com/stent-go/stent/internal/stentcli"
 )
 
-const usage = `Usage: stent <command> [flags]
-
-Commands:
-  chaos   run nodes on one database, kill and pause them, check the invariants
-  help    print this help
-
-Run 'stent <command> -h' for a command's flags.
-`
-
-func main() {
-	switch cmd := append(os.Args[1:], "")[0]; cmd {
-	case "chaos":
-		os.Exit(chaos.Main(os.Args[2:]))
-	case "node": // hidden: a stent-node, run by chaos from this executable
-		os.Exit(nodecli.Main(os.Args[2:]))
-	case "help", "-h", "-help", "--help":
-		fmt.Print(usage)
-	default:
-		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
-	}
-}
+func main() { os.Exit(stentcli.Main(os.Args[1:])) }

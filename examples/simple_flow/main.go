@@ -1,5 +1,6 @@
 // Command simple_flow is Stent's quick example: a workflow that processes two
-// orders, one durable child call each, on a SQLite file.
+// orders, one durable child call each, on a SQLite file. The functions are
+// in package orders, which cmd/stent-node serves too.
 //
 // Run it, kill it (Ctrl-C or kill -9) while it works, and run it again: the
 // second run resumes the same workflow (same idempotency key) and finishes it
@@ -13,39 +14,11 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"time"
 
+	"github.com/stent-go/stent/examples/simple_flow/orders"
 	"github.com/stent-go/stent/persistence/sqlite"
 	"github.com/stent-go/stent/sdk"
 )
-
-// Order is a processed order.
-type Order struct {
-	OrderID string `json:"order_id"`
-	Status  string `json:"status"`
-}
-
-// ProcessOrder is one step: a durable function called as a child.
-var ProcessOrder = sdk.Durable("process_order", func(ctx context.Context, orderID string) (Order, error) {
-	if err := sdk.Sleep(ctx, time.Second); err != nil { // simulate work: a durable timer
-		return Order{}, err
-	}
-	fmt.Printf("  processed %s\n", orderID)
-	return Order{OrderID: orderID, Status: "processed"}, nil
-})
-
-// OrderWorkflow processes orders one after the other.
-var OrderWorkflow = sdk.Durable("order_workflow", func(ctx context.Context, orderIDs []string) ([]Order, error) {
-	results := make([]Order, 0, len(orderIDs))
-	for _, id := range orderIDs {
-		o, err := ProcessOrder.Call(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		results = append(results, o)
-	}
-	return results, nil
-})
 
 func main() {
 	path := "workflow.db"
@@ -69,9 +42,9 @@ func main() {
 		}
 	}()
 
-	orders := []string{"ORD-001", "ORD-002"}
-	fmt.Printf("running order_workflow(%s) on %s\n", strings.Join(orders, ", "), path)
-	result, err := OrderWorkflow.Call(ctx, orders, sdk.WithIdempotencyKey("orders:"+strings.Join(orders, ",")))
+	ids := []string{"ORD-001", "ORD-002"}
+	fmt.Printf("running order_workflow(%s) on %s\n", strings.Join(ids, ", "), path)
+	result, err := orders.OrderWorkflow.Call(ctx, ids, sdk.WithIdempotencyKey("orders:"+strings.Join(ids, ",")))
 	if err != nil {
 		log.Print(err)
 		return

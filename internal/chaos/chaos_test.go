@@ -63,7 +63,7 @@ func shortRun(t *testing.T, db string) Config {
 		DB: db, Nodes: 3, Workflows: 100, Steps: 4, StepPause: 250 * time.Millisecond, Concurrency: 10,
 		KillEvery: 1500 * time.Millisecond, PauseEvery: 3 * time.Second, Lease: 2 * time.Second, PauseFor: 3 * time.Second,
 		Seed: uint64(time.Now().UnixNano()), Timeout: 90 * time.Second, Signals: 20, Limit: ledger.LimitedMax,
-		NoCluster: !clusterFlags(t), NodeCommand: []string{stentBin, "node"},
+		NoCluster: !clusterFlags(t), NodeCommand: []string{stentBin, "node"}, Schedule: time.Second,
 	}
 	if testing.Short() {
 		cfg.Workflows, cfg.Signals = 40, 8
@@ -85,6 +85,10 @@ func runChaos(t *testing.T, cfg Config) {
 	require.Positive(t, res.Kills)
 	require.Positive(t, res.Audit.LimitedRuns)
 	require.Equal(t, cfg.Signals, res.Audit.SignalsReceived)
+	if cfg.Schedule > 0 {
+		require.Positive(t, res.Schedule.Ticks)
+		require.Equal(t, res.Schedule.Ticks, res.Schedule.Executions)
+	}
 }
 
 func TestChaosSQLite(t *testing.T) {
@@ -123,6 +127,10 @@ func TestParse(t *testing.T) {
 	require.Equal(t, 100, cfg.Signals, "10% of 1000")
 	require.Equal(t, ledger.LimitedMax, cfg.Limit)
 
+	cfg, err = Parse([]string{"--schedule", "2s"}, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, 2*time.Second, cfg.Schedule)
+
 	cfg, err = Parse([]string{"--signals", "3"}, io.Discard)
 	require.NoError(t, err)
 	require.Equal(t, 3, cfg.Signals, "a count")
@@ -135,6 +143,8 @@ func TestParse(t *testing.T) {
 		{"--lease", "10ms"},
 		{"extra"},
 		{"--kill-every", "-1s"},
+		{"--schedule", "500ms"},
+		{"--schedule", "1500ms"},
 	} {
 		_, err := Parse(args, io.Discard)
 		require.Error(t, err, "%q", args)
@@ -194,6 +204,20 @@ func TestResultFailsOnBrokenInvariants(t *testing.T) {
 	wrong := healthy
 	wrong.WrongOutput = 1
 	require.Equal(t, []string{"I1 workflow output correct"}, wrong.Broken())
+	scheduled := healthy
+	scheduled.Schedule = ScheduleCheck{Every: time.Second, Ticks: 10, Executions: 10}
+	require.True(t, scheduled.OK(), "%v", scheduled.Broken())
+	for _, bad := range []ScheduleCheck{
+		{Every: time.Second, Ticks: 10, Executions: 10, Gaps: 1},
+		{Every: time.Second, Ticks: 10, Executions: 11, Untracked: 1},
+		{Every: time.Second, Ticks: 10, Executions: 9, Twice: 1},
+		{Every: time.Second, Ticks: 10, Executions: 10, Skipped: 2},
+		{Every: time.Second, Ticks: 10, Executions: 10, NotCompleted: 1},
+		{Every: time.Second},
+	} {
+		scheduled.Schedule = bad
+		require.Equal(t, []string{"I11 each schedule tick started once"}, scheduled.Broken(), "%+v", bad)
+	}
 }
 
 func TestPercentile(t *testing.T) {

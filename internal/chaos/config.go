@@ -72,6 +72,9 @@ type Config struct {
 	NoCluster bool
 	// Verbose copies the nodes' logs to stderr too.
 	Verbose bool
+	// Schedule, when not 0, adds a schedule ticking this often (1s at
+	// least) to the workload, and the check that each tick started once.
+	Schedule time.Duration
 	// NodeCommand is the command that runs a node, to which the node's
 	// flags are appended; empty means this executable with "node".
 	NodeCommand []string
@@ -115,6 +118,7 @@ func Parse(args []string, out io.Writer) (Config, error) {
 	fs.BoolVar(&c.Keep, "keep", false, "keep the run's directory, logs and PostgreSQL schema (kept anyway when an invariant breaks)")
 	fs.BoolVar(&c.NoCluster, "no-cluster", false, "start the nodes without --gossip, --remote and --seeds (sharing work through the database only)")
 	fs.BoolVar(&c.Verbose, "v", false, "copy the nodes' logs to stderr")
+	fs.DurationVar(&c.Schedule, "schedule", 0, "add a schedule ticking this often (1s at least) to the workload, and check that each tick started once; 0: none")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -178,6 +182,9 @@ func (c *Config) validate() error {
 	}
 	if c.Limit != 0 && c.Limit != ledger.LimitedMax {
 		errs = append(errs, fmt.Sprintf("--limit must be 0 or %d: the limit of ledger_limited_step is fixed when it is declared (ledger.LimitedMax)", ledger.LimitedMax))
+	}
+	if c.Schedule != 0 && (c.Schedule < time.Second || c.Schedule%time.Second != 0) {
+		errs = append(errs, "--schedule must be 0 or whole seconds, 1s at least")
 	}
 	if c.PauseFor == 0 {
 		c.PauseFor = 2 * c.Lease

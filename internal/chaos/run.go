@@ -315,6 +315,11 @@ func (r *run) drive(ctx context.Context, ex *sdk.Executor, l *ledger.Ledger, bac
 	fmt.Fprintf(r.out, "started %d workflows of %d steps (%d wait for a signal, %d limited to %d at once) in %s\n",
 		len(w.ids), cfg.Steps, cfg.Signals, countLimited(w), cfg.Limit, time.Since(begin).Round(time.Millisecond))
 
+	if cfg.Schedule > 0 {
+		if err := r.startSchedule(ctx, ex); err != nil {
+			return Result{}, err
+		}
+	}
 	sends := r.planSignals(w)
 	var sending sync.WaitGroup
 	sending.Add(1)
@@ -573,6 +578,12 @@ func countEnded(ctx context.Context, ex *sdk.Executor, n int) (int, error) {
 // result.
 func (r *run) check(ctx context.Context, ex *sdk.Executor, l *ledger.Ledger, backend persistence.Backend, w *workload, elapsed time.Duration) (Result, error) {
 	res := Result{Elapsed: elapsed, Kills: len(r.kills), Pauses: r.pauses, Restarts: r.restarts, Crashed: r.crashed, Limit: r.cfg.Limit}
+	if r.cfg.Schedule > 0 {
+		var err error
+		if res.Schedule, err = r.checkSchedule(ctx, ex); err != nil {
+			return res, fmt.Errorf("checking the schedule: %w", err)
+		}
+	}
 	rows, err := ex.List(ctx, sdk.ListFilter{Function: "ledger_workflow", Limit: len(w.ids) + 1})
 	if err != nil {
 		return res, fmt.Errorf("listing workflows: %w", err)

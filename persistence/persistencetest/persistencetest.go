@@ -51,6 +51,9 @@ func Exercise(t *testing.T, newBackend func(t *testing.T) persistence.Backend) {
 	t.Run("Permits", s.testPermits)
 	t.Run("CoordinationClosed", s.testCoordinationClosed)
 	t.Run("Operations", s.testOperations)
+	t.Run("SchedulesCRUD", s.testSchedulesCRUD)
+	t.Run("SchedulesClaim", s.testSchedulesClaim)
+	t.Run("SchedulesTicks", s.testSchedulesTicks)
 }
 
 // Values the subtests share.

@@ -171,10 +171,7 @@ func (b *Backend) CreateExecution(ctx context.Context, e *persistence.Execution)
 		sql:    b.q[qExecutionInsert],
 		create: true,
 		id:     e.ID,
-		args: []any{e.ID, e.Function, e.Queue, string(statusOrPending(e.Status)), e.Input, e.ParentID,
-			int32(e.ParentPos), rootOf(e), nullString(e.IdempotencyKey), int32(e.Attempts), int32(e.Priority),
-			e.Version, e.Owner, e.Epoch, timestamptz(e.LeaseExpiresAt), timestamptz(e.RunAt), timestamptz(e.Deadline),
-			e.Output, errJSON, timestamptz(e.CreatedAt)},
+		args:   executionInsertArgs(e, errJSON),
 	}
 	for range 3 {
 		if err := b.write(ctx, []*writeOp{op}); err != nil {
@@ -217,6 +214,14 @@ func (b *Backend) CreateExecution(ctx context.Context, e *persistence.Execution)
 		return got, false, nil
 	}
 	return nil, false, fmt.Errorf("creating execution %s: the conflicting row keeps disappearing", e.ID)
+}
+
+// executionInsertArgs are the arguments of ExecutionInsert for e.
+func executionInsertArgs(e *persistence.Execution, errJSON *string) []any {
+	return []any{e.ID, e.Function, e.Queue, string(statusOrPending(e.Status)), e.Input, e.ParentID,
+		int32(e.ParentPos), rootOf(e), nullString(e.IdempotencyKey), int32(e.Attempts), int32(e.Priority),
+		e.Version, e.Owner, e.Epoch, timestamptz(e.LeaseExpiresAt), timestamptz(e.RunAt), timestamptz(e.Deadline),
+		e.Output, errJSON, timestamptz(e.CreatedAt)}
 }
 
 // sameRequest reports whether got is the row that inserting e makes.

@@ -1,11 +1,9 @@
-package nodecli
+package node
 
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -27,7 +25,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/stent-go/stent/internal/ledger"
@@ -39,7 +36,8 @@ import (
 	"github.com/stent-go/stent/sdk/stenttest"
 )
 
-// binDir holds the stent-node binary that TestMain builds. TestNode, which
+// binDir holds the stent binary that TestMain builds; its hidden node
+// command is a stent-node that serves the ledger workload. TestNode, which
 // runs every test that uses it, removes it after its last run (-count), as
 // testutil.WrapTestMain exits without returning to TestMain.
 var (
@@ -55,8 +53,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	nodeBin = filepath.Join(binDir, "stent-node")
-	build := exec.Command("go", "build", "-o", nodeBin, "github.com/stent-go/stent/cmd/stent-node")
+	nodeBin = filepath.Join(binDir, "stent")
+	build := exec.Command("go", "build", "-o", nodeBin, "github.com/stent-go/stent/cmd/stent")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building stent-node:", err)
@@ -68,23 +66,27 @@ func TestMain(m *testing.M) {
 
 func TestParse(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"STENT_DB": "/env.db", "STENT_QUEUES": "a, b", "STENT_LEASE": "3s"}
+	env := map[string]string{"STENT_DB": "/env.db", "STENT_QUEUES": "a, b", "STENT_LEASE": "3s", "STENT_FUNCTIONS": "f,g",
+		"STENT_RETENTION": "48h"}
 	cfg, err := parse([]string{"--concurrency", "7", "--node", "n1"}, func(k string) string { return env[k] }, io.Discard)
 	require.NoError(t, err)
-	require.Equal(t, "/env.db", cfg.db)
-	require.Equal(t, []string{"a", "b"}, cfg.queues)
-	require.Equal(t, 3*time.Second, cfg.lease)
-	require.Equal(t, 7, cfg.concurrency)
-	require.Equal(t, "n1", cfg.node)
-	require.Equal(t, "127.0.0.1:0", cfg.admin)
-	require.Equal(t, slog.LevelInfo, cfg.logLevel)
+	require.Equal(t, "/env.db", cfg.DB)
+	require.Equal(t, []string{"a", "b"}, cfg.Queues)
+	require.Equal(t, 3*time.Second, cfg.LeaseDuration)
+	require.Equal(t, 7, cfg.Concurrency)
+	require.Equal(t, []string{"f", "g"}, cfg.Functions)
+	require.Equal(t, 48*time.Hour, cfg.Retention)
+	require.Equal(t, "n1", cfg.NodeID)
+	require.Equal(t, "127.0.0.1:0", cfg.AdminAddr)
+	require.True(t, cfg.Logger.Enabled(context.Background(), slog.LevelInfo))
+	require.False(t, cfg.Logger.Enabled(context.Background(), slog.LevelDebug))
 
 	cfg, err = parse([]string{"--db", "/flag.db", "--admin", "", "--log-level", "debug"}, func(k string) string { return env[k] }, io.Discard)
 	require.NoError(t, err)
-	require.Equal(t, "/flag.db", cfg.db, "a flag beats its variable")
-	require.Empty(t, cfg.admin)
-	require.Equal(t, slog.LevelDebug, cfg.logLevel)
-	require.NotEmpty(t, cfg.node, "hostname-pid by default")
+	require.Equal(t, "/flag.db", cfg.DB, "a flag beats its variable")
+	require.Empty(t, cfg.AdminAddr)
+	require.True(t, cfg.Logger.Enabled(context.Background(), slog.LevelDebug))
+	require.NotEmpty(t, cfg.NodeID, "hostname-pid by default")
 
 	none := func(string) string { return "" }
 	for _, args := range [][]string{
@@ -92,6 +94,7 @@ func TestParse(t *testing.T) {
 		{"--db", "x.db", "--lease", "soon"},
 		{"--db", "x.db", "--concurrency", "-1"},
 		{"--db", "x.db", "--log-level", "loud"},
+		{"--db", "x.db", "--retention", "-1h"},
 		{"--db", "x.db", "--schema", "s"},
 		{"--db", "x.db", "extra"},
 	} {
@@ -178,7 +181,7 @@ func testBadDatabase(t *testing.T) {
 		{"--db", "postgres://stent@127.0.0.1:1/none?connect_timeout=2", "--admin", ""},
 		{"--admin", ""}, // no --db
 	} {
-		cmd := exec.Command(nodeBin, args...)
+		cmd := nodeCommand(args...)
 		cmd.Env = withoutStentEnv()
 		out, err := cmd.CombinedOutput()
 		var exit *exec.ExitError
@@ -245,7 +248,7 @@ func testWrongGossipKey(t *testing.T) {
 	})
 	args := append([]string{"--db", db, "--node", "intruder", "--admin", ""}, m.args(1)...)
 	args[slices.Index(args, "--gossip-key")+1] = base64.StdEncoding.EncodeToString([]byte("another-key-0123"))
-	cmd := exec.Command(nodeBin, args...)
+	cmd := nodeCommand(args...)
 	cmd.Env = withoutStentEnv()
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
@@ -516,7 +519,7 @@ func startNode(t *testing.T, logPath string, args ...string) *exec.Cmd {
 	t.Helper()
 	f, err := os.OpenFile(logPath, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 	require.NoError(t, err)
-	cmd := exec.Command(nodeBin, args...)
+	cmd := nodeCommand(args...)
 	cmd.Env = withoutStentEnv()
 	cmd.Stdout, cmd.Stderr = f, f
 	err = cmd.Start()
@@ -529,6 +532,12 @@ func startNode(t *testing.T, logPath string, args ...string) *exec.Cmd {
 		}
 	})
 	return cmd
+}
+
+// nodeCommand is the command of a stent-node with the ledger workload:
+// `stent node` with args.
+func nodeCommand(args ...string) *exec.Cmd {
+	return exec.Command(nodeBin, append([]string{"node"}, args...)...)
 }
 
 // withoutStentEnv is the test's environment without STENT_* variables,
@@ -567,22 +576,5 @@ func logAttr(t *testing.T, path, msg, key string) string {
 // ends.
 func newSchema(t *testing.T, dsn string) string {
 	t.Helper()
-	var b [6]byte
-	_, err := rand.Read(b[:])
-	require.NoError(t, err)
-	schema := "nodetest_" + hex.EncodeToString(b[:])
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-		}
-	})
-	return schema
+	return testutil.PostgresSchema(t, dsn, "nodetest")
 }

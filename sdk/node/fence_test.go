@@ -1,4 +1,4 @@
-package nodecli
+package node
 
 // This file sorts before node_test.go on purpose: go test runs top-level
 // tests in file order, and TestNode removes the stent-node binary after its
@@ -147,21 +147,19 @@ func testPausedOwner(t *testing.T, args []string, open func(*testing.T) (persist
 	})
 	time.Sleep(pause + pause/3)
 
-	// The victim is the process that ran the latest step of most workflows.
-	runs, err := l.Runs(ctx)
-	require.NoError(t, err)
-	latest := map[string]ledger.Run{}
-	for _, r := range runs {
-		if r.Step >= 0 && !r.At.Before(latest[r.WorkflowID].At) {
-			latest[r.WorkflowID] = r
+	// The victim is the node that owns most workflows (the node that runs
+	// a workflow's steps may be the other one: steps are executions of
+	// their own, claimed by either node).
+	perNode := map[string]int{}
+	for _, id := range ids {
+		rec, err := b.GetExecution(ctx, id)
+		require.NoError(t, err)
+		if !rec.Status.Terminal() {
+			perNode[rec.Owner]++
 		}
 	}
-	perPID := map[int]int{}
-	for _, r := range latest {
-		perPID[r.PID]++
-	}
 	v := 0
-	if perPID[procs[1].Process.Pid] > perPID[procs[0].Process.Pid] {
+	if perNode[names[1]] > perNode[names[0]] {
 		v = 1
 	}
 	victim, other := procs[v].Process.Pid, procs[1-v].Process.Pid
@@ -247,7 +245,7 @@ func testPausedOwner(t *testing.T, args []string, open func(*testing.T) (persist
 	// late the busy machine schedules it; its outcome write is then
 	// refused. Any other row would be a step started after the takeover.
 	// A step or completion that ran twice ran once in each process.
-	runs, err = l.Runs(ctx)
+	runs, err := l.Runs(ctx)
 	require.NoError(t, err)
 	type key struct {
 		wf   string
@@ -433,7 +431,7 @@ func ensureNodeBin(t *testing.T) {
 	t.Helper()
 	if _, err := os.Stat(nodeBin); err != nil {
 		require.NoError(t, os.MkdirAll(binDir, 0o700))
-		out, err := exec.Command("go", "build", "-o", nodeBin, "github.com/stent-go/stent/cmd/stent-node").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", nodeBin, "github.com/stent-go/stent/cmd/stent").CombinedOutput()
 		require.NoError(t, err, "building stent-node: %s", out)
 	}
 	count := "1"
