@@ -95,16 +95,20 @@ RETURNING id, function, queue, status, input, output, error, parent_id, parent_p
 
 -- name: LeaseClaim
 -- ?4 and ?6 are JSON arrays of queue and function names, or NULL for every one.
+-- The plain status IN (...) lets the planner use the partial index of live
+-- rows (it cannot infer it from the OR below); the + before function keeps
+-- it off stent_execution_function, which holds every finished execution.
 UPDATE stent_execution SET
     owner = ?1, lease_epoch = lease_epoch + 1, lease_expires_at = ?2,
     status = 'running', run_at = NULL, updated_at = ?3
 WHERE id IN (
     SELECT id FROM stent_execution
-    WHERE ((status IN ('pending', 'running') AND (run_at IS NULL OR run_at <= ?3))
+    WHERE status IN ('pending', 'running', 'waiting')
+      AND ((status IN ('pending', 'running') AND (run_at IS NULL OR run_at <= ?3))
            OR (status = 'waiting' AND run_at <= ?3))
       AND (owner IS NULL OR owner = '' OR lease_expires_at < ?3)
       AND (?4 IS NULL OR queue IN (SELECT value FROM json_each(?4)))
-      AND (?6 IS NULL OR function IN (SELECT value FROM json_each(?6)))
+      AND (?6 IS NULL OR +function IN (SELECT value FROM json_each(?6)))
     ORDER BY priority DESC, created_at, id
     LIMIT ?5)
 RETURNING id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
