@@ -20,6 +20,7 @@ import (
 const (
 	qStatsTerminal  = "StatsTerminal"
 	qStatsFold      = "StatsFold"
+	qStatsVacuum    = "StatsVacuum"
 	qStatsLive      = "StatsLive"
 	qQueueDepth     = "QueueDepth"
 	qDeadLettersOf  = "DeadLettersOf"
@@ -31,7 +32,7 @@ const (
 )
 
 func init() {
-	queryNames = append(queryNames, qStatsTerminal, qStatsFold, qStatsLive, qQueueDepth, qDeadLettersOf, qJournalEntries,
+	queryNames = append(queryNames, qStatsTerminal, qStatsFold, qStatsVacuum, qStatsLive, qQueueDepth, qDeadLettersOf, qJournalEntries,
 		qCleanup, qNodeUpsert, qNodeDelete, qNodeList)
 }
 
@@ -71,13 +72,24 @@ func (b *Backend) statsLockKey() int64 {
 	return int64(h.Sum64())
 }
 
+// vacuumAfterFold is how many deltas a fold moves before it vacuums their
+// table.
+const vacuumAfterFold = 10_000
+
 // foldStats folds the finished-count deltas into their counts, unless
-// another session is doing it.
+// another session is doing it, and vacuums the deltas' table after a large
+// fold (a burst of finished executions).
 func (b *Backend) foldStats(ctx context.Context) error {
+	var moved int64
 	err := b.do(ctx, true, func(ctx context.Context) error {
-		_, err := b.pool.Exec(ctx, b.q[qStatsFold], b.statsLockKey())
-		return err
+		return b.pool.QueryRow(ctx, b.q[qStatsFold], b.statsLockKey()).Scan(&moved)
 	})
+	if err == nil && moved >= vacuumAfterFold {
+		err = b.do(ctx, true, func(ctx context.Context) error {
+			_, err := b.pool.Exec(ctx, b.q[qStatsVacuum])
+			return err
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("folding finished counts: %w", interpretError(err))
 	}

@@ -470,10 +470,17 @@ WITH lock AS (
 ), moved AS (
     DELETE FROM stent_stats_delta WHERE (SELECT ok FROM lock)
     RETURNING function, queue, status, delta
+), folded AS (
+    INSERT INTO stent_stats_finished AS f (function, queue, status, count)
+    SELECT function, queue, status, sum(delta) FROM moved GROUP BY function, queue, status
+    ON CONFLICT (function, queue, status) DO UPDATE SET count = f.count + excluded.count
 )
-INSERT INTO stent_stats_finished AS f (function, queue, status, count)
-SELECT function, queue, status, sum(delta) FROM moved GROUP BY function, queue, status
-ON CONFLICT (function, queue, status) DO UPDATE SET count = f.count + excluded.count;
+SELECT count(*) FROM moved;
+
+-- name: StatsVacuum
+-- After a large fold: the deleted deltas would otherwise be scanned by
+-- every Stats until autovacuum comes by.
+VACUUM stent_stats_delta;
 
 -- name: StatsLive
 SELECT status, function, queue, count(*), min(created_at),
