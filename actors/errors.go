@@ -22,6 +22,9 @@ var (
 	ErrNotFound = errors.New("stent: execution not found")
 	// ErrFinished reports an operation on an execution that has ended.
 	ErrFinished = errors.New("stent: execution already finished")
+	// ErrPayloadTooLarge reports an input or output larger than the node's
+	// limit (Config.MaxPayload); nothing of it is written.
+	ErrPayloadTooLarge = errors.New("stent: payload too large")
 	// errShutdown is returned by durable operations while the node stops;
 	// the attempt is then abandoned, not recorded as failed.
 	errShutdown = errors.New("stent: node shutting down")

@@ -60,6 +60,11 @@ type execution struct {
 	// attemptStart is when the body of this activation's attempt started
 	// (under mu), for the duration logged at its end.
 	attemptStart time.Time
+	// progressSeq numbers the counter additions of this activation
+	// (CounterAdd); cachedFrom is the execution whose cached result this
+	// one took ("" if none).
+	progressSeq atomic.Int64
+	cachedFrom  string
 }
 
 // confirmBase is the origin of execution.confirmed; time.Since of it reads
@@ -138,7 +143,7 @@ func (e *execution) materialize(ctx context.Context) error {
 		return nil
 	}
 	row := *e.rec
-	row.LeaseExpiresAt = time.Now().Add(e.rt.cfg.LeaseTTL).UTC()
+	row.LeaseExpiresAt, row.LeaseTTL = time.Time{}, e.rt.cfg.LeaseTTL
 	c := &persistence.Commit{ExecutionID: row.ParentID, Epoch: v.parentEpoch,
 		Create: []*persistence.Execution{&row}, Journal: []*persistence.JournalEntry{v.intent}}
 	if err := e.apply(ctx, c); err != nil {
@@ -153,7 +158,7 @@ func (e *execution) materialize(ctx context.Context) error {
 	return nil
 }
 
-func newExecution(rt *Runtime, rec *persistence.Execution, fresh bool) *execution {
+func newExecution(rt *Runtime, rec *persistence.Execution, fresh bool, leasedAt time.Time) *execution {
 	e := &execution{
 		rt:      rt,
 		id:      rec.ID,
@@ -166,7 +171,10 @@ func newExecution(rt *Runtime, rec *persistence.Execution, fresh bool) *executio
 		wakeC:   make(chan struct{}, 1),
 		signalC: make(chan struct{}, 1),
 	}
-	e.confirm(time.Now()) // its lease was just taken (or is taken by its runner first)
+	if leasedAt.IsZero() {
+		leasedAt = time.Now() // its lease was just taken (or is taken by its runner first)
+	}
+	e.confirm(leasedAt)
 	return e
 }
 
@@ -210,6 +218,9 @@ func (e *execution) run() {
 	}()
 	ctx := rt.baseCtx
 	if e.epoch == 0 {
+		if !rt.coversStored(ctx, e.id) {
+			return // it needs tags this node lacks: a node that has them claims it
+		}
 		rec, err := rt.backend.AcquireLease(ctx, e.id, rt.cfg.NodeID, rt.cfg.LeaseTTL)
 		if err != nil {
 			if !errors.Is(err, persistence.ErrLeaseHeld) && !errors.Is(err, persistence.ErrNotFound) && ctx.Err() == nil {
@@ -235,6 +246,9 @@ func (e *execution) run() {
 		return
 	}
 	e.fn = fn
+	if e.refuseUncovered(ctx, fn) {
+		return
+	}
 	if !e.fresh {
 		if err := e.load(ctx); err != nil {
 			if ctx.Err() != nil {
@@ -256,6 +270,9 @@ func (e *execution) run() {
 		return
 	}
 	attempt := rec.Attempts + 1
+	if e.fromCache(ctx, fn, attempt) {
+		return
+	}
 	bctx, cancelCause := context.WithCancelCause(ctx)
 	cancel := func() { cancelCause(context.Canceled) }
 	defer cancel()
@@ -423,6 +440,12 @@ func (e *execution) settle(attempt int, r bodyResult, kind persistence.ErrorKind
 		}
 	}
 	fname := e.rec.Function
+	if info == nil {
+		if err := e.rt.CheckPayload(fname, "output", len(r.out)); err != nil {
+			// The same output every attempt: failing at once, not stored.
+			info = &persistence.ErrorInfo{Message: err.Error(), Kind: persistence.ErrorKindError, NonRetryable: true}
+		}
+	}
 	c := &persistence.Commit{ExecutionID: e.id, Epoch: e.currentEpoch(), Update: &persistence.Update{Attempts: attempt}}
 	var outcome *Outcome
 	var retryIn time.Duration
@@ -481,6 +504,11 @@ func (e *execution) settle(attempt int, r bodyResult, kind persistence.ErrorKind
 		if err := e.retrying(func() error { return e.materialize(e.rt.baseCtx) }); err != nil {
 			return
 		}
+	}
+	if info == nil {
+		// Before the outcome, which a caller may see at once (a database
+		// notification), and call again expecting the cached result.
+		e.cacheResult(r.out)
 	}
 	if err := e.retrying(func() error { return e.apply(e.rt.baseCtx, c) }); err != nil {
 		if errors.Is(err, errLeaseLost) {
@@ -608,8 +636,8 @@ func (e *execution) deliver(m *messages.ChildOutcome) {
 	defer e.mu.Unlock()
 	pos := int(m.Position)
 	cur := e.entries[pos]
-	if cur != nil && cur.Done {
-		return
+	if pos < 0 || cur != nil && (cur.Done || cur.Kind != persistence.EntryCall) {
+		return // done already, or not a call: a stray or malformed message
 	}
 	ent := &persistence.JournalEntry{ExecutionID: e.id, Position: pos, Kind: persistence.EntryCall, Name: m.Function,
 		ChildID: m.ChildId, Done: true, Output: m.Output, Error: infoFromProto(m.Error)}

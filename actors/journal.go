@@ -41,6 +41,11 @@ func decodeSnapshot(id string, s *persistence.Snapshot) ([]*persistence.JournalE
 	if int(snap.Position) != s.Position {
 		return nil, fmt.Errorf("decoding snapshot of %s: it ends at position %d, its row says %d", id, snap.Position, s.Position)
 	}
+	if int(snap.Position) != len(snap.Entries)-1 {
+		// The rows after Position are read as the rest: a snapshot that
+		// holds fewer entries would lose the ones between.
+		return nil, fmt.Errorf("decoding snapshot of %s: it ends at position %d but holds %d entries", id, snap.Position, len(snap.Entries))
+	}
 	out := make([]*persistence.JournalEntry, 0, len(snap.Entries))
 	for i, r := range snap.Entries {
 		if int(r.Position) != i {

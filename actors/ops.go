@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"strconv"
 	"time"
@@ -24,6 +25,8 @@ type CallOptions struct {
 	MaxDuration time.Duration
 	// IdempotencyKey makes a root start idempotent.
 	IdempotencyKey string
+	// Tags are added to the function's for this call (NormalizeTags).
+	Tags []string
 }
 
 // Future is a child started by an execution.
@@ -154,7 +157,13 @@ func StartChildren(ctx context.Context, fn *Function, inputs [][]byte, opts Call
 	if queue == "" {
 		queue = fn.Queue
 	}
-	local := rt.Serves(queue) && opts.Delay <= 0 && rt.Serving()
+	for i, in := range inputs {
+		if err := rt.CheckPayload(fn.Name, "input", len(in)); err != nil {
+			return nil, NonRetryable(fmt.Errorf("starting call %d of %s: %w", i, e.id, err))
+		}
+	}
+	tags := fn.CallTags(opts.Tags)
+	local := rt.Serves(queue) && rt.Covers(tags) && opts.Delay <= 0 && rt.Serving()
 	now := time.Now().UTC()
 	deadline := e.rec.Deadline
 	if opts.MaxDuration > 0 {
@@ -176,6 +185,9 @@ func StartChildren(ctx context.Context, fn *Function, inputs [][]byte, opts Call
 			continue
 		}
 		id := e.childID(pos)
+		if err := rt.tagExecutions(ctx, tags, id); err != nil {
+			return nil, fmt.Errorf("starting %q at position %d of %s: %w", fn.Name, pos, e.id, err)
+		}
 		futures[i] = &Future{e: e, pos: pos, childID: id}
 		child := &persistence.Execution{
 			ID: id, Function: fn.Name, Queue: queue, Status: persistence.StatusPending, Input: in,
@@ -193,7 +205,7 @@ func StartChildren(ctx context.Context, fn *Function, inputs [][]byte, opts Call
 			child.IdempotencyKey = fn.IdempotencyKey(in)
 			if local {
 				child.Status, child.Owner, child.Epoch = persistence.StatusRunning, rt.cfg.NodeID, 1
-				child.LeaseExpiresAt = now.Add(rt.cfg.LeaseTTL)
+				child.LeaseTTL = rt.cfg.LeaseTTL // from the backend's clock
 			}
 			got, created, err := rt.backend.CreateExecution(ctx, child)
 			if err != nil {
@@ -263,6 +275,7 @@ func StartChildren(ctx context.Context, fn *Function, inputs [][]byte, opts Call
 func (f *Future) Await(ctx context.Context) ([]byte, error) {
 	e := f.e
 	poll := e.rt.cfg.PollInterval
+	missing := 0 // consecutive polls that found no row and no activation of the child
 	for {
 		e.mu.Lock()
 		if e.closed != nil {
@@ -296,6 +309,9 @@ func (f *Future) Await(ctx context.Context) ([]byte, error) {
 			return nil, ctxError(ctx)
 		case <-t.C:
 			rec, err := e.rt.backend.GetExecution(ctx, f.childID)
+			if f.dangling(err, &missing) {
+				return nil, e.danglingChild(f)
+			}
 			if err == nil && rec.Status.Terminal() {
 				info := rec.Error
 				if info != nil && info.ExecutionID == "" {
@@ -308,6 +324,35 @@ func (f *Future) Await(ctx context.Context) ([]byte, error) {
 			}
 		}
 	}
+}
+
+// danglingPolls is how many polls in a row must find neither the child's
+// row nor an activation of it before the child counts as missing: an
+// in-memory child that just finished is in neither for a moment, until its
+// outcome reaches the parent.
+const danglingPolls = 3
+
+// dangling counts, in missing, the polls in a row where the child has no
+// row (err from reading it) and no activation on this node (an in-memory
+// child has no row yet), and reports when there were danglingPolls.
+func (f *Future) dangling(err error, missing *int) bool {
+	if !errors.Is(err, persistence.ErrNotFound) || f.e.rt.lookupActive(f.childID) != nil {
+		*missing = 0
+		return false
+	}
+	*missing++
+	return *missing >= danglingPolls
+}
+
+// danglingChild fails the call at f, whose child's row does not exist (it
+// was deleted, or the journal is corrupt): waiting would never end. The
+// error is not retried (a retry would run the child again, though it may
+// have done its work); replaying the dead letter does that on purpose.
+func (e *execution) danglingChild(f *Future) error {
+	e.rt.log.Error("a child named in the journal does not exist; failing the call",
+		slog.String("execution_id", e.id), slog.Int("position", f.pos), slog.String("child_id", f.childID))
+	return NonRetryable(fmt.Errorf("execution %s: the child %s at journal position %d does not exist (its row was deleted or never written); replay the dead letter to run the call again",
+		e.id, f.childID, f.pos))
 }
 
 // ctxError is what a durable operation returns when the body's context ends.

@@ -31,6 +31,11 @@ type Function struct {
 	// Idempotent makes the hash of the input the idempotency key of every
 	// execution of the function (IdempotencyKey).
 	Idempotent bool
+	// Tags, sorted, are the tags a node must have to run the function.
+	Tags []string
+	// CacheTTL, when > 0, reuses a completed result of the function with
+	// the same version and input for that long (CacheKey).
+	CacheTTL time.Duration
 	// Run runs one attempt of the body.
 	Run func(ctx context.Context, input []byte) ([]byte, error)
 }
@@ -47,6 +52,9 @@ type Config struct {
 	NodeID string
 	// Queues served; empty serves every queue.
 	Queues []string
+	// Tags this node has, sorted: it runs only executions whose every tag
+	// is one of them (NormalizeTags).
+	Tags []string
 	// LeaseTTL is how long a lease lasts without renewal; default 10s.
 	// Leases are renewed every LeaseTTL/3.
 	LeaseTTL time.Duration
@@ -61,6 +69,10 @@ type Config struct {
 	Concurrency int
 	// PassivateAfter is the shortest sleep that passivates; default 1s.
 	PassivateAfter time.Duration
+	// MaxPayload, when positive, is the largest input or output, encoded,
+	// in bytes: a child's input over it is refused before anything is
+	// written, and an output over it fails the execution (not retried).
+	MaxPayload int
 	// Notifier, when set, carries wake-ups between processes: this node
 	// publishes work it cannot run itself and the roots it finishes, and
 	// listens for work in its queues and for finished executions it waits
@@ -291,7 +303,7 @@ func (rt *Runtime) Serve(ctx context.Context) error {
 		}
 		wait := rt.cfg.PollInterval
 		if err == nil {
-			if next, nerr := rt.backend.NextRunAt(ctx, rt.cfg.Queues); nerr == nil && !next.IsZero() {
+			if next, nerr := rt.backend.NextRunAtTagged(ctx, rt.cfg.Queues, rt.cfg.Tags); nerr == nil && !next.IsZero() {
 				if d := time.Until(next); d < wait {
 					wait = max(d, time.Millisecond)
 				}
@@ -319,6 +331,7 @@ func (rt *Runtime) claim(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	limit := min(free, 256)
+	sent := time.Now()
 	var fns []string
 	if rt.cfg.Functions != nil {
 		fns = rt.cfg.Functions()
@@ -326,12 +339,12 @@ func (rt *Runtime) claim(ctx context.Context) (int, error) {
 			fns = []string{}
 		}
 	}
-	recs, err := rt.backend.ClaimDue(ctx, rt.cfg.NodeID, rt.cfg.Queues, fns, rt.cfg.LeaseTTL, limit)
+	recs, err := rt.backend.ClaimDueTagged(ctx, rt.cfg.NodeID, rt.cfg.Queues, fns, rt.cfg.Tags, rt.cfg.LeaseTTL, limit)
 	if err != nil {
 		return 0, err
 	}
 	for _, r := range recs {
-		rt.activate(r, false)
+		rt.system.Root.Send(rt.sup, &activate{rec: r, leasedAt: sent})
 	}
 	if len(recs) == limit {
 		return len(recs), nil
@@ -402,6 +415,17 @@ func (rt *Runtime) activate(rec *persistence.Execution, fresh bool) {
 	rt.system.Root.Send(rt.sup, &activate{rec: rec, fresh: fresh})
 }
 
+// CheckPayload returns an error wrapping ErrPayloadTooLarge when n bytes
+// of what (an "input" or "output" of function fn) are over the node's
+// MaxPayload.
+func (rt *Runtime) CheckPayload(fn, what string, n int) error {
+	if limit := rt.cfg.MaxPayload; limit > 0 && n > limit {
+		return fmt.Errorf("%s of %q is %d bytes, over the limit of %d (raise it with WithMaxPayload, or store large data elsewhere and pass a reference): %w",
+			what, fn, n, limit, ErrPayloadTooLarge)
+	}
+	return nil
+}
+
 // StartLocal creates a root execution leased by this node and runs it here
 // at once. The record must have Owner, Epoch and LeaseExpiresAt unset; it
 // returns the stored execution and whether it was created.
@@ -409,13 +433,20 @@ func (rt *Runtime) StartLocal(ctx context.Context, rec *persistence.Execution) (
 	rec.Owner = rt.cfg.NodeID
 	rec.Epoch = 1
 	rec.Status = persistence.StatusRunning
-	rec.LeaseExpiresAt = time.Now().Add(rt.cfg.LeaseTTL).UTC()
+	// The lease counts from the backend's clock when the row is inserted,
+	// never this node's: a slow insert (a lock, an outage) or a clock
+	// behind the database's would store a lease already expired, and
+	// another claim would run the first step again.
+	rec.LeaseExpiresAt, rec.LeaseTTL = time.Time{}, rt.cfg.LeaseTTL
+	sent := time.Now()
 	got, created, err := rt.backend.CreateExecution(ctx, rec)
 	if err != nil {
 		return nil, false, err
 	}
 	if created {
-		rt.activate(got, true)
+		// Held since the insert was sent, as far as this node knows: an
+		// insert slower than half a lease makes the first step check it.
+		rt.system.Root.Send(rt.sup, &activate{rec: got, fresh: true, leasedAt: sent})
 	}
 	return got, created, nil
 }

@@ -16,6 +16,9 @@ type activate struct {
 	fresh bool
 	// virtual is set for a child whose row is not written yet.
 	virtual *virtualChild
+	// leasedAt, when not zero, is when the lease was last known held (the
+	// request that took it was sent); zero means now.
+	leasedAt time.Time
 }
 
 // stopped tells the supervisor that an execution actor has stopped.
@@ -116,7 +119,7 @@ func (s *supervisor) spawn(ctx actor.Context, m *activate) {
 		s.pending[id] = m
 		return
 	}
-	e := newExecution(rt, m.rec, m.fresh)
+	e := newExecution(rt, m.rec, m.fresh, m.leasedAt)
 	e.virtual = m.virtual
 	rt.active[id] = e
 	rt.runners.Add(1)

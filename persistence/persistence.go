@@ -3,6 +3,7 @@ package persistence
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -117,6 +118,14 @@ type Execution struct {
 	Owner          string
 	Epoch          int64
 	LeaseExpiresAt time.Time
+	// LeaseTTL, on an insert (CreateExecution, Commit.Create) of a row
+	// with an Owner, makes the lease expire LeaseTTL after the backend's
+	// clock when the insert runs in the database, instead of at
+	// LeaseExpiresAt as given: a creator that leases its new row never
+	// sends a lease computed on its own clock, which a slow insert (a
+	// lock held past the lease, an outage) or a skewed client clock would
+	// make expired on arrival. It is not stored; rows read back have 0.
+	LeaseTTL time.Duration
 	// RunAt is when the execution may next run: its durable timer (a delayed
 	// start, a retry's backoff, the end of a passivated sleep). The zero time
 	// means "not scheduled" (a wait for something other than time).
@@ -275,6 +284,8 @@ type Backend interface {
 	Coordination
 	Schedules
 	Operations
+	Progress
+	Tagging
 
 	// Init creates or migrates the schema. It is idempotent and returns
 	// ErrSchemaTooNew for a database written by a newer version.
@@ -359,9 +370,19 @@ type Lease struct {
 }
 
 // ErrUndecodableError marks an execution row whose stored error (the last
-// failed attempt's) does not decode. A backend returns the rest of the row
-// with it (wrapped); see TolerateUndecodableError.
+// failed attempt's) or status does not decode. A backend returns the rest of
+// the row with it (wrapped); see TolerateUndecodableError. Listings return
+// such a row with its Error saying so; claims never select a row whose
+// status is not valid.
 var ErrUndecodableError = errors.New("persistence: the stored error does not decode")
+
+// UndecodableDeadLetterError is the Error a backend gives a dead letter
+// whose stored error does not decode (err): the dead letter is listed,
+// replayed and discarded like any other, its Error saying what is wrong
+// and naming it.
+func UndecodableDeadLetterError(id string, err error) *ErrorInfo {
+	return &ErrorInfo{Message: fmt.Sprintf("dead letter %s: %v: %v", id, ErrUndecodableError, err), Kind: ErrorKindDecode}
+}
 
 // TolerateUndecodableError returns e, with an Error that says its stored
 // error did not decode, when err is only that (ErrUndecodableError);

@@ -160,7 +160,8 @@ func TestSignalPayloadErrorsAndLimits(t *testing.T) {
 	_, err = h.Result(ctx)
 	var ee *sdk.ExecutionError
 	require.ErrorAs(t, err, &ee)
-	require.Contains(t, ee.Message, `decoding the payload of signal "number" into int`)
+	require.Contains(t, ee.Message, `signal "number": stent: signal payload of the wrong type: its payload does not decode into int`)
+	require.Equal(t, 1, ee.Attempts, "a wrong-typed signal is not retried")
 }
 
 // Cancellation.

@@ -12,7 +12,17 @@
 // recorded. Outside any execution, Call starts a root execution on the
 // executor bound to the context (WithExecutor) or on the process default
 // (Use, Bootstrap), and waits for it. With no executor at all it calls the
-// function directly, which suits unit tests.
+// function directly, which suits unit tests, and logs a warning once per
+// function; RequireExecutor(true) makes that an ErrNoExecutor instead.
+//
+// # Caching, tags and progress
+//
+// WithCache reuses a completed result of the same function, version and
+// input for a time (ExecutionInfo.CachedFrom names its source). WithTags
+// keeps a function's executions on workers that have every one of its tags
+// (WithWorkerTags). Counter and SetState record progress, durably and
+// replay-safe, that Executor.Execution returns in ExecutionInfo.Counters
+// and ExecutionInfo.State.
 //
 // # Determinism
 //

@@ -66,8 +66,19 @@ func register[I, O any](name string, fn func(context.Context, I) (O, error), opt
 	if f.opts.timeout < 0 {
 		return nil, fmt.Errorf("sdk: durable function %q has a negative timeout", name)
 	}
-	if f.opts.maxConcurrent < 0 {
-		return nil, fmt.Errorf("sdk: durable function %q has a negative concurrency limit", name)
+	if f.opts.concurrentSet && f.opts.maxConcurrent <= 0 {
+		return nil, fmt.Errorf("sdk: durable function %q: WithMaxConcurrent(%d): the limit must be positive (leave the option out for no limit)",
+			name, f.opts.maxConcurrent)
+	}
+	if err := f.opts.retry.validate(); err != nil {
+		return nil, fmt.Errorf("sdk: durable function %q: %w", name, err)
+	}
+	tags, err := actors.NormalizeTags(f.opts.tags)
+	if err != nil {
+		return nil, fmt.Errorf("sdk: durable function %q: WithTags: %w", name, err)
+	}
+	if f.opts.cacheSet && f.opts.cacheTTL < time.Millisecond {
+		return nil, fmt.Errorf("sdk: durable function %q has a cache TTL of %s; use WithCache with 1ms or more", name, f.opts.cacheTTL)
 	}
 	f.def = &actors.Function{
 		Name:          name,
@@ -77,6 +88,8 @@ func register[I, O any](name string, fn func(context.Context, I) (O, error), opt
 		Version:       f.opts.version,
 		MaxConcurrent: f.opts.maxConcurrent,
 		Idempotent:    f.opts.idempotent,
+		CacheTTL:      f.opts.cacheTTL,
+		Tags:          tags,
 		Run: func(ctx context.Context, input []byte) ([]byte, error) {
 			var in I
 			if err := json.Unmarshal(input, &in); err != nil {
@@ -116,9 +129,15 @@ func (f *Func[I, O]) Name() string { return f.name }
 // Outside an execution it starts a root execution on the executor bound to
 // ctx (WithExecutor), or else the process default (Use, Bootstrap), and
 // waits for its result. With neither, it calls the function directly in the
-// calling goroutine, which suits unit tests.
+// calling goroutine, not durably, which suits unit tests: the first such
+// call of each function logs a warning, and under RequireExecutor(true) it
+// fails with ErrNoExecutor instead.
 func (f *Func[I, O]) Call(ctx context.Context, in I, opts ...CallOption) (O, error) {
 	if !actors.InExecution(ctx) && executorFrom(ctx) == nil {
+		if err := direct(ctx, f.name); err != nil {
+			var zero O
+			return zero, err
+		}
 		return f.fn(ctx, in)
 	}
 	h, err := f.Start(ctx, in, opts...)
@@ -161,6 +180,11 @@ func (f *Func[I, O]) start(ctx context.Context, ins []I, opts []CallOption) ([]*
 	if co.priority != nil {
 		ao.Priority = *co.priority
 	}
+	tags, err := actors.NormalizeTags(co.tags)
+	if err != nil {
+		return nil, fmt.Errorf("starting %q: WithCallTags: %w", f.name, err)
+	}
+	ao.Tags = tags
 	if co.delay < 0 || co.maxDuration < 0 {
 		return nil, fmt.Errorf("starting %q: negative delay or max duration", f.name)
 	}
@@ -177,7 +201,7 @@ func (f *Func[I, O]) start(ctx context.Context, ins []I, opts []CallOption) ([]*
 	}
 	ex := executorFrom(ctx)
 	if ex == nil {
-		return nil, fmt.Errorf("starting %q: no executor; bind one with sdk.WithExecutor or make one the default with sdk.Use or sdk.Bootstrap", f.name)
+		return nil, fmt.Errorf("starting %q: %w", f.name, ErrNoExecutor)
 	}
 	hs := make([]*Handle[O], len(inputs))
 	for i, in := range inputs {
@@ -215,10 +239,14 @@ func (f *Func[I, O]) Map(ctx context.Context, ins []I, opts ...CallOption) ([]O,
 }
 
 // MapResults is Map with one Result per input. Its error reports only a
-// failure to start the executions.
+// failure to start the executions. With no executor it runs the function
+// directly, as Call does.
 func (f *Func[I, O]) MapResults(ctx context.Context, ins []I, opts ...CallOption) ([]Result[O], error) {
 	out := make([]Result[O], len(ins))
 	if !actors.InExecution(ctx) && executorFrom(ctx) == nil {
+		if err := direct(ctx, f.name); err != nil {
+			return nil, err
+		}
 		var wg sync.WaitGroup
 		for i, in := range ins {
 			wg.Add(1)

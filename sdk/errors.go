@@ -1,6 +1,8 @@
 package sdk
 
 import (
+	"errors"
+
 	"github.com/stent-go/stent/actors"
 	"github.com/stent-go/stent/persistence"
 )
@@ -22,6 +24,15 @@ var (
 	// code changed in a way that cannot resume its recorded progress. The
 	// execution fails, and is not retried, rather than being corrupted.
 	ErrNonDeterministic = actors.ErrNonDeterministic
+	// ErrPayloadTooLarge reports an input or output larger than the
+	// executor's limit (WithMaxPayload). An input over it is refused before
+	// anything is written; an output over it fails the execution, without
+	// retries, and is not stored.
+	ErrPayloadTooLarge = actors.ErrPayloadTooLarge
+	// ErrBadSignalPayload reports a signal whose payload does not decode
+	// into the type a WaitForSignal asked for. The signal is consumed; the
+	// error is not retried (see WaitForSignal).
+	ErrBadSignalPayload = errors.New("stent: signal payload of the wrong type")
 )
 
 // ExecutionError is the error of a durable function that failed: its name,

@@ -12,6 +12,7 @@ import (
 	"github.com/stent-go/stent/actors"
 	"github.com/stent-go/stent/cluster"
 	"github.com/stent-go/stent/persistence"
+	"github.com/stent-go/stent/persistence/codec"
 )
 
 // executorOptions are the options of an Executor.
@@ -28,8 +29,11 @@ type executorOptions struct {
 	noNotifier   bool
 	ownNotifier  bool // the executor made it, and closes it
 
+	tags              []string
 	maxSignalPayload  int
 	maxPendingSignals int
+	maxPayload        int
+	codec             codec.Codec
 
 	cluster *cluster.Config
 
@@ -106,6 +110,27 @@ func WithCloseTimeout(d time.Duration) ExecutorOption {
 	return func(o *executorOptions) { o.closeTimeout = d }
 }
 
+// DefaultMaxPayload is the largest input or output, encoded, in bytes, that
+// an executor accepts unless WithMaxPayload says otherwise.
+const DefaultMaxPayload = 2 << 20
+
+// WithMaxPayload sets the largest input or output of an execution, encoded
+// (JSON, before any codec), in bytes; 0 keeps DefaultMaxPayload. An input
+// over it is refused with an error matching ErrPayloadTooLarge before
+// anything is written; an output over it fails the execution at once,
+// without retries, and is not stored. Journal values are inputs and outputs
+// of children, or signal payloads (limited by WithSignalLimits).
+func WithMaxPayload(n int) ExecutorOption { return func(o *executorOptions) { o.maxPayload = n } }
+
+// WithCodec passes every payload the executor stores through c: inputs,
+// outputs, journal values and snapshots, signal payloads and dead letters'
+// inputs are encoded before they are written and decoded when read (see
+// package persistence/codec; codec.NewAESGCM encrypts them). Every node and
+// tool that reads the same database needs the codec, with the keys of what
+// is stored. Payloads stored before are read as they are. Without it
+// nothing is encoded and nothing is paid.
+func WithCodec(c codec.Codec) ExecutorOption { return func(o *executorOptions) { o.codec = c } }
+
 // Executor starts, runs and inspects executions on one backend.
 type Executor struct {
 	backend persistence.Backend
@@ -161,6 +186,19 @@ func New(b persistence.Backend, opts ...ExecutorOption) (*Executor, error) {
 	if o.concurrency < 0 || o.lease < 0 || o.poll < 0 {
 		return nil, errors.New("sdk: negative concurrency, lease duration or poll interval")
 	}
+	if o.maxPayload < 0 {
+		return nil, fmt.Errorf("sdk: WithMaxPayload(%d): the limit must not be negative (0 keeps the default of %d)", o.maxPayload, DefaultMaxPayload)
+	}
+	if o.maxPayload == 0 {
+		o.maxPayload = DefaultMaxPayload
+	}
+	if o.closeTimeout < 0 {
+		return nil, fmt.Errorf("sdk: WithCloseTimeout(%s): the timeout must not be negative", o.closeTimeout)
+	}
+	if o.maxSignalPayload < 0 || o.maxPendingSignals < 0 {
+		return nil, fmt.Errorf("sdk: WithSignalLimits(%d, %d): the limits must not be negative (0 keeps a default)",
+			o.maxSignalPayload, o.maxPendingSignals)
+	}
 	if o.cluster != nil && o.nodeID == "" {
 		return nil, errors.New("sdk: WithCluster needs WithNodeID: each member's unique name")
 	}
@@ -175,6 +213,11 @@ func New(b persistence.Backend, opts ...ExecutorOption) (*Executor, error) {
 			o.notifier, o.ownNotifier = d.DefaultNotifier(), true
 		}
 	}
+	tags, err := actors.NormalizeTags(o.tags)
+	if err != nil {
+		return nil, fmt.Errorf("sdk: WithWorkerTags: %w", err)
+	}
+	b = codec.Wrap(b, o.codec) // b itself without a codec
 	if o.poll == 0 {
 		o.poll = 200 * time.Millisecond
 		if o.notifier != nil {
@@ -188,9 +231,11 @@ func New(b persistence.Backend, opts ...ExecutorOption) (*Executor, error) {
 		Functions:    o.ops.functionNames,
 		NodeID:       o.nodeID,
 		Queues:       o.queues,
+		Tags:         tags,
 		LeaseTTL:     o.lease,
 		PollInterval: o.poll,
 		Concurrency:  o.concurrency,
+		MaxPayload:   o.maxPayload,
 		Logger:       o.logger,
 		Cluster:      o.cluster,
 	})
@@ -394,6 +439,9 @@ func (e *Executor) Backend() persistence.Backend { return e.backend }
 // startRoot records a root execution and, when this executor serves its
 // queue, runs it here at once.
 func (e *Executor) startRoot(ctx context.Context, fn *actors.Function, input []byte, o actors.CallOptions) (string, error) {
+	if err := e.rt.CheckPayload(fn.Name, "input", len(input)); err != nil {
+		return "", fmt.Errorf("starting %q: %w", fn.Name, err)
+	}
 	queue := o.Queue
 	if queue == "" {
 		queue = fn.Queue
@@ -413,7 +461,53 @@ func (e *Executor) startRoot(ctx context.Context, fn *actors.Function, input []b
 	if o.Delay > 0 {
 		rec.RunAt = now.Add(o.Delay)
 	}
-	if e.rt.Serving() && e.rt.Serves(queue) && o.Delay <= 0 && e.opts.ops.runs(fn.Name) {
+	tags := fn.CallTags(o.Tags)
+	if err := e.rt.TagExecution(ctx, tags, rec.ID); err != nil {
+		return "", fmt.Errorf("starting %q: %w", fn.Name, err)
+	}
+	if ctx.Done() != nil {
+		return e.insertBefore(ctx, fn, rec, o)
+	}
+	return e.insertRoot(ctx, fn, rec, o)
+}
+
+// insertBefore inserts rec as insertRoot does, but returns when ctx ends
+// first, saying that the execution may be recorded all the same: the
+// insert goes on, detached from ctx, so that it is never cut off between
+// its commit and its answer, where the caller would get an error for an
+// execution that is written and runs.
+func (e *Executor) insertBefore(ctx context.Context, fn *actors.Function, rec *persistence.Execution, o actors.CallOptions) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("starting %q: %w (nothing was recorded)", fn.Name, context.Cause(ctx))
+	}
+	type result struct {
+		id  string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		id, err := e.insertRoot(context.WithoutCancel(ctx), fn, rec, o)
+		done <- result{id, err}
+	}()
+	select {
+	case r := <-done:
+		return r.id, r.err
+	case <-ctx.Done():
+		which := "execution " + rec.ID
+		if rec.IdempotencyKey != "" {
+			which += fmt.Sprintf(" (or the one of idempotency key %q)", rec.IdempotencyKey)
+		}
+		return "", fmt.Errorf("starting %q: %w before the execution was recorded; it may be recorded and run all the same: look up %s",
+			fn.Name, context.Cause(ctx), which)
+	}
+}
+
+// insertRoot writes a root execution and runs it here when this executor
+// serves its queue, or dispatches it.
+func (e *Executor) insertRoot(ctx context.Context, fn *actors.Function, rec *persistence.Execution, o actors.CallOptions) (string, error) {
+	queue := rec.Queue
+	tags := fn.CallTags(o.Tags)
+	if e.rt.Serving() && e.rt.Serves(queue) && e.rt.Covers(tags) && o.Delay <= 0 && e.opts.ops.runs(fn.Name) {
 		got, _, err := e.rt.StartLocal(ctx, rec)
 		if err != nil {
 			return "", fmt.Errorf("starting %q: %w", fn.Name, err)
@@ -470,6 +564,15 @@ type ExecutionInfo struct {
 	// NAME", "timer until TIME", "child ID (FUNCTION)", or "retry at
 	// TIME" for a retry's backoff.
 	WaitingOn string
+	// CachedFrom is the ID of the execution whose cached result this one
+	// returned (WithCache), or "" when it ran its body.
+	CachedFrom string
+	// Counters are the counters of the execution's tree (Counter), shared
+	// by the root and all its descendants; State is the execution's own
+	// state (SetState), each value a JSON document. Execution fills them
+	// in; List leaves them nil.
+	Counters map[string]float64
+	State    map[string]json.RawMessage
 }
 
 // ErrorDetail is a recorded failure: Kind is one of "error", "panic",
@@ -481,10 +584,15 @@ type ErrorDetail struct {
 	Stack        string
 }
 
+// shown is a stored payload as ExecutionInfo and DeadLetter show it: an
+// encrypted one that this executor could not decode (no codec, or not its
+// key) is the JSON string "encrypted (key ID)", so that they stay JSON.
+func shown(b []byte) json.RawMessage { return codec.ForDisplay(nil, b) }
+
 func infoOf(r *persistence.Execution) ExecutionInfo {
 	i := ExecutionInfo{
 		ID: r.ID, Function: r.Function, Queue: r.Queue, Status: r.Status, ParentID: r.ParentID,
-		Attempts: r.Attempts, Input: json.RawMessage(r.Input), Output: json.RawMessage(r.Output),
+		Attempts: r.Attempts, Input: shown(r.Input), Output: shown(r.Output),
 		Priority: r.Priority, Version: r.Version, Owner: r.Owner, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 	}
 	if r.Error != nil {
@@ -522,7 +630,7 @@ func (e *Executor) Execution(ctx context.Context, id string) (ExecutionInfo, err
 			}
 			info.WaitingOn = waitingOn(info, entries)
 		}
-		return info, nil
+		return e.withProgress(ctx, info, r.RootID)
 	}
 	if !errors.Is(err, persistence.ErrNotFound) {
 		return ExecutionInfo{}, fmt.Errorf("reading execution %q: %w", id, err)
@@ -534,7 +642,7 @@ func (e *Executor) Execution(ctx context.Context, id string) (ExecutionInfo, err
 		}
 		for _, ent := range entries {
 			if ent.Position == pos && ent.ChildID == id && ent.Done {
-				return stepInfo(parent, ent), nil
+				return e.stepWithProgress(ctx, stepInfo(parent, ent))
 			}
 		}
 	}
@@ -544,7 +652,7 @@ func (e *Executor) Execution(ctx context.Context, id string) (ExecutionInfo, err
 // stepInfo describes a step recorded only in its parent's journal.
 func stepInfo(parent string, ent *persistence.JournalEntry) ExecutionInfo {
 	info := ExecutionInfo{ID: ent.ChildID, Function: ent.Name, Status: StatusCompleted, ParentID: parent,
-		Attempts: 1, Output: json.RawMessage(ent.Output)}
+		Attempts: 1, Output: shown(ent.Output)}
 	if ent.Error != nil {
 		info.Status, info.Error = StatusFailed, ent.Error.Message
 	}
@@ -630,7 +738,7 @@ func (e *Executor) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 	}
 	out := make([]DeadLetter, len(ds))
 	for i, d := range ds {
-		out[i] = DeadLetter{ID: d.ID, ExecutionID: d.ExecutionID, Function: d.Function, Input: json.RawMessage(d.Input),
+		out[i] = DeadLetter{ID: d.ID, ExecutionID: d.ExecutionID, Function: d.Function, Input: shown(d.Input),
 			Attempts: d.Attempts, CreatedAt: d.CreatedAt}
 		if d.Error != nil {
 			out[i].Error = d.Error.Message
@@ -652,7 +760,7 @@ func (e *Executor) ReplayDeadLetter(ctx context.Context, id string) error {
 	}
 	if _, err := e.backend.ReplayDeadLetter(ctx, dl); err != nil {
 		if errors.Is(err, persistence.ErrNotFound) {
-			return fmt.Errorf("dead letter %q: %w", id, ErrNotFound)
+			return fmt.Errorf("dead letter %q: %w (ReplayDeadLetter takes a dead letter's ID, DeadLetter.ID from DeadLetters)", id, ErrNotFound)
 		}
 		return fmt.Errorf("replaying dead letter %q: %w", id, err)
 	}

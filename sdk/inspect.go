@@ -61,7 +61,7 @@ func (e *Executor) Journal(ctx context.Context, id string) ([]JournalEntry, erro
 	out := make([]JournalEntry, len(entries))
 	for i, je := range entries {
 		out[i] = JournalEntry{Position: je.Position, Kind: string(je.Kind), Name: je.Name, ChildID: je.ChildID,
-			FireAt: je.FireAt, Done: je.Done, Output: json.RawMessage(je.Output), StartedAt: je.StartedAt, EndedAt: je.EndedAt}
+			FireAt: je.FireAt, Done: je.Done, Output: shown(je.Output), StartedAt: je.StartedAt, EndedAt: je.EndedAt}
 		if je.Error != nil {
 			out[i].Failure = &ErrorDetail{Message: je.Error.Message, Kind: string(je.Error.Kind),
 				NonRetryable: je.Error.NonRetryable, Stack: je.Error.Stack}

@@ -1,6 +1,8 @@
 package sdk
 
 import (
+	"fmt"
+	"math"
 	"time"
 
 	"github.com/stent-go/stent/internal/retry"
@@ -19,6 +21,20 @@ type RetryPolicy struct {
 	Jitter       float64
 }
 
+// validate refuses a policy whose fields are out of range, instead of
+// silently taking a default for them.
+func (p RetryPolicy) validate() error {
+	switch {
+	case p.MaxAttempts < 0:
+		return fmt.Errorf("RetryPolicy.MaxAttempts is %d: it must be 0 (the default, 3) or more", p.MaxAttempts)
+	case p.InitialDelay < 0 || p.MaxDelay < 0:
+		return fmt.Errorf("RetryPolicy delays must not be negative (InitialDelay %s, MaxDelay %s)", p.InitialDelay, p.MaxDelay)
+	case p.Multiplier < 0 || math.IsNaN(p.Multiplier) || math.IsNaN(p.Jitter):
+		return fmt.Errorf("RetryPolicy.Multiplier is %v: it must be 0 (the default, 2.0) or more", p.Multiplier)
+	}
+	return nil
+}
+
 func (p RetryPolicy) normalize() retry.Policy {
 	return retry.Normalize(retry.Policy{
 		MaxAttempts: p.MaxAttempts, InitialDelay: p.InitialDelay, MaxDelay: p.MaxDelay,
@@ -34,7 +50,12 @@ type funcOptions struct {
 	version       string
 	priority      int
 	maxConcurrent int
+	// concurrentSet tells WithMaxConcurrent(0) (refused) from no limit.
+	concurrentSet bool
 	idempotent    bool
+	cacheTTL      time.Duration
+	cacheSet      bool // WithCache was given, so its ttl must be positive
+	tags          []string
 }
 
 // Option configures a durable function.
@@ -65,7 +86,9 @@ func WithPriority(p int) Option { return func(o *funcOptions) { o.priority = p }
 // the order they asked on each node. Permits are rows in the database held
 // with the node's lease, so a node that dies gives its permits back when its
 // lease runs out. n must be positive.
-func WithMaxConcurrent(n int) Option { return func(o *funcOptions) { o.maxConcurrent = n } }
+func WithMaxConcurrent(n int) Option {
+	return func(o *funcOptions) { o.maxConcurrent, o.concurrentSet = n, true }
+}
 
 // WithIdempotent makes a call with the same function, version and input
 // return the stored outcome of the first execution instead of running again:
@@ -81,6 +104,7 @@ type callOptions struct {
 	priority       *int
 	delay          time.Duration
 	maxDuration    time.Duration
+	tags           []string
 }
 
 // CallOption configures one call or start.

@@ -146,7 +146,7 @@ type ScheduleInfo struct {
 
 func scheduleInfoOf(s *persistence.Schedule) ScheduleInfo {
 	return ScheduleInfo{Name: s.Name, Function: s.Function, Queue: s.Queue, Priority: s.Priority,
-		Input: json.RawMessage(s.Input), Spec: s.Spec, TimeZone: s.TimeZone, Jitter: s.Jitter, StartAt: s.StartAt,
+		Input: shown(s.Input), Spec: s.Spec, TimeZone: s.TimeZone, Jitter: s.Jitter, StartAt: s.StartAt,
 		EndAt: s.EndAt, Overlap: s.Overlap, CatchupWindow: s.CatchupWindow, CatchupLatest: s.CatchupLatest,
 		Paused: s.Paused, Note: s.Note, NextRunAt: s.NextAt, BufferedAt: s.BufferedAt,
 		LastExecutionID: s.LastExecutionID, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
@@ -292,6 +292,9 @@ func (e *Executor) CreateSchedule(ctx context.Context, name, spec, function stri
 	if err != nil {
 		return ScheduleInfo{}, fmt.Errorf("sdk: schedule %q: encoding input: %w", name, err)
 	}
+	if err := e.rt.CheckPayload(function, "input", len(in)); err != nil {
+		return ScheduleInfo{}, fmt.Errorf("sdk: schedule %q: %w", name, err)
+	}
 	s, err := buildSchedule(name, spec, function, in, opts)
 	if err != nil {
 		return ScheduleInfo{}, err
@@ -333,6 +336,9 @@ func (e *Executor) UpdateSchedule(ctx context.Context, name, spec, function stri
 	in, err := encodeInput(input)
 	if err != nil {
 		return ScheduleInfo{}, fmt.Errorf("sdk: schedule %q: encoding input: %w", name, err)
+	}
+	if err := e.rt.CheckPayload(function, "input", len(in)); err != nil {
+		return ScheduleInfo{}, fmt.Errorf("sdk: schedule %q: %w", name, err)
 	}
 	def, err := buildSchedule(name, spec, function, in, opts)
 	if err != nil {

@@ -262,7 +262,7 @@ func (e *Executor) fire(ctx context.Context, s *persistence.Schedule, now time.T
 			f.WakeAt = recheck
 		}
 	}
-	execs, err := e.backend.FireSchedule(ctx, f)
+	execs, err := e.fireSchedule(ctx, f)
 	if errors.Is(err, persistence.ErrStaleEpoch) {
 		return nil // the claim was lost (a pause past the lease, an update): its new holder fires it
 	}
@@ -380,7 +380,7 @@ func (e *Executor) TriggerSchedule(ctx context.Context, name string) (string, er
 		at = at.Add(time.Millisecond) // spec ticks are whole seconds: keep the tick rows apart
 	}
 	x := e.tickExecution(s, persistence.TickTrigger, at, now)
-	execs, err := e.backend.FireSchedule(ctx, &persistence.ScheduleFire{Name: name, Create: []*persistence.Execution{x},
+	execs, err := e.fireSchedule(ctx, &persistence.ScheduleFire{Name: name, Create: []*persistence.Execution{x},
 		Ticks: []*persistence.ScheduleTick{{At: at, Kind: persistence.TickTrigger, Status: persistence.TickStarted,
 			ExecutionID: x.ID}}, LastExecutionID: x.ID})
 	if err != nil {
@@ -393,8 +393,9 @@ func (e *Executor) TriggerSchedule(ctx context.Context, name string) (string, er
 // BackfillSchedule starts the ticks of schedule name's spec from from to to
 // (both included; to no later than now), each with the same idempotency
 // key as the scheduled tick, so a tick that ran already is not started
-// again: its execution's ID is returned in its place. Backfilled ticks
-// ignore the overlap policy, the start and end times and pausing. It
+// again: its execution's ID is returned in its place. The ticks are the
+// schedule's own, within its start and end times; backfilled ticks ignore
+// the overlap policy and pausing. It
 // returns the executions' IDs, oldest first, at most 10,000 ticks per
 // call, and an error matching ErrNotFound for an unknown schedule.
 func (e *Executor) BackfillSchedule(ctx context.Context, name string, from, to time.Time) ([]string, error) {
@@ -415,11 +416,10 @@ func (e *Executor) BackfillSchedule(ctx context.Context, name string, from, to t
 	case to.After(now):
 		return nil, fmt.Errorf("backfilling schedule %q: the range ends (%s) after now (%s): future ticks are the schedule's", name, to, now)
 	}
-	sched, err := parseSpec(s.Spec, s.TimeZone)
+	p, err := newSpec(s)
 	if err != nil {
 		return nil, fmt.Errorf("backfilling schedule %q: %w", name, err)
 	}
-	p := &spec{sched: sched}
 	var ticks []time.Time
 	for t := p.after(from.Add(-time.Nanosecond)); !t.IsZero() && !t.After(to); t = p.after(t) {
 		if len(ticks) == maxBackfill {
@@ -438,7 +438,7 @@ func (e *Executor) BackfillSchedule(ctx context.Context, name string, from, to t
 			f.Ticks = append(f.Ticks, &persistence.ScheduleTick{At: t, Kind: persistence.TickBackfill,
 				Status: persistence.TickStarted, ExecutionID: x.ID})
 		}
-		execs, err := e.backend.FireSchedule(ctx, f)
+		execs, err := e.fireSchedule(ctx, f)
 		if err != nil {
 			return ids, fmt.Errorf("backfilling schedule %q: %w", name, err)
 		}

@@ -20,19 +20,27 @@ func TestPlanTicks(t *testing.T) {
 		return s, p
 	}
 
+	// An interval ticks on a grid from the epoch, or from the start.
+	_, grid := sched(now, false)
+	require.Equal(t, now.Add(time.Minute), grid.after(now.Add(30*time.Second)))
+	require.Equal(t, now, grid.after(now.Add(-time.Millisecond)))
+	grid.start = now.Add(20 * time.Second)
+	require.Equal(t, grid.start, grid.after(now), "a tick at the start itself")
+	require.Equal(t, now.Add(80*time.Second), grid.after(now.Add(30*time.Second)))
+
 	// On time: the one due tick.
-	s, p := sched(now.Add(-time.Second), false)
-	plan := planTicks(s, p, now, 10*time.Minute)
+	s, p := sched(now, false)
+	plan := planTicks(s, p, now.Add(time.Second), 10*time.Minute)
 	require.Empty(t, plan.skipped)
-	require.Equal(t, []time.Time{now.Add(-time.Second)}, plan.due)
-	require.Equal(t, now.Add(59*time.Second), plan.next)
+	require.Equal(t, []time.Time{now}, plan.due)
+	require.Equal(t, now.Add(time.Minute), plan.next)
 
 	// Not due yet: nothing.
-	s, p = sched(now.Add(time.Second), false)
+	s, p = sched(now.Add(time.Minute), false)
 	plan = planTicks(s, p, now, 10*time.Minute)
 	require.Empty(t, plan.skipped)
 	require.Empty(t, plan.due)
-	require.Equal(t, now.Add(time.Second), plan.next)
+	require.Equal(t, now.Add(time.Minute), plan.next)
 
 	// An hour behind, a 10-minute window: 50 skipped as one row, 11 due.
 	s, p = sched(now.Add(-time.Hour), false)
@@ -91,7 +99,7 @@ func TestPlanTicks(t *testing.T) {
 	require.True(t, plan.next.Before(now))
 
 	// Past the end: no next tick.
-	s, p = sched(now.Add(-time.Second), false)
+	s, p = sched(now, false)
 	p.end = now
 	plan = planTicks(s, p, now, time.Minute)
 	require.Len(t, plan.due, 1)

@@ -18,8 +18,9 @@ var specParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | 
 	cron.Dow | cron.Descriptor)
 
 // Every returns the spec of a schedule that ticks every d ("@every 5m0s").
-// Intervals are counted from the previous tick, in whole seconds (at least
-// one).
+// An interval is whole seconds (at least one), and its ticks fall on a
+// fixed grid: every d from the schedule's start time (WithStartAt), or from
+// the Unix epoch without one; @every 5m ticks at :00, :05, :10 and so on.
 func Every(d time.Duration) string { return "@every " + d.String() }
 
 // spec is a parsed schedule spec with its bounds.
@@ -62,11 +63,26 @@ func newSpec(s *persistence.Schedule) (*spec, error) {
 
 // after returns the first tick strictly after t, within the bounds, in
 // UTC to the millisecond; the zero time when there is none (past the end).
+// An interval ticks on a fixed grid: every Delay from the start time, or
+// from the Unix epoch without one, so that its ticks are the same times
+// whatever happened (a pause, a restart, a backfill).
 func (p *spec) after(t time.Time) time.Time {
-	if !p.start.IsZero() && t.Before(p.start) {
-		t = p.start.Add(-time.Nanosecond) // a tick at the start itself counts
+	var n time.Time
+	if every, ok := p.sched.(cron.ConstantDelaySchedule); ok && every.Delay > 0 {
+		origin := p.start
+		if origin.IsZero() {
+			origin = time.Unix(0, 0)
+		}
+		n = origin
+		if !t.Before(origin) {
+			n = origin.Add((t.Sub(origin)/every.Delay + 1) * every.Delay)
+		}
+	} else {
+		if !p.start.IsZero() && t.Before(p.start) {
+			t = p.start.Add(-time.Nanosecond) // a tick at the start itself counts
+		}
+		n = p.sched.Next(t)
 	}
-	n := p.sched.Next(t)
 	if n.IsZero() || (!p.end.IsZero() && n.After(p.end)) {
 		return time.Time{}
 	}

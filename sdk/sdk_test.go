@@ -28,6 +28,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(envStartupHelper) != "" {
 		os.Exit(startupHelper())
 	}
+	if os.Getenv(envProgressHelper) != "" {
+		os.Exit(progressHelper())
+	}
 	testutil.WrapTestMain(m)
 }
 

@@ -29,8 +29,13 @@ func WithSignalLimits(maxPayload, maxPending int) ExecutorOption {
 // execution (Executor.SendSignal) and returns its payload decoded into T.
 // A signal sent before the wait is kept for it; each signal is consumed by
 // exactly one wait, in the order sent. A long wait passivates the
-// execution: it costs a row, not memory, until the signal arrives. A payload
-// that does not decode into T is an error naming the signal and the type.
+// execution: it costs a row, not memory, until the signal arrives.
+//
+// A signal whose payload does not decode into T is consumed all the same,
+// and the wait returns an error matching ErrBadSignalPayload, naming the
+// signal and the type, that is not retried: returned from the body, it
+// fails the execution at once; the body may instead wait again, for the
+// next signal of that name.
 func WaitForSignal[T any](ctx context.Context, name string) (T, error) {
 	v, _, err := waitForSignal[T](ctx, name, 0)
 	return v, err
@@ -40,8 +45,10 @@ func WaitForSignal[T any](ctx context.Context, name string) (T, error) {
 // when d passed first (the timeout survives crashes like a Sleep).
 func WaitForSignalTimeout[T any](ctx context.Context, name string, d time.Duration) (T, bool, error) {
 	if d <= 0 {
+		// The same call fails the same way on every attempt: retrying it
+		// would only delay the failure.
 		var zero T
-		return zero, false, fmt.Errorf("waiting for signal %q: the timeout must be positive, not %s", name, d)
+		return zero, false, NonRetryable(fmt.Errorf("waiting for signal %q: the timeout must be positive, not %s", name, d))
 	}
 	return waitForSignal[T](ctx, name, d)
 }
@@ -53,7 +60,9 @@ func waitForSignal[T any](ctx context.Context, name string, d time.Duration) (T,
 		return v, ok, err
 	}
 	if err := json.Unmarshal(raw, &v); err != nil {
-		return v, true, fmt.Errorf("decoding the payload of signal %q into %T: %w", name, v, err)
+		// The signal is consumed (recorded at this wait's position), so a
+		// replay gets the same error: retrying could not help.
+		return v, true, NonRetryable(fmt.Errorf("signal %q: %w: its payload does not decode into %T: %w", name, ErrBadSignalPayload, v, err))
 	}
 	return v, true, nil
 }

@@ -42,6 +42,7 @@ type quoteInput struct {
 	WorkMS int    `json:"work_ms"`
 }
 
+// sample:begin functions
 // QuoteItem prices one item: a step whose work is a durable timer, so a
 // node that dies while it runs loses nothing.
 var QuoteItem = sdk.Durable("quote_item", func(ctx context.Context, in quoteInput) (Quote, error) {
@@ -78,4 +79,9 @@ var ShipOrder = sdk.Durable("ship_order", func(ctx context.Context, o Order) (Sh
 	return s, nil
 })
 
+// sample:end
+
+// sample:begin main
 func main() { os.Exit(node.Main(os.Args[1:])) }
+
+// sample:end

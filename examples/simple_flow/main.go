@@ -20,6 +20,7 @@ import (
 	"github.com/stent-go/stent/sdk"
 )
 
+// sample:begin main
 func main() {
 	path := "workflow.db"
 	if len(os.Args) > 1 {
@@ -51,3 +52,5 @@ func main() {
 	}
 	fmt.Printf("%+v\n", result)
 }
+
+// sample:end

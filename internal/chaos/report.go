@@ -79,11 +79,11 @@ func (r Result) invariants() []invariant {
 			fmt.Sprintf("%d runs, at most %d at once (limit %d; %d counting %d tails resumed after SIGCONT), %d permits held after quiet, %d runs without end unexplained (%d cut off by the final stop)",
 				a.LimitedRuns, a.LimitedMax, r.Limit, a.LimitedMaxWithZombies, a.ZombieTails, r.Permits, a.UnendedRuns, a.CutOffRuns)})
 	}
+	rows = append(rows, invariant{"I10", "every node healthy at the end", r.Healthy == r.Nodes && len(r.Crashed) == 0 && len(r.UncleanStops) == 0,
+		fmt.Sprintf("/healthz 200 from %d of %d after quiet, %d unexpected exits, %d unclean SIGTERM exits", r.Healthy, r.Nodes, len(r.Crashed), len(r.UncleanStops))})
 	if r.Schedule.Every > 0 {
 		rows = append(rows, r.Schedule.invariant())
 	}
-	rows = append(rows, invariant{"I10", "every node healthy at the end", r.Healthy == r.Nodes && len(r.Crashed) == 0 && len(r.UncleanStops) == 0,
-		fmt.Sprintf("/healthz 200 from %d of %d after quiet, %d unexpected exits, %d unclean SIGTERM exits", r.Healthy, r.Nodes, len(r.Crashed), len(r.UncleanStops))})
 	return rows
 }
 

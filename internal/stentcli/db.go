@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/stent-go/stent/persistence"
+	"github.com/stent-go/stent/persistence/codec"
 	"github.com/stent-go/stent/persistence/postgres"
 	"github.com/stent-go/stent/persistence/sqlite"
 	"github.com/stent-go/stent/sdk"
@@ -91,11 +92,42 @@ func (a *app) openBackend(ctx context.Context, create bool) (persistence.Backend
 			return nil, errors.Join(err, b.Close())
 		}
 	}
-	a.backend = b
 	if d, ok := b.(interface{ DefaultNotifier() persistence.Notifier }); ok {
 		a.notifier = d.DefaultNotifier()
 	}
+	c, err := a.codec()
+	if err != nil {
+		return nil, errors.Join(err, b.Close())
+	}
+	b = codec.Wrap(b, c) // b itself without keys
+	a.backend = b
 	return b, nil
+}
+
+// codec is the payload codec of --key or STENT_KEY, or nil without keys.
+func (a *app) codec() (codec.Codec, error) {
+	specs := a.keys
+	if len(specs) == 0 {
+		if env := a.getenv("STENT_KEY"); env != "" {
+			specs = strings.Split(env, ",")
+		}
+	}
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	keys := make([]codec.Key, len(specs))
+	for i, s := range specs {
+		k, err := codec.ParseKey(s)
+		if err != nil {
+			return nil, usagef("--key or STENT_KEY: %v", err)
+		}
+		keys[i] = k
+	}
+	c, err := codec.NewAESGCM(keys...)
+	if err != nil {
+		return nil, usagef("--key or STENT_KEY: %v", err)
+	}
+	return c, nil
 }
 
 // sqliteHasSchema checks, without writing, that the SQLite file at path

@@ -35,6 +35,11 @@ type execJSON struct {
 	Deadline        *time.Time      `json:"deadline,omitempty"`
 	CancelRequested bool            `json:"cancel_requested,omitempty"`
 	WaitingOn       string          `json:"waiting_on,omitempty"`
+	// CachedFrom, Counters and State are the execution's progress
+	// (WithCache, Counter, SetState); show fills them, list does not.
+	CachedFrom string                     `json:"cached_from,omitempty"`
+	Counters   map[string]float64         `json:"counters,omitempty"`
+	State      map[string]json.RawMessage `json:"state,omitempty"`
 }
 
 // errorJSON is a recorded failure in --json output.
@@ -61,13 +66,27 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
+// displayState is state with each value as rawOrNull shows it (an
+// encrypted value the CLI has no key for becomes a JSON string saying so).
+func displayState(state map[string]json.RawMessage) map[string]json.RawMessage {
+	if len(state) == 0 {
+		return nil
+	}
+	out := make(map[string]json.RawMessage, len(state))
+	for k, v := range state {
+		out[k] = rawOrNull(v)
+	}
+	return out
+}
+
 // toExecJSON is e for --json output.
 func toExecJSON(e sdk.ExecutionInfo) execJSON {
 	j := execJSON{ID: e.ID, Function: e.Function, Queue: e.Queue, Status: e.Status, ParentID: e.ParentID,
 		RootID: e.RootID, IdempotencyKey: e.IdempotencyKey, Attempts: e.Attempts, Priority: e.Priority,
 		Version: e.Version, Owner: e.Owner, Input: rawOrNull(e.Input), Output: rawOrNull(e.Output),
 		Error: toErrorJSON(e.Failure), CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt, EndedAt: timePtr(e.EndedAt),
-		RunAt: timePtr(e.RunAt), Deadline: timePtr(e.Deadline), CancelRequested: e.CancelRequested, WaitingOn: e.WaitingOn}
+		RunAt: timePtr(e.RunAt), Deadline: timePtr(e.Deadline), CancelRequested: e.CancelRequested, WaitingOn: e.WaitingOn,
+		CachedFrom: e.CachedFrom, Counters: e.Counters, State: displayState(e.State)}
 	if j.Error == nil && e.Error != "" {
 		j.Error = &errorJSON{Message: e.Error}
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/stent-go/stent/persistence/codec"
 )
 
 // ANSI colours.
@@ -192,6 +194,7 @@ func stamp(t time.Time) string {
 
 // compactJSON is raw JSON on one line, or "-" when empty.
 func compactJSON(raw []byte) string {
+	raw = codec.ForDisplay(nil, raw) // still encrypted: no key, or not its key
 	if len(raw) == 0 {
 		return "-"
 	}
@@ -208,6 +211,7 @@ func compactJSON(raw []byte) string {
 
 // indentJSON is raw JSON indented, or "-" when empty.
 func indentJSON(raw []byte, prefix string) string {
+	raw = codec.ForDisplay(nil, raw) // still encrypted: no key, or not its key
 	if len(raw) == 0 {
 		return "-"
 	}
@@ -225,6 +229,7 @@ func indentJSON(raw []byte, prefix string) string {
 // rawOrNull is raw JSON for an output document: null when empty or not
 // JSON (the text then goes as a JSON string).
 func rawOrNull(raw []byte) json.RawMessage {
+	raw = codec.ForDisplay(nil, raw) // still encrypted: no key, or not its key
 	if len(raw) == 0 {
 		return json.RawMessage("null")
 	}

@@ -1,8 +1,9 @@
 // Package stentcli is the `stent` command: the operator's tool for a Stent
 // database (list, show, stats, watch, dead letters, signals, cancel, start,
-// cleanup, members, migrate) and the `stent chaos` test harness. It is a
-// process outside the cluster: it reads and writes the database, and wakes
-// the nodes through the backend's notifier (PostgreSQL LISTEN/NOTIFY).
+// schedules, cleanup, members, migrate) and the `stent chaos` test
+// harness. It is a process outside the cluster: it reads and writes the
+// database, and wakes the nodes through the backend's notifier (PostgreSQL
+// LISTEN/NOTIFY).
 // docs/cli.md describes every command.
 //
 // It is wired up by cmd/stent; its exported identifiers are not a stable
@@ -38,6 +39,9 @@ type app struct {
 	db      string
 	schema  string
 	jsonOut bool
+	// keys are the payload keys (--key, STENT_KEY): with them, encrypted
+	// payloads are decoded; without, shown as "encrypted (key ID)".
+	keys []string
 
 	stdout, stderr io.Writer
 	getenv         func(string) string
@@ -122,10 +126,10 @@ func isUsage(err error) bool {
 func (a *app) rootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "stent",
-		Short: "Operate Stent: executions, dead letters, signals, nodes",
+		Short: "Operate Stent: executions, dead letters, signals, schedules, nodes",
 		Long: `stent operates a Stent database: it lists and shows executions, counts them,
 replays dead letters, sends signals, cancels and starts executions, deletes
-old ones and lists the nodes that serve. It runs outside the cluster: it
+old ones, manages schedules and lists the nodes that serve. It runs outside the cluster: it
 reads and writes the database and wakes the nodes through it.
 
 The database is --db or STENT_DB: a SQLite file path, or a PostgreSQL DSN
@@ -145,6 +149,7 @@ other than public. Every command that prints takes --json.`,
 	pf.StringVar(&a.db, "db", "", "database: a SQLite file path or a postgres:// DSN (env STENT_DB)")
 	pf.StringVar(&a.schema, "schema", "", "PostgreSQL schema of the tables (env STENT_SCHEMA; default public)")
 	pf.BoolVar(&a.jsonOut, "json", false, "print JSON instead of text")
+	pf.StringArrayVar(&a.keys, "key", nil, "payload key ID:BASE64-SECRET to decrypt (and encrypt) payloads; repeat it for old keys, the first encrypts (env STENT_KEY, keys separated by commas)")
 	root.AddGroup(&cobra.Group{ID: "exec", Title: "Executions:"}, &cobra.Group{ID: "ops", Title: "Operations:"})
 	for _, c := range []*cobra.Command{a.listCmd(), a.showCmd(), a.startCmd(), a.signalCmd(), a.cancelCmd()} {
 		c.GroupID = "exec"

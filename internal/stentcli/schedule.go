@@ -169,10 +169,11 @@ type scheduleShowJSON struct {
 func (a *app) scheduleShowCmd() *cobra.Command {
 	var ticks int
 	c := &cobra.Command{
-		Use:     "show NAME",
-		Short:   "Show a schedule and what became of its latest ticks",
-		Example: "  stent schedule show nightly-report\n  stent schedule show nightly-report --ticks 100 --json",
-		Args:    argsBetween(1, 1),
+		Use:               "show NAME",
+		Short:             "Show a schedule and what became of its latest ticks",
+		Example:           "  stent schedule show nightly-report\n  stent schedule show nightly-report --ticks 100 --json",
+		Args:              argsBetween(1, 1),
+		ValidArgsFunction: a.completeSchedule,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if ticks < 1 || ticks > 1000 {
 				return usagef("--ticks %d is out of range: want 1 to 1000", ticks)
@@ -362,10 +363,11 @@ func (a *app) runScheduleCreate(ctx context.Context, args []string, f scheduleFl
 func (a *app) schedulePauseCmd() *cobra.Command {
 	var note string
 	c := &cobra.Command{
-		Use:     "pause NAME",
-		Short:   "Stop a schedule taking ticks until it is resumed; running executions go on",
-		Example: "  stent schedule pause nightly-report --note \"migration tonight\"",
-		Args:    argsBetween(1, 1),
+		Use:               "pause NAME",
+		Short:             "Stop a schedule taking ticks until it is resumed; running executions go on",
+		Example:           "  stent schedule pause nightly-report --note \"migration tonight\"",
+		Args:              argsBetween(1, 1),
+		ValidArgsFunction: a.completeSchedule,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ex, err := a.executor(cmd.Context())
 			if err != nil {
@@ -398,10 +400,11 @@ func (a *app) printScheduleResult(s sdk.ScheduleInfo, what string) error {
 // scheduleNameCmd is schedule resume, delete or trigger.
 func (a *app) scheduleNameCmd(verb, short string) *cobra.Command {
 	return &cobra.Command{
-		Use:     verb + " NAME",
-		Short:   short,
-		Example: "  stent schedule " + verb + " nightly-report",
-		Args:    argsBetween(1, 1),
+		Use:               verb + " NAME",
+		Short:             short,
+		Example:           "  stent schedule " + verb + " nightly-report",
+		Args:              argsBetween(1, 1),
+		ValidArgsFunction: a.completeSchedule,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, name := cmd.Context(), args[0]
 			ex, err := a.executor(ctx)
@@ -443,6 +446,27 @@ func (a *app) wakeSchedule(ctx context.Context, ex *sdk.Executor, name string) {
 	}
 }
 
+// completeSchedule completes the first argument with the schedules' names.
+func (a *app) completeSchedule(cmd *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	defer a.close() //nolint:errcheck // completion prints nothing of its errors
+	ex, err := a.executor(cmd.Context())
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	ss, err := ex.ListSchedules(cmd.Context())
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	out := make([]cobra.Completion, len(ss))
+	for i, s := range ss {
+		out[i] = cobra.CompletionWithDesc(s.Name, s.Spec+" "+s.Function+" "+scheduleState(s))
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}
+
 // printStartedIDs prints the executions a trigger or a backfill started
 // (or found started), one a line, or as JSON.
 func (a *app) printStartedIDs(ids []string) error {
@@ -467,7 +491,8 @@ execution's ID is printed all the same. Times are RFC 3339, or a duration
 back from now (2h).`,
 		Example: "  stent schedule backfill nightly-report --from 2026-11-28T00:00:00Z --to 2026-11-30T00:00:00Z\n" +
 			"  stent schedule backfill heartbeat --from 1h --to 0s",
-		Args: argsBetween(1, 1),
+		Args:              argsBetween(1, 1),
+		ValidArgsFunction: a.completeSchedule,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			now := time.Now()
 			if from == "" || to == "" {

@@ -76,6 +76,10 @@ func testScheduleCommands(t *testing.T, d db, b persistence.Backend) {
 		require.Contains(t, text, want)
 	}
 
+	compl := ok(t, nil, append(append([]string{"__complete", "schedule", "show"}, d...), "")...)
+	require.Contains(t, compl, "ticker\t@every 1s cli_schedule_tick paused")
+	require.Contains(t, compl, "nightly\t")
+
 	// Resume: the node fires it; show lists the started ticks.
 	okJSON(t, d, &s, "schedule", "resume", "ticker")
 	require.False(t, s.Paused)

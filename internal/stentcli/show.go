@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -209,6 +210,15 @@ func (a *app) printShow(w io.Writer, s showJSON, now time.Time) {
 	if string(s.Output) != "null" {
 		kv("Output", indentJSON(s.Output, strings.Repeat(" ", 14)))
 	}
+	if s.CachedFrom != "" {
+		kv("Cached from", s.CachedFrom)
+	}
+	if len(s.Counters) > 0 {
+		kv("Counters", progressLine(s.Counters))
+	}
+	if len(s.State) > 0 {
+		kv("State", progressLine(s.State))
+	}
 	if s.Error != nil {
 		a.printError(w, "Error", s.Error)
 	}
@@ -300,4 +310,23 @@ func (a *app) printTree(w io.Writer, nodes []*treeJSON, indent string) {
 	walk(nodes, indent)
 	t.head = []string{"ID", "FUNCTION", "STATUS", "TOOK", ""}
 	a.printTable(w, t)
+}
+
+// progressLine writes counters or state as "name=value" pairs in name
+// order, values as they are (JSON for state).
+func progressLine[V any](m map[string]V) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		v := any(m[k])
+		if raw, ok := v.(json.RawMessage); ok {
+			v = string(raw)
+		}
+		parts[i] = fmt.Sprintf("%s=%v", k, v)
+	}
+	return strings.Join(parts, "  ")
 }

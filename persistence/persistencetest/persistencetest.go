@@ -54,6 +54,10 @@ func Exercise(t *testing.T, newBackend func(t *testing.T) persistence.Backend) {
 	t.Run("SchedulesCRUD", s.testSchedulesCRUD)
 	t.Run("SchedulesClaim", s.testSchedulesClaim)
 	t.Run("SchedulesTicks", s.testSchedulesTicks)
+	t.Run("Cache", s.testCache)
+	t.Run("Progress", s.testProgress)
+	t.Run("Tags", s.testTags)
+	t.Run("LeaseOnInsert", s.testLeaseOnInsert)
 }
 
 // Values the subtests share.

@@ -288,6 +288,7 @@ func createArgs(execs []*persistence.Execution) ([]any, error) {
 	owners := make([]string, n)
 	epochs := make([]int64, n)
 	leaseExpires := make([]pgtype.Timestamptz, n)
+	leaseTTLs := make([]*int64, n)
 	for i, e := range execs {
 		if e == nil {
 			return nil, errors.New("nil execution to create")
@@ -314,13 +315,24 @@ func createArgs(execs []*persistence.Execution) ([]any, error) {
 		owners[i] = e.Owner
 		epochs[i] = e.Epoch
 		leaseExpires[i] = timestamptz(e.LeaseExpiresAt)
+		leaseTTLs[i] = leaseTTL(e)
 		var err error
 		if errs[i], err = encodeError(e.Error); err != nil {
 			return nil, fmt.Errorf("encoding error of %s: %w", e.ID, err)
 		}
 	}
 	return []any{ids, functions, queues, statuses, inputs, parents, parentPos, roots, keys,
-		attempts, priorities, versions, runAt, deadlines, outputs, errs, createdAt, owners, epochs, leaseExpires}, nil
+		attempts, priorities, versions, runAt, deadlines, outputs, errs, createdAt, owners, epochs, leaseExpires, leaseTTLs}, nil
+}
+
+// leaseTTL is the LeaseTTL of a row to insert leased by its Owner, in
+// microseconds, or nil: then LeaseExpiresAt is stored as given.
+func leaseTTL(e *persistence.Execution) *int64 {
+	if e.Owner == "" || e.LeaseTTL <= 0 {
+		return nil
+	}
+	us := e.LeaseTTL.Microseconds()
+	return &us
 }
 
 // validateNew checks an execution about to be inserted.

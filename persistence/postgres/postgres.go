@@ -51,13 +51,17 @@
 // # Clock
 //
 // Lease expiry and scheduled run times (Update.RunAfter) are computed with
-// the server's now(), never the client's clock.
+// the server's now(), never the client's clock. A row inserted leased
+// (Execution.LeaseTTL) gets its expiry from clock_timestamp() as the insert
+// runs, after any wait for a lock.
 package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -195,6 +199,11 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Backend, error) {
 	}
 
 	pool, own := o.pool, false
+	if pool == nil && strings.TrimSpace(dsn) == "" {
+		// libpq's defaults (PGHOST, the local socket, the user's own
+		// database) would put Stent's tables wherever they point.
+		return nil, errors.New("opening postgres: no DSN given; pass one such as postgres://user@host:5432/db, or WithPool")
+	}
 	if pool == nil {
 		cfg, err := pgxpool.ParseConfig(dsn)
 		if err != nil {

@@ -10,12 +10,17 @@ SELECT {{execution_columns}} FROM stent_execution WHERE id = $1;
 -- name: ExecutionInsert
 -- A root execution, inserted unless its ID or idempotency key is taken; the
 -- second branch returns the row that took it (the key's first).
+-- A lease TTL ($21, microseconds) makes the lease expire that long after the
+-- server's clock when the row is inserted (clock_timestamp(): after any wait
+-- for a lock, unlike now(), the transaction's start).
 WITH ins AS (
     INSERT INTO stent_execution (id, function, queue, status, input, parent_id, parent_pos, root_id,
         idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at, run_at, deadline,
         output, error, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-        $18, $19::jsonb, coalesce($20, now()))
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+        CASE WHEN $21::bigint IS NULL THEN $15::timestamptz
+             ELSE clock_timestamp() + $21::bigint * interval '1 microsecond' END,
+        $16, $17, $18, $19::jsonb, coalesce($20, now()))
     ON CONFLICT DO NOTHING
     RETURNING {{execution_columns}}
 )
@@ -57,8 +62,10 @@ SELECT false, {{execution_columns}} FROM stent_execution
 WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM acq);
 
 -- name: LeaseClaimDue
--- SKIP LOCKED lets concurrent claimers pass over each other's candidates
--- instead of waiting on them or taking the same ones.
+-- $5 is the functions the node has (NULL for every one); $6 the node's
+-- tags (NULL for none): an execution with a tag not among them is left to
+-- other nodes. SKIP LOCKED lets concurrent claimers pass over each other's
+-- candidates instead of waiting on them or taking the same ones.
 WITH due AS (
     SELECT id FROM stent_execution
     WHERE status IN ('pending', 'running', 'waiting')
@@ -66,6 +73,8 @@ WITH due AS (
       AND ($5::text[] IS NULL OR function = ANY ($5))
       AND (run_at <= now() OR (run_at IS NULL AND status IN ('pending', 'running')))
       AND (owner = '' OR lease_expires_at IS NULL OR lease_expires_at <= now())
+      AND NOT EXISTS (SELECT 1 FROM stent_execution_tag t WHERE t.execution_id = stent_execution.id
+                      AND NOT (t.tag = ANY (COALESCE($6::text[], '{}'))))
     ORDER BY priority DESC, created_at, id
     LIMIT $4
     FOR UPDATE SKIP LOCKED
@@ -112,7 +121,9 @@ SELECT min(run_at) FROM stent_execution
 WHERE status IN ('pending', 'waiting')
   AND run_at IS NOT NULL
   AND ($1::text[] IS NULL OR queue = ANY ($1))
-  AND (owner = '' OR lease_expires_at IS NULL OR lease_expires_at <= now());
+  AND (owner = '' OR lease_expires_at IS NULL OR lease_expires_at <= now())
+  AND NOT EXISTS (SELECT 1 FROM stent_execution_tag t WHERE t.execution_id = stent_execution.id
+                  AND NOT (t.tag = ANY (COALESCE($2::text[], '{}'))));
 
 -- name: JournalLoadBegin
 BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
@@ -221,21 +232,24 @@ fence AS (
 
 -- name: CommitCreate
 -- Children started by the Commit; an ID or key taken already is a replayed
--- start and keeps its row.
+-- start and keeps its row. A lease TTL (microseconds) counts from the
+-- server's clock at the insert, as in ExecutionInsert.
 created AS (
     INSERT INTO stent_execution (id, function, queue, status, input, parent_id, parent_pos, root_id,
         idempotency_key, attempts, priority, version, run_at, deadline, output, error, created_at,
         owner, lease_epoch, lease_expires_at)
     SELECT u.id, u.function, u.queue, u.status, u.input, u.parent_id, u.parent_pos, u.root_id,
         u.idempotency_key, u.attempts, u.priority, u.version, u.run_at, u.deadline, u.output,
-        u.error::jsonb, coalesce(u.created_at, now()), u.owner, u.lease_epoch, u.lease_expires_at
+        u.error::jsonb, coalesce(u.created_at, now()), u.owner, u.lease_epoch,
+        CASE WHEN u.lease_ttl IS NULL THEN u.lease_expires_at
+             ELSE clock_timestamp() + u.lease_ttl * interval '1 microsecond' END
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[],
         $7::int[], $8::text[], $9::text[], $10::int[], $11::int[], $12::text[], $13::timestamptz[],
         $14::timestamptz[], $15::bytea[], $16::text[], $17::timestamptz[], $18::text[], $19::bigint[],
-        $20::timestamptz[])
+        $20::timestamptz[], $21::bigint[])
         AS u (id, function, queue, status, input, parent_id, parent_pos, root_id, idempotency_key,
             attempts, priority, version, run_at, deadline, output, error, created_at,
-            owner, lease_epoch, lease_expires_at)
+            owner, lease_epoch, lease_expires_at, lease_ttl)
     WHERE EXISTS (SELECT 1 FROM fence)
     ON CONFLICT DO NOTHING
 )
@@ -532,6 +546,16 @@ WITH RECURSIVE roots AS (
     DELETE FROM stent_signal WHERE execution_id IN (SELECT id FROM tree)
 ), d AS (
     DELETE FROM stent_dead_letter WHERE execution_id IN (SELECT id FROM tree)
+), st AS (
+    DELETE FROM stent_state WHERE execution_id IN (SELECT id FROM tree)
+), ch AS (
+    DELETE FROM stent_cache_hit WHERE execution_id IN (SELECT id FROM tree)
+), tg AS (
+    DELETE FROM stent_execution_tag WHERE execution_id IN (SELECT id FROM tree)
+), c AS (
+    DELETE FROM stent_counter WHERE root_id IN (SELECT id FROM tree)
+), co AS (
+    DELETE FROM stent_counter_op WHERE root_id IN (SELECT id FROM tree)
 )
 DELETE FROM stent_execution WHERE id IN (SELECT id FROM tree);
 

@@ -65,7 +65,7 @@ func (b *Backend) ListExecutions(ctx context.Context, f persistence.ListFilter) 
 		if err != nil {
 			return err
 		}
-		out, err = collectExecutions(rows, false)
+		out, err = collectExecutions(rows, true)
 		return err
 	})
 	if err != nil {
@@ -76,8 +76,9 @@ func (b *Backend) ListExecutions(ctx context.Context, f persistence.ListFilter) 
 
 // collectExecutions scans and decodes every row of rows. A row that does not
 // decode fails the call with an error naming its execution, except, for
-// claimed rows, one whose only fault is its stored error.
-func collectExecutions(rows pgx.Rows, claimed bool) ([]*persistence.Execution, error) {
+// claimed or listed rows (tolerant), one whose only fault is its stored
+// error.
+func collectExecutions(rows pgx.Rows, tolerant bool) ([]*persistence.Execution, error) {
 	defer rows.Close()
 	var out []*persistence.Execution
 	var row execRow
@@ -87,11 +88,12 @@ func collectExecutions(rows pgx.Rows, claimed bool) ([]*persistence.Execution, e
 			return nil, err
 		}
 		e, err := row.decode()
-		if claimed {
+		if tolerant {
 			// A claimed row is leased to the caller already: one whose
 			// stored error does not decode runs all the same (that error
 			// is only the last attempt's), instead of failing the claim of
-			// the whole batch, every time, until the row is mended.
+			// the whole batch, every time, until the row is mended. A
+			// listed one is shown, saying so, instead of hiding the rest.
 			e, err = persistence.TolerateUndecodableError(e, err)
 		}
 		if err != nil {
@@ -202,6 +204,12 @@ func (b *Backend) AcquireLease(ctx context.Context, id, owner string, ttl time.D
 // execution. A call cut off by a connection loss after reaching the server
 // is not retried: its claims, if made, lapse when ttl runs out.
 func (b *Backend) ClaimDue(ctx context.Context, owner string, queues, functions []string, ttl time.Duration, limit int) ([]*persistence.Execution, error) {
+	return b.ClaimDueTagged(ctx, owner, queues, functions, nil, ttl, limit)
+}
+
+// ClaimDueTagged is ClaimDue for a node that has tags: an execution with a
+// tag not among them is left to other nodes (tags.go).
+func (b *Backend) ClaimDueTagged(ctx context.Context, owner string, queues, functions, tags []string, ttl time.Duration, limit int) ([]*persistence.Execution, error) {
 	if owner == "" {
 		return nil, errors.New("claiming due executions: empty owner")
 	}
@@ -210,7 +218,7 @@ func (b *Backend) ClaimDue(ctx context.Context, owner string, queues, functions 
 	}
 	var out []*persistence.Execution
 	err := b.do(ctx, false, func(ctx context.Context) error {
-		rows, err := b.pool.Query(ctx, b.q[qLeaseClaimDue], owner, nullQueues(queues), ttl.Microseconds(), limit, functions)
+		rows, err := b.pool.Query(ctx, b.q[qLeaseClaimDue], owner, nullQueues(queues), ttl.Microseconds(), limit, functions, nullQueues(tags))
 		if err != nil {
 			return err
 		}
@@ -275,9 +283,15 @@ func (b *Backend) ReleaseLeases(ctx context.Context, owner string) error {
 // of queues (every queue when empty) without an unexpired lease, or the zero
 // time when there is none.
 func (b *Backend) NextRunAt(ctx context.Context, queues []string) (time.Time, error) {
+	return b.NextRunAtTagged(ctx, queues, nil)
+}
+
+// NextRunAtTagged is NextRunAt for a node that has tags: executions with a
+// tag not among them are not counted.
+func (b *Backend) NextRunAtTagged(ctx context.Context, queues, tags []string) (time.Time, error) {
 	var t *time.Time
 	err := b.do(ctx, true, func(ctx context.Context) error {
-		return b.pool.QueryRow(ctx, b.q[qExecutionNextRunAt], nullQueues(queues)).Scan(&t)
+		return b.pool.QueryRow(ctx, b.q[qExecutionNextRunAt], nullQueues(queues), nullQueues(tags)).Scan(&t)
 	})
 	if err != nil {
 		return time.Time{}, fmt.Errorf("reading next run time: %w", interpretError(err))

@@ -38,8 +38,10 @@ func (r *execRow) dest() []any {
 // the execution and what is wrong with its row.
 func (r *execRow) decode() (*persistence.Execution, error) {
 	st := persistence.Status(r.status)
+	var bad error
 	if !st.Valid() {
-		return nil, fmt.Errorf("decoding execution %s: invalid status %q", r.id, r.status)
+		// Listed, saying so; never claimed (the claims select by status).
+		bad = fmt.Errorf("decoding execution %s: %w: invalid status %q", r.id, persistence.ErrUndecodableError, r.status)
 	}
 	e := &persistence.Execution{
 		ID:             r.id,
@@ -72,7 +74,7 @@ func (r *execRow) decode() (*persistence.Execution, error) {
 		// The rest of the row is sound: ClaimDue runs it all the same.
 		return e, fmt.Errorf("decoding error of execution %s: %w: %w", r.id, persistence.ErrUndecodableError, err)
 	}
-	return e, nil
+	return e, bad
 }
 
 // journalRow holds the columns JournalList reads.
@@ -130,7 +132,8 @@ func (r *deadLetterRow) decode() (*persistence.DeadLetter, error) {
 	}
 	var err error
 	if d.Error, err = decodeError(r.errJSON); err != nil {
-		return nil, fmt.Errorf("decoding dead letter %s of execution %s: %w", r.id, r.executionID, err)
+		// Listed, replayed and discarded all the same, saying so.
+		d.Error = persistence.UndecodableDeadLetterError(r.id, err)
 	}
 	return d, nil
 }

@@ -221,7 +221,7 @@ func executionInsertArgs(e *persistence.Execution, errJSON *string) []any {
 	return []any{e.ID, e.Function, e.Queue, string(statusOrPending(e.Status)), e.Input, e.ParentID,
 		int32(e.ParentPos), rootOf(e), nullString(e.IdempotencyKey), int32(e.Attempts), int32(e.Priority),
 		e.Version, e.Owner, e.Epoch, timestamptz(e.LeaseExpiresAt), timestamptz(e.RunAt), timestamptz(e.Deadline),
-		e.Output, errJSON, timestamptz(e.CreatedAt)}
+		e.Output, errJSON, timestamptz(e.CreatedAt), leaseTTL(e)}
 }
 
 // sameRequest reports whether got is the row that inserting e makes.

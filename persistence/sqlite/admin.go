@@ -18,7 +18,7 @@ import (
 // The statements of persistence.Operations. They run rarely (an operator's
 // command, a sweep, a heartbeat), so they are not prepared.
 const (
-	// statsSQL reads the finished counts the triggers of migration 003
+	// statsSQL reads the finished counts the triggers of migration 006_stats
 	// keep, and counts the live executions (few) from their rows, in one
 	// statement: one snapshot of the database.
 	statsSQL = `SELECT status, function, queue, count, NULL, 0, NULL FROM stent_stats_finished WHERE count > 0
@@ -74,6 +74,11 @@ var cleanupTables = []string{
 	"DELETE FROM stent_snapshot WHERE execution_id IN (SELECT value FROM json_each(?1))",
 	"DELETE FROM stent_signal WHERE execution_id IN (SELECT value FROM json_each(?1))",
 	"DELETE FROM stent_dead_letter WHERE execution_id IN (SELECT value FROM json_each(?1))",
+	"DELETE FROM stent_state WHERE execution_id IN (SELECT value FROM json_each(?1))",
+	"DELETE FROM stent_cache_hit WHERE execution_id IN (SELECT value FROM json_each(?1))",
+	"DELETE FROM stent_execution_tag WHERE execution_id IN (SELECT value FROM json_each(?1))",
+	"DELETE FROM stent_counter WHERE root_id IN (SELECT value FROM json_each(?1))",
+	"DELETE FROM stent_counter_op WHERE root_id IN (SELECT value FROM json_each(?1))",
 	"DELETE FROM stent_execution WHERE id IN (SELECT value FROM json_each(?1))",
 }
 

@@ -90,8 +90,19 @@ func executionArgs(e *persistence.Execution, status persistence.Status, errJSON 
 		e.ID, e.Function, e.Queue, string(status), nullBlob(e.Input), nullBlob(e.Output), errJSON,
 		nullString(e.ParentID), int64(e.ParentPos), e.RootID, nullString(e.IdempotencyKey),
 		int64(e.Attempts), int64(e.Priority), e.Version, nullString(e.Owner), e.Epoch,
-		nullTime(e.LeaseExpiresAt), dueMillis(e.RunAt), nullTime(e.Deadline), created, now,
+		leaseOnInsert(e, now), dueMillis(e.RunAt), nullTime(e.Deadline), created, now,
 	}
+}
+
+// leaseOnInsert is the lease expiry of a row about to be inserted: with an
+// Owner and a LeaseTTL, the backend's clock now (read inside the write
+// transaction, after any wait for the write lock) plus LeaseTTL; otherwise
+// LeaseExpiresAt as given.
+func leaseOnInsert(e *persistence.Execution, now int64) any {
+	if e.Owner != "" && e.LeaseTTL > 0 {
+		return now + e.LeaseTTL.Milliseconds()
+	}
+	return nullTime(e.LeaseExpiresAt)
 }
 
 // scanExecution reads one execution row in the column order of
@@ -113,8 +124,10 @@ func scanExecution(s scanner) (*persistence.Execution, error) {
 		return nil, interpretError(err)
 	}
 	e.Status = persistence.Status(status)
+	var bad error
 	if !e.Status.Valid() {
-		return nil, fmt.Errorf("decoding execution %s: invalid status %q", e.ID, status)
+		// Listed, saying so; never claimed (the claims select by status).
+		bad = fmt.Errorf("decoding execution %s: %w: invalid status %q", e.ID, persistence.ErrUndecodableError, status)
 	}
 	e.ParentID = parentID.String
 	e.ParentPos = int(parentPos)
@@ -131,7 +144,7 @@ func scanExecution(s scanner) (*persistence.Execution, error) {
 		// The rest of the row is sound: a claim runs it all the same.
 		return &e, fmt.Errorf("decoding error of execution %s: %w: %w", e.ID, persistence.ErrUndecodableError, err)
 	}
-	return &e, nil
+	return &e, bad
 }
 
 // scanJournalRow reads one row of JournalLoad: a snapshot when the first
@@ -181,7 +194,8 @@ func scanDeadLetter(s scanner) (*persistence.DeadLetter, error) {
 	}
 	var err error
 	if d.Error, err = decodeError(errText); err != nil {
-		return nil, fmt.Errorf("decoding error of dead letter %s: %w", d.ID, err)
+		// Listed, replayed and discarded all the same, saying so.
+		d.Error = persistence.UndecodableDeadLetterError(d.ID, err)
 	}
 	d.Attempts = int(attempts)
 	d.CreatedAt = time.UnixMilli(created).UTC()

@@ -54,7 +54,9 @@
 //
 // Times are stored as INTEGER unix milliseconds, UTC, so they come back
 // truncated to the millisecond. The backend's clock is this host's
-// (time.Now().UTC()): due times and lease expiry are compared with it.
+// (time.Now().UTC()): due times and lease expiry are compared with it, and a
+// row inserted leased (Execution.LeaseTTL) gets its expiry from it inside
+// the write transaction, after any wait for the write lock.
 // The run_at column of stent_execution is the execution's durable timer:
 // ClaimDue leases an execution once run_at is reached, and NextRunAt
 // reports the earliest one.

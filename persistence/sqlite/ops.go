@@ -354,9 +354,9 @@ func (w *writer) acquireLease(id, owner string, ttl time.Duration) (*persistence
 		id, cur.Owner, cur.LeaseExpiresAt.Format(time.RFC3339Nano), persistence.ErrLeaseHeld)
 }
 
-func (w *writer) claimDue(owner string, queues, functions any, ttl time.Duration, limit int) ([]*persistence.Execution, error) {
+func (w *writer) claimDue(owner string, queues, functions, tags any, ttl time.Duration, limit int) ([]*persistence.Execution, error) {
 	now := nowMillis()
-	rows, err := w.s.leaseClaim.QueryContext(bg, owner, now+ttl.Milliseconds(), now, queues, int64(limit), functions)
+	rows, err := w.s.leaseClaim.QueryContext(bg, owner, now+ttl.Milliseconds(), now, queues, int64(limit), functions, tags)
 	if err != nil {
 		return nil, fmt.Errorf("claiming due executions: %w", interpretError(err))
 	}

@@ -81,7 +81,9 @@ RETURNING id, function, queue, status, input, output, error, parent_id, parent_p
 SELECT MIN(run_at) FROM stent_execution
 WHERE status IN ('pending', 'waiting') AND run_at IS NOT NULL
   AND (owner IS NULL OR owner = '' OR lease_expires_at < ?1)
-  AND (?2 IS NULL OR queue IN (SELECT value FROM json_each(?2)));
+  AND (?2 IS NULL OR queue IN (SELECT value FROM json_each(?2)))
+  AND NOT EXISTS (SELECT 1 FROM stent_execution_tag t WHERE t.execution_id = stent_execution.id
+                  AND (?3 IS NULL OR t.tag NOT IN (SELECT value FROM json_each(?3))));
 
 -- name: LeaseAcquire
 UPDATE stent_execution SET
@@ -94,7 +96,9 @@ RETURNING id, function, queue, status, input, output, error, parent_id, parent_p
           run_at, deadline, created_at, updated_at, cancel_requested;
 
 -- name: LeaseClaim
--- ?4 and ?6 are JSON arrays of queue and function names, or NULL for every one.
+-- ?4 and ?6 are JSON arrays of queue and function names, or NULL for every
+-- one; ?7 a JSON array of the node's tags, or NULL for none: an execution
+-- with a tag not among them is left to other nodes.
 -- The plain status IN (...) lets the planner use the partial index of live
 -- rows (it cannot infer it from the OR below); the + before function keeps
 -- it off stent_execution_function, which holds every finished execution.
@@ -109,6 +113,8 @@ WHERE id IN (
       AND (owner IS NULL OR owner = '' OR lease_expires_at < ?3)
       AND (?4 IS NULL OR queue IN (SELECT value FROM json_each(?4)))
       AND (?6 IS NULL OR +function IN (SELECT value FROM json_each(?6)))
+      AND NOT EXISTS (SELECT 1 FROM stent_execution_tag t WHERE t.execution_id = stent_execution.id
+                      AND (?7 IS NULL OR t.tag NOT IN (SELECT value FROM json_each(?7))))
     ORDER BY priority DESC, created_at, id
     LIMIT ?5)
 RETURNING id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,

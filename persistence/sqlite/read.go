@@ -135,7 +135,9 @@ func (b *Backend) ListExecutions(ctx context.Context, f persistence.ListFilter) 
 	}
 	var out []*persistence.Execution
 	for rows.Next() {
-		ex, err := scanExecution(rows)
+		// A row whose stored error does not decode is listed, its Error
+		// saying so, instead of hiding every other row.
+		ex, err := persistence.TolerateUndecodableError(scanExecution(rows))
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("listing executions: %w", err), rows.Close())
 		}
@@ -187,7 +189,17 @@ func (b *Backend) LoadJournal(ctx context.Context, id string) (*persistence.Snap
 // unexpired lease, or the zero time if there is none. The time returned may
 // be in the past: such an execution is due now.
 func (b *Backend) NextRunAt(ctx context.Context, queues []string) (time.Time, error) {
+	return b.NextRunAtTagged(ctx, queues, nil)
+}
+
+// NextRunAtTagged is NextRunAt for a node that has tags: executions with a
+// tag not among them are not counted.
+func (b *Backend) NextRunAtTagged(ctx context.Context, queues, tags []string) (time.Time, error) {
 	qs, err := queueFilter(queues)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reading next run time: %w", err)
+	}
+	ts, err := queueFilter(tags)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("reading next run time: %w", err)
 	}
@@ -197,7 +209,7 @@ func (b *Backend) NextRunAt(ctx context.Context, queues []string) (time.Time, er
 	}
 	defer b.endRead()
 	var at sql.NullInt64
-	if err := rs.nextRun.QueryRowContext(ctx, nowMillis(), qs).Scan(&at); err != nil {
+	if err := rs.nextRun.QueryRowContext(ctx, nowMillis(), qs, ts).Scan(&at); err != nil {
 		return time.Time{}, fmt.Errorf("reading next run time: %w", interpretError(err))
 	}
 	return fromMillis(at), nil

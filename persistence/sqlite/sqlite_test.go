@@ -273,8 +273,20 @@ func TestCorruptRow(t *testing.T) {
 	_, err = b.GetExecution(ctx, "bad-status")
 	require.ErrorContains(t, err, "bad-status")
 	require.ErrorContains(t, err, `invalid status "exploded"`)
-	_, err = b.ListExecutions(ctx, persistence.ListFilter{})
-	require.ErrorContains(t, err, "bad-")
+	// A listing shows every row, the bad ones saying what is wrong.
+	listed, err := b.ListExecutions(ctx, persistence.ListFilter{})
+	require.NoError(t, err)
+	require.Len(t, listed, 3)
+	for _, e := range listed {
+		switch e.ID {
+		case "good":
+			require.Nil(t, e.Error)
+		case "bad-status":
+			require.Contains(t, e.Error.Message, `execution bad-status: persistence: the stored error does not decode: invalid status "exploded"`)
+		default:
+			require.Contains(t, e.Error.Message, "decoding error of execution bad-error")
+		}
+	}
 	got, err := b.GetExecution(ctx, "good")
 	require.NoError(t, err, "the other rows are unaffected")
 	require.Equal(t, "good", got.ID)

@@ -100,6 +100,12 @@ func (b *Backend) AcquireLease(ctx context.Context, id, owner string, ttl time.D
 // status running and RunAt cleared, and the result is ordered by priority
 // (highest first), then age. A limit below 1 claims nothing.
 func (b *Backend) ClaimDue(ctx context.Context, owner string, queues, functions []string, ttl time.Duration, limit int) ([]*persistence.Execution, error) {
+	return b.ClaimDueTagged(ctx, owner, queues, functions, nil, ttl, limit)
+}
+
+// ClaimDueTagged is ClaimDue for a node that has tags: an execution with a
+// tag not among them is left to other nodes (tags.go).
+func (b *Backend) ClaimDueTagged(ctx context.Context, owner string, queues, functions, tags []string, ttl time.Duration, limit int) ([]*persistence.Execution, error) {
 	if owner == "" || ttl <= 0 {
 		return nil, errors.New("claiming due executions: owner and a positive ttl are required")
 	}
@@ -114,8 +120,12 @@ func (b *Backend) ClaimDue(ctx context.Context, owner string, queues, functions 
 	if err != nil {
 		return nil, fmt.Errorf("claiming due executions: %w", err)
 	}
+	ts, err := queueFilter(tags) // the same encoding: a JSON array, or NULL for none
+	if err != nil {
+		return nil, fmt.Errorf("claiming due executions: %w", err)
+	}
 	r := newRequest(ctx, opClaim)
-	r.owner, r.queues, r.functions, r.ttl, r.limit = owner, qs, fs, ttl, limit
+	r.owner, r.queues, r.functions, r.ttl, r.limit, r.tags = owner, qs, fs, ttl, limit, ts
 	if err := b.write(ctx, r); err != nil {
 		return nil, fmt.Errorf("claiming due executions: %w", err)
 	}

@@ -63,6 +63,7 @@ type request struct {
 	// functions is a JSON array of function names, or nil for every
 	// function (ClaimDue).
 	functions any
+	tags      any // a JSON array of the node's tags, or nil for none
 	ttl       time.Duration
 	limit     int
 	signal    *persistence.Signal
@@ -399,7 +400,7 @@ func (w *writer) do(r *request, i int) error {
 	case opAcquire:
 		r.out, err = w.acquireLease(r.id, r.owner, r.ttl)
 	case opClaim:
-		r.outs, err = w.claimDue(r.owner, r.queues, r.functions, r.ttl, r.limit)
+		r.outs, err = w.claimDue(r.owner, r.queues, r.functions, r.tags, r.ttl, r.limit)
 	case opRenew:
 		r.n, err = w.renewLeases(r.owner, r.queues, r.ttl)
 	case opRelease:
@@ -444,6 +445,15 @@ func isNoTransaction(err error) bool {
 // initSchema applies the missing migrations and prepares the writer's
 // statements. It runs inside the batch's transaction, so two processes that
 // initialise one file at once are serialised by BEGIN IMMEDIATE.
+// readOnly says what to do about SQLite's "attempt to write a readonly
+// database"; other errors are returned as they are.
+func readOnly(err error) error {
+	if err != nil && strings.Contains(err.Error(), "readonly database") {
+		return fmt.Errorf("the database file is read-only for this process (%w): give it write access to the file and its directory", err)
+	}
+	return err
+}
+
 func (w *writer) initSchema() error {
 	ctx := context.Background()
 	q, err := query("MigrationCreateTable")
@@ -451,7 +461,13 @@ func (w *writer) initSchema() error {
 		return err
 	}
 	if _, err := w.conn.ExecContext(ctx, q); err != nil {
-		return fmt.Errorf("creating migration table: %w", interpretError(err))
+		return fmt.Errorf("creating migration table: %w", readOnly(interpretError(err)))
+	}
+	// A write that changes nothing: a file this process cannot write
+	// (its mode, an immutable attribute, a read-only mount) fails here,
+	// not at the first Start.
+	if _, err := w.conn.ExecContext(ctx, "DELETE FROM stent_migration WHERE version < 0"); err != nil {
+		return fmt.Errorf("checking that the database can be written: %w", readOnly(interpretError(err)))
 	}
 	if q, err = query("MigrationVersion"); err != nil {
 		return err

@@ -30,6 +30,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	schema := fs.String("schema", env("STENT_SCHEMA", ""), "PostgreSQL schema of the tables (env STENT_SCHEMA; default public)")
 	nodeID := fs.String("node", env("STENT_NODE", ""), "node ID, unique among live nodes; reuse it on restart to take back leases at once (env STENT_NODE; default hostname-pid)")
 	queues := fs.String("queues", env("STENT_QUEUES", ""), "comma-separated queues to serve (env STENT_QUEUES; default every queue)")
+	tags := fs.String("tags", env("STENT_TAGS", ""), "comma-separated tags of this node: it runs executions whose every tag is one of them, and untagged ones (env STENT_TAGS; default none)")
 	concurrency := fs.String("concurrency", env("STENT_CONCURRENCY", "0"), "most executions run at once (env STENT_CONCURRENCY; 0: the SDK default, 1000)")
 	lease := fs.String("lease", env("STENT_LEASE", "0s"), "lease duration (env STENT_LEASE; 0: the SDK default, 10s)")
 	functions := fs.String("functions", env("STENT_FUNCTIONS", ""), "comma-separated functions this node runs (env STENT_FUNCTIONS; default every function in the binary)")
@@ -52,7 +53,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	}
 	cfg := Config{DB: *db, Schema: *schema, NodeID: *nodeID, AdminAddr: *admin, Gossip: *gossip,
 		RemoteAddr: *remote, ClusterLabel: *label, TLSCert: *tlsCert, TLSKey: *tlsKey, TLSCA: *tlsCA,
-		Queues: splitList(*queues), Seeds: splitList(*seeds), Functions: splitList(*functions)}
+		Queues: splitList(*queues), Tags: splitList(*tags), Seeds: splitList(*seeds), Functions: splitList(*functions)}
 	if cfg.DB == "" {
 		return Config{}, errors.New("--db (or STENT_DB) is required: a SQLite path or a postgres:// DSN")
 	}

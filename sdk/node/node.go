@@ -78,6 +78,9 @@ type Config struct {
 	NodeID string
 	// Queues are the queues this node serves; empty serves every queue.
 	Queues []string
+	// Tags are the node's worker tags (sdk.WithWorkerTags): it runs the
+	// executions whose every tag is one of them, and untagged ones.
+	Tags []string
 	// Concurrency caps the executions run at once; 0 is the SDK default
 	// (1000).
 	Concurrency int
@@ -295,6 +298,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if len(cfg.Queues) > 0 {
 		opts = append(opts, sdk.WithQueues(cfg.Queues...))
 	}
+	if len(cfg.Tags) > 0 {
+		opts = append(opts, sdk.WithWorkerTags(cfg.Tags...))
+	}
 	if adminAddr != "" {
 		opts = append(opts, sdk.WithNodeAddress("admin", adminAddr))
 	}
@@ -338,7 +344,7 @@ func serve(ctx context.Context, cfg Config, backend persistence.Backend, opts []
 	}
 	ready.Store(true)
 	logger.Info("node ready", slog.String("node", ex.NodeID()), slog.Int("pid", os.Getpid()),
-		slog.Any("queues", cfg.Queues))
+		slog.Any("queues", cfg.Queues), slog.Any("tags", cfg.Tags))
 
 	<-ctx.Done()
 	ready.Store(false) // draining

@@ -66,12 +66,13 @@ func TestMain(m *testing.M) {
 
 func TestParse(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"STENT_DB": "/env.db", "STENT_QUEUES": "a, b", "STENT_LEASE": "3s", "STENT_FUNCTIONS": "f,g",
+	env := map[string]string{"STENT_DB": "/env.db", "STENT_QUEUES": "a, b", "STENT_LEASE": "3s", "STENT_FUNCTIONS": "f,g", "STENT_TAGS": "gpu, eu,",
 		"STENT_RETENTION": "48h"}
 	cfg, err := parse([]string{"--concurrency", "7", "--node", "n1"}, func(k string) string { return env[k] }, io.Discard)
 	require.NoError(t, err)
 	require.Equal(t, "/env.db", cfg.DB)
 	require.Equal(t, []string{"a", "b"}, cfg.Queues)
+	require.Equal(t, []string{"gpu", "eu"}, cfg.Tags)
 	require.Equal(t, 3*time.Second, cfg.LeaseDuration)
 	require.Equal(t, 7, cfg.Concurrency)
 	require.Equal(t, []string{"f", "g"}, cfg.Functions)
@@ -87,6 +88,9 @@ func TestParse(t *testing.T) {
 	require.Empty(t, cfg.AdminAddr)
 	require.True(t, cfg.Logger.Enabled(context.Background(), slog.LevelDebug))
 	require.NotEmpty(t, cfg.NodeID, "hostname-pid by default")
+	cfg, err = parse([]string{"--db", "/flag.db", "--tags", "tpu"}, func(k string) string { return env[k] }, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, []string{"tpu"}, cfg.Tags, "--tags beats STENT_TAGS")
 
 	none := func(string) string { return "" }
 	for _, args := range [][]string{

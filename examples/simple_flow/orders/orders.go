@@ -12,6 +12,7 @@ import (
 	"github.com/stent-go/stent/sdk"
 )
 
+// sample:begin functions
 // Order is a processed order.
 type Order struct {
 	OrderID string `json:"order_id"`
@@ -39,3 +40,5 @@ var OrderWorkflow = sdk.Durable("order_workflow", func(ctx context.Context, orde
 	}
 	return results, nil
 })
+
+// sample:end

@@ -1,4 +1,4 @@
--- Stent schema, version 5: finished counts for Stats. Init runs this with
+-- Stent schema, version 6: finished counts for Stats. Init runs this with
 -- search_path set to the backend's schema, inside a transaction holding the
 -- migration lock.
 

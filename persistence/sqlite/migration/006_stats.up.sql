@@ -1,4 +1,4 @@
--- Stent schema, version 5: finished counts for Stats.
+-- Stent schema, version 6: finished counts for Stats.
 
 -- Counting the finished executions through an index took 0.4 s at
 -- 1,000,000 of them; the counts are kept instead.
