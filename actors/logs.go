@@ -33,6 +33,9 @@ func (e *execution) lifeLevel() slog.Level {
 
 // logStarted logs the start (or the resumption) of an attempt.
 func (e *execution) logStarted(attempt int) {
+	if !e.rt.log.Enabled(context.Background(), e.lifeLevel()) {
+		return // a step of a workflow, at info: nothing to build
+	}
 	e.rt.log.LogAttrs(context.Background(), e.lifeLevel(), LogExecutionStarted,
 		slog.String("execution_id", e.id), slog.String("function", e.rec.Function), slog.Int("attempt", attempt),
 		slog.Bool("resumed", !e.fresh))
@@ -41,6 +44,9 @@ func (e *execution) logStarted(attempt int) {
 // logOutcome logs how an attempt ended: a retry (outcome nil) or the
 // execution's end. started is when the attempt began (zero if unknown).
 func (e *execution) logOutcome(outcome *Outcome, info *persistence.ErrorInfo, attempt int, retryIn time.Duration, started time.Time) {
+	if !e.rt.log.Enabled(context.Background(), e.lifeLevel()) {
+		return
+	}
 	attrs := []slog.Attr{slog.String("execution_id", e.id), slog.String("function", e.rec.Function), slog.Int("attempt", attempt)}
 	if !started.IsZero() {
 		attrs = append(attrs, slog.String("duration", time.Since(started).Round(time.Microsecond).String()))

@@ -97,7 +97,9 @@ type Stats struct {
 }
 
 // StatsGroup is the count of executions of one function on one queue in
-// one status. OldestCreatedAt is the earliest CreatedAt among them; for
+// one status. OldestCreatedAt is the earliest CreatedAt among them, for
+// the statuses that are not terminal (zero for the others, whose count is
+// read from an index alone); for
 // pending executions, Due counts those that may run now (no RunAt, or RunAt
 // reached) and OldestDue is the earliest CreatedAt among those.
 type StatsGroup struct {

@@ -104,7 +104,6 @@ func (s *suite) testStats(t *testing.T) {
 	require.Len(t, byKey, 4, "%+v", st.Groups)
 	done := byKey[testFunction+"/"+testQueue+"/completed"]
 	require.Equal(t, 3, done.Count)
-	require.WithinDuration(t, old, done.OldestCreatedAt, time.Millisecond)
 	require.Equal(t, 1, byKey["other/q2/failed"].Count)
 	pending := byKey[testFunction+"/"+testQueue+"/pending"]
 	require.Equal(t, 3, pending.Count)
@@ -112,6 +111,29 @@ func (s *suite) testStats(t *testing.T) {
 	require.WithinDuration(t, old, pending.OldestDue, time.Millisecond)
 	require.WithinDuration(t, old.Add(-time.Minute), pending.OldestCreatedAt, time.Millisecond)
 	require.Equal(t, 1, byKey[testFunction+"/"+testQueue+"/waiting"].Count)
+
+	// Counts follow executions that finish, and that are deleted.
+	finish(t, ctx, b, "due-000")
+	n, err := b.Cleanup(ctx, time.Now().Add(clockSlack), 100)
+	require.NoError(t, err)
+	require.Equal(t, 5, n)
+	st, err = b.Stats(ctx)
+	require.NoError(t, err)
+	for _, g := range st.Groups {
+		require.False(t, g.Status.Terminal(), "no finished execution is left: %+v", g)
+		require.Positive(t, g.Count)
+	}
+	finish(t, ctx, b, "due-001")
+	st, err = b.Stats(ctx)
+	require.NoError(t, err)
+	found := false
+	for _, g := range st.Groups {
+		if g.Status == persistence.StatusCompleted {
+			require.Equal(t, 1, g.Count)
+			found = true
+		}
+	}
+	require.True(t, found)
 }
 
 func (s *suite) testQueueDepth(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,6 +19,8 @@ import (
 // The names of the queries of persistence.Operations in queries.sql.
 const (
 	qStatsTerminal  = "StatsTerminal"
+	qStatsFold      = "StatsFold"
+	qStatsVacuum    = "StatsVacuum"
 	qStatsLive      = "StatsLive"
 	qQueueDepth     = "QueueDepth"
 	qDeadLettersOf  = "DeadLettersOf"
@@ -29,14 +32,18 @@ const (
 )
 
 func init() {
-	queryNames = append(queryNames, qStatsTerminal, qStatsLive, qQueueDepth, qDeadLettersOf, qJournalEntries,
+	queryNames = append(queryNames, qStatsTerminal, qStatsFold, qStatsVacuum, qStatsLive, qQueueDepth, qDeadLettersOf, qJournalEntries,
 		qCleanup, qNodeUpsert, qNodeDelete, qNodeList)
 }
 
 // Stats counts the executions by status, function and queue. The terminal
-// counts come from an index alone; the live ones, few, from their rows.
-// Both are read in one repeatable-read transaction.
+// counts come from stent_stats_finished and the deltas its trigger appends
+// (folded first); the live ones, few, from their rows. Both are read in one
+// repeatable-read transaction.
 func (b *Backend) Stats(ctx context.Context) (*persistence.Stats, error) {
+	if err := b.foldStats(ctx); err != nil {
+		return nil, fmt.Errorf("counting executions: %w", err)
+	}
 	var st *persistence.Stats
 	err := b.do(ctx, true, func(ctx context.Context) error {
 		st = &persistence.Stats{}
@@ -55,6 +62,38 @@ func (b *Backend) Stats(ctx context.Context) (*persistence.Stats, error) {
 		st.At = time.Now().UTC()
 	}
 	return st, nil
+}
+
+// statsLockKey is the advisory lock of folding the stats deltas of the
+// backend's schema.
+func (b *Backend) statsLockKey() int64 {
+	h := fnv.New64a()
+	h.Write([]byte("stent stats " + b.schema)) // hash.Hash.Write never fails
+	return int64(h.Sum64())
+}
+
+// vacuumAfterFold is how many deltas a fold moves before it vacuums their
+// table.
+const vacuumAfterFold = 10_000
+
+// foldStats folds the finished-count deltas into their counts, unless
+// another session is doing it, and vacuums the deltas' table after a large
+// fold (a burst of finished executions).
+func (b *Backend) foldStats(ctx context.Context) error {
+	var moved int64
+	err := b.do(ctx, true, func(ctx context.Context) error {
+		return b.pool.QueryRow(ctx, b.q[qStatsFold], b.statsLockKey()).Scan(&moved)
+	})
+	if err == nil && moved >= vacuumAfterFold {
+		err = b.do(ctx, true, func(ctx context.Context) error {
+			_, err := b.pool.Exec(ctx, b.q[qStatsVacuum])
+			return err
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("folding finished counts: %w", interpretError(err))
+	}
+	return nil
 }
 
 // statsRows appends the groups of one stats query to st.
@@ -184,7 +223,8 @@ func (b *Backend) UpsertNode(ctx context.Context, n *persistence.Node, ttl time.
 	if err != nil {
 		return fmt.Errorf("registering node %s: %w", n.ID, interpretError(err))
 	}
-	return nil
+	// The heartbeats keep the deltas few, so that Stats stays fast.
+	return b.foldStats(ctx)
 }
 
 func nonNil(s []string) []string {

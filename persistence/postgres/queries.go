@@ -82,7 +82,8 @@ const executionColumns = "id, function, queue, status, input, output, error, par
 // tables are the tables the queries name, qualified with the schema on load.
 // Longer names first: a replacer tries them in this order at each position.
 var tables = []string{"stent_execution_tag", "stent_execution", "stent_journal", "stent_snapshot", "stent_dead_letter", "stent_migration",
-	"stent_signal", "stent_permit", "stent_node", "stent_state", "stent_cache_hit", "stent_counter_op", "stent_counter"}
+	"stent_signal", "stent_permit", "stent_node", "stent_state", "stent_cache_hit", "stent_counter_op", "stent_counter",
+	"stent_stats_finished", "stent_stats_delta"}
 
 // queries maps a query's name to its SQL, with the schema applied.
 type queries map[string]string

@@ -466,10 +466,35 @@ SELECT count(*) FROM stent_permit WHERE key = $1 AND expires_at > now();
 -- registry and the timed journal.
 
 -- name: StatsTerminal
--- Read from stent_execution_stats_idx alone (an index-only scan).
-SELECT status, function, queue, count(*), min(created_at)
-FROM stent_execution WHERE status IN ('completed', 'failed', 'canceled', 'timed_out')
-GROUP BY status, function, queue;
+-- The finished counts: the folded counts and the deltas not folded yet.
+SELECT status, function, queue, sum(n)::bigint, NULL::timestamptz FROM (
+    SELECT status, function, queue, count AS n FROM stent_stats_finished
+    UNION ALL
+    SELECT status, function, queue, delta FROM stent_stats_delta
+) c
+GROUP BY status, function, queue
+HAVING sum(n) > 0;
+
+-- name: StatsFold
+-- Folds the deltas into the counts, when no other session is folding ($1
+-- is the schema's advisory lock key). Deltas committed meanwhile are not
+-- in this statement's snapshot and stay for the next fold.
+WITH lock AS (
+    SELECT pg_try_advisory_xact_lock($1) AS ok
+), moved AS (
+    DELETE FROM stent_stats_delta WHERE (SELECT ok FROM lock)
+    RETURNING function, queue, status, delta
+), folded AS (
+    INSERT INTO stent_stats_finished AS f (function, queue, status, count)
+    SELECT function, queue, status, sum(delta) FROM moved GROUP BY function, queue, status
+    ON CONFLICT (function, queue, status) DO UPDATE SET count = f.count + excluded.count
+)
+SELECT count(*) FROM moved;
+
+-- name: StatsVacuum
+-- After a large fold: the deleted deltas would otherwise be scanned by
+-- every Stats until autovacuum comes by.
+VACUUM stent_stats_delta;
 
 -- name: StatsLive
 SELECT status, function, queue, count(*), min(created_at),
@@ -508,7 +533,8 @@ WITH RECURSIVE roots AS (
 ), walk AS (
     SELECT id AS root, id, status FROM stent_execution WHERE id IN (SELECT id FROM roots)
     UNION
-    SELECT w.root, e.id, e.status FROM stent_execution e JOIN walk w ON e.parent_id = w.id
+    -- parent_id <> '' lets the planner use the partial stent_execution_parent_idx.
+    SELECT w.root, e.id, e.status FROM stent_execution e JOIN walk w ON e.parent_id = w.id AND e.parent_id <> ''
 ), tree AS (
     SELECT id FROM walk
     WHERE root NOT IN (SELECT root FROM walk WHERE status IN ('pending', 'running', 'waiting'))

@@ -18,10 +18,12 @@ import (
 // The statements of persistence.Operations. They run rarely (an operator's
 // command, a sweep, a heartbeat), so they are not prepared.
 const (
-	statsTerminalSQL = `SELECT status, function, queue, count(*), min(created_at)
-FROM stent_execution WHERE status IN ('completed', 'failed', 'canceled', 'timed_out')
-GROUP BY status, function, queue`
-	statsLiveSQL = `SELECT status, function, queue, count(*), min(created_at),
+	// statsSQL reads the finished counts the triggers of migration 006_stats
+	// keep, and counts the live executions (few) from their rows, in one
+	// statement: one snapshot of the database.
+	statsSQL = `SELECT status, function, queue, count, NULL, 0, NULL FROM stent_stats_finished WHERE count > 0
+UNION ALL
+SELECT status, function, queue, count(*), min(created_at),
        sum(CASE WHEN status = 'pending' AND (run_at IS NULL OR run_at <= ?1) THEN 1 ELSE 0 END),
        min(CASE WHEN status = 'pending' AND (run_at IS NULL OR run_at <= ?1) THEN created_at END)
 FROM stent_execution WHERE status IN ('pending', 'running', 'waiting')
@@ -103,35 +105,26 @@ func (b *Backend) query(ctx context.Context, q string, args []any, each func(*sq
 }
 
 // Stats counts the executions by status, function and queue. The terminal
-// counts come from an index alone; the live ones, few, from their rows.
+// counts come from stent_stats_finished, which triggers keep; the live
+// ones, few, from their rows. Both are read in one read transaction.
 func (b *Backend) Stats(ctx context.Context) (*persistence.Stats, error) {
 	now := nowMillis()
 	st := &persistence.Stats{At: time.UnixMilli(now).UTC()}
-	for _, q := range []string{statsTerminalSQL, statsLiveSQL} {
-		var args []any
-		if q == statsLiveSQL {
-			args = []any{now}
+	err := b.query(ctx, statsSQL, []any{now}, func(rows *sql.Rows) error {
+		var g persistence.StatsGroup
+		var status string
+		var count, due int64
+		var oldest, oldestDue sql.NullInt64
+		if err := rows.Scan(&status, &g.Function, &g.Queue, &count, &oldest, &due, &oldestDue); err != nil {
+			return err
 		}
-		err := b.query(ctx, q, args, func(rows *sql.Rows) error {
-			var g persistence.StatsGroup
-			var status string
-			var count int64
-			var oldest, due, oldestDue sql.NullInt64
-			dest := []any{&status, &g.Function, &g.Queue, &count, &oldest}
-			if q == statsLiveSQL {
-				dest = append(dest, &due, &oldestDue)
-			}
-			if err := rows.Scan(dest...); err != nil {
-				return err
-			}
-			g.Status, g.Count, g.OldestCreatedAt = persistence.Status(status), int(count), fromMillis(oldest)
-			g.Due, g.OldestDue = int(due.Int64), fromMillis(oldestDue)
-			st.Groups = append(st.Groups, g)
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("counting executions: %w", err)
-		}
+		g.Status, g.Count, g.OldestCreatedAt = persistence.Status(status), int(count), fromMillis(oldest)
+		g.Due, g.OldestDue = int(due), fromMillis(oldestDue)
+		st.Groups = append(st.Groups, g)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("counting executions: %w", err)
 	}
 	return st, nil
 }

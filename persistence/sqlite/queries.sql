@@ -99,16 +99,20 @@ RETURNING id, function, queue, status, input, output, error, parent_id, parent_p
 -- ?4 and ?6 are JSON arrays of queue and function names, or NULL for every
 -- one; ?7 a JSON array of the node's tags, or NULL for none: an execution
 -- with a tag not among them is left to other nodes.
+-- The plain status IN (...) lets the planner use the partial index of live
+-- rows (it cannot infer it from the OR below); the + before function keeps
+-- it off stent_execution_function, which holds every finished execution.
 UPDATE stent_execution SET
     owner = ?1, lease_epoch = lease_epoch + 1, lease_expires_at = ?2,
     status = 'running', run_at = NULL, updated_at = ?3
 WHERE id IN (
     SELECT id FROM stent_execution
-    WHERE ((status IN ('pending', 'running') AND (run_at IS NULL OR run_at <= ?3))
+    WHERE status IN ('pending', 'running', 'waiting')
+      AND ((status IN ('pending', 'running') AND (run_at IS NULL OR run_at <= ?3))
            OR (status = 'waiting' AND run_at <= ?3))
       AND (owner IS NULL OR owner = '' OR lease_expires_at < ?3)
       AND (?4 IS NULL OR queue IN (SELECT value FROM json_each(?4)))
-      AND (?6 IS NULL OR function IN (SELECT value FROM json_each(?6)))
+      AND (?6 IS NULL OR +function IN (SELECT value FROM json_each(?6)))
       AND NOT EXISTS (SELECT 1 FROM stent_execution_tag t WHERE t.execution_id = stent_execution.id
                       AND (?7 IS NULL OR t.tag NOT IN (SELECT value FROM json_each(?7))))
     ORDER BY priority DESC, created_at, id
