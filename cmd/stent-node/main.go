@@ -8,7 +8,10 @@ package main
 import (
 	"os"
 
-	_ "github.com/stent-go/stent/examples/simple_flow/orders" // order_workflow, process_order
+	_ "github.com/stent-go/stent/examples/batch_processing/batch" // batch_process_batch, batch_process_item
+	_ "github.com/stent-go/stent/examples/media_pipeline/media"   // media_pipeline and its stages
+	_ "github.com/stent-go/stent/examples/saga_trip_booking/trip" // trip_book_trip, its bookings and compensations
+	_ "github.com/stent-go/stent/examples/simple_flow/orders"     // order_workflow, process_order
 	"github.com/stent-go/stent/sdk/node"
 )
 

@@ -338,6 +338,10 @@ func Run(ctx context.Context, cfg Config) (err error) {
 // serve starts the executor on backend and runs it until ctx ends.
 func serve(ctx context.Context, cfg Config, backend persistence.Backend, opts []sdk.ExecutorOption, ready *atomic.Bool) error {
 	logger := cfg.Logger
+	// A node never runs a durable function outside the executor: a call
+	// that finds none fails with sdk.ErrNoExecutor instead of running
+	// directly, not durably.
+	sdk.RequireExecutor(true)
 	ex, err := sdk.Bootstrap(ctx, backend, opts...)
 	if err != nil {
 		return errors.Join(fmt.Errorf("starting the executor: %w", err), backend.Close())
