@@ -300,7 +300,12 @@ func (s *suite) testRenewAndRelease(t *testing.T) {
 	require.NoError(t, err)
 	require.ElementsMatch(t, []string{claimed[0].ID, claimed[1].ID}, lost)
 
+	finished := get(t, ctx, b, claimed[0].ID)
+	require.True(t, finished.Status.Terminal())
+	time.Sleep(5 * time.Millisecond) // so that a changed updated_at would differ
 	require.NoError(t, b.ReleaseLeases(ctx, owner))
+	require.Equal(t, finished.UpdatedAt, get(t, ctx, b, claimed[0].ID).UpdatedAt,
+		"a finished execution's updated_at stays when it ended")
 	for _, e := range claimed[1:] {
 		got := get(t, ctx, b, e.ID)
 		require.Empty(t, got.Owner)

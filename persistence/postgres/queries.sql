@@ -112,7 +112,9 @@ WITH released AS (
     SELECT id FROM stent_execution WHERE owner = $1 ORDER BY id FOR NO KEY UPDATE
 )
 UPDATE stent_execution e
-SET owner = '', lease_expires_at = now(), updated_at = now()
+SET owner = '', lease_expires_at = now(),
+    -- a terminal row keeps its updated_at: it is when the execution ended
+    updated_at = CASE WHEN e.status IN ('pending', 'running', 'waiting') THEN now() ELSE e.updated_at END
 FROM released
 WHERE e.id = released.id;
 

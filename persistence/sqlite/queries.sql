@@ -128,7 +128,9 @@ WHERE owner = ?1 AND status IN ('pending', 'running', 'waiting')
   AND id IN (SELECT value FROM json_each(?3));
 
 -- name: LeaseRelease
-UPDATE stent_execution SET owner = NULL, lease_expires_at = ?2, updated_at = ?2
+-- A terminal row keeps its updated_at: it is when the execution ended.
+UPDATE stent_execution SET owner = NULL, lease_expires_at = ?2,
+    updated_at = CASE WHEN status IN ('pending', 'running', 'waiting') THEN ?2 ELSE updated_at END
 WHERE owner = ?1;
 
 -- name: JournalUpsert
