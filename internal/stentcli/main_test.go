@@ -121,14 +121,7 @@ func withoutStentEnv() []string {
 // postgresDSN is STENT_TEST_POSTGRES, or skips the test (fails it under CI).
 func postgresDSN(t *testing.T) string {
 	t.Helper()
-	dsn := os.Getenv("STENT_TEST_POSTGRES")
-	if dsn == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("STENT_TEST_POSTGRES must be set under CI")
-		}
-		t.Skip("STENT_TEST_POSTGRES is not set")
-	}
-	return dsn
+	return testutil.PostgresDSN(t)
 }
 
 // newSchema returns a fresh PostgreSQL schema name, dropped when the test

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"os"
 	"testing"
 	"time"
 
@@ -34,4 +35,19 @@ func PostgresSchema(t testing.TB, dsn, prefix string) string {
 		}
 	})
 	return schema
+}
+
+// PostgresDSN returns STENT_TEST_POSTGRES, the DSN of the PostgreSQL
+// server that tests use. When it is not set, the test is skipped, except
+// under CI (CI set), where a missing database fails it.
+func PostgresDSN(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv("STENT_TEST_POSTGRES")
+	if dsn == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("STENT_TEST_POSTGRES must be set under CI")
+		}
+		t.Skip("STENT_TEST_POSTGRES is not set")
+	}
+	return dsn
 }

@@ -25,7 +25,6 @@ import (
 
 	"github.com/stent-go/stent/internal/ledger"
 	"github.com/stent-go/stent/persistence"
-	"github.com/stent-go/stent/persistence/postgres"
 	"github.com/stent-go/stent/persistence/sqlite"
 	"github.com/stent-go/stent/sdk"
 	"github.com/stent-go/stent/sdk/stenttest"
@@ -62,21 +61,8 @@ func TestPausedOwnerIsFenced(t *testing.T) {
 		})
 	})
 	t.Run("Postgres", func(t *testing.T) {
-		dsn := os.Getenv("STENT_TEST_POSTGRES")
-		if dsn == "" {
-			t.Skip("STENT_TEST_POSTGRES is not set")
-		}
-		if !ledger.IsPostgres(dsn) {
-			t.Skip("STENT_TEST_POSTGRES is not a postgres:// URL, which --db needs")
-		}
-		schema := newSchema(t, dsn)
-		testPausedOwner(t, []string{"--db", dsn, "--schema", schema}, func(t *testing.T) (persistence.Backend, *ledger.Ledger) {
-			b, err := postgres.Open(context.Background(), dsn, postgres.WithSchema(schema))
-			require.NoError(t, err)
-			l, err := ledger.Open(dsn, ledger.WithNode("test"), ledger.WithSchema(schema))
-			require.NoError(t, err)
-			return b, l
-		})
+		args, open := postgresNode(t)
+		testPausedOwner(t, args, open)
 	})
 }
 

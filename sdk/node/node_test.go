@@ -160,21 +160,8 @@ func TestNode(t *testing.T) {
 	})
 	t.Run("ChaosPostgres", func(t *testing.T) {
 		t.Parallel()
-		dsn := os.Getenv("STENT_TEST_POSTGRES")
-		if dsn == "" {
-			t.Skip("STENT_TEST_POSTGRES is not set")
-		}
-		if !ledger.IsPostgres(dsn) {
-			t.Skip("STENT_TEST_POSTGRES is not a postgres:// URL, which --db needs")
-		}
-		schema := newSchema(t, dsn)
-		testChaos(t, []string{"--db", dsn, "--schema", schema}, func(t *testing.T) (persistence.Backend, *ledger.Ledger) {
-			b, err := postgres.Open(context.Background(), dsn, postgres.WithSchema(schema))
-			require.NoError(t, err)
-			l, err := ledger.Open(dsn, ledger.WithNode("test"), ledger.WithSchema(schema))
-			require.NoError(t, err)
-			return b, l
-		})
+		args, open := postgresNode(t)
+		testChaos(t, args, open)
 	})
 }
 
@@ -574,6 +561,25 @@ func logAttr(t *testing.T, path, msg, key string) string {
 	}
 	require.NoError(t, sc.Err())
 	return v
+}
+
+// postgresNode returns the --db and --schema flags of a node on a fresh
+// schema of STENT_TEST_POSTGRES, and an opener of that schema's backend and
+// ledger; it skips the test without the variable (fails it under CI).
+func postgresNode(t *testing.T) ([]string, func(t *testing.T) (persistence.Backend, *ledger.Ledger)) {
+	t.Helper()
+	dsn := testutil.PostgresDSN(t)
+	if !ledger.IsPostgres(dsn) {
+		t.Skip("STENT_TEST_POSTGRES is not a postgres:// URL, which --db needs")
+	}
+	schema := newSchema(t, dsn)
+	return []string{"--db", dsn, "--schema", schema}, func(t *testing.T) (persistence.Backend, *ledger.Ledger) {
+		b, err := postgres.Open(context.Background(), dsn, postgres.WithSchema(schema))
+		require.NoError(t, err)
+		l, err := ledger.Open(dsn, ledger.WithNode("test"), ledger.WithSchema(schema))
+		require.NoError(t, err)
+		return b, l
+	}
 }
 
 // newSchema returns a fresh PostgreSQL schema name, dropped when the test
