@@ -20,7 +20,6 @@ help: ## List the targets
 
 test: ## Run every test with the race detector (PostgreSQL and Redis tests skip without their env vars)
 	$(GO) test -race -count=1 ./...
-	$(GO) test -count=1 -run 'TestCluster|TestRemote' ./actors ./cluster # in-process clusters: not under -race (see .ci/run)
 
 test/postgres: ## Run the PostgreSQL backend tests and the SDK suite on $STENT_TEST_POSTGRES
 	@if [ -z "$${STENT_TEST_POSTGRES:-}" ]; then \

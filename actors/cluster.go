@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -171,6 +172,7 @@ func (rt *Runtime) takeOver(mem cluster.Member) {
 		return
 	}
 	rt.log.Info(LogTakeover, slog.String("member", name))
+	rt.metrics.tookOver()
 	rt.Kick()
 }
 
@@ -211,18 +213,28 @@ func (rt *Runtime) sendTo(mem cluster.Member, msg proto.Message) {
 // lease holder, to the member placement gives for queue among those that
 // may run function. It reports whether it sent.
 func (rt *Runtime) place(id, queue, function string) bool {
+	_, ok := rt.placeOn(id, queue, function)
+	return ok
+}
+
+// placeOn is place, returning the PID the execution's actor gets on the
+// member it was sent to.
+func (rt *Runtime) placeOn(id, queue, function string) (*actor.PID, bool) {
 	if rt.cl == nil {
-		return false
+		return nil, false
 	}
 	mem, ok := rt.cl.members.OwnerOf(id, queue, function)
 	if !ok {
-		return false
+		return nil, false
 	}
 	if mem.Name == rt.cfg.NodeID && !rt.Serving() {
-		return false
+		return nil, false
 	}
 	rt.sendTo(mem, &messages.Activate{ExecutionId: id})
-	return true
+	if mem.Name == rt.cfg.NodeID {
+		return nil, true
+	}
+	return ExecutionPID(mem.RemoteAddr, id), true
 }
 
 // tell sends msg about rec to the node that runs it: the holder of its
@@ -234,12 +246,45 @@ func (rt *Runtime) tell(rec *persistence.Execution, msg proto.Message) bool {
 	}
 	if rec.Owner != "" && time.Now().Before(rec.LeaseExpiresAt) {
 		if mem, ok := rt.aliveMember(rec.Owner); ok {
-			rt.sendTo(mem, msg)
+			rt.sendToExecution(mem, rec.ID, msg)
 			return true
 		}
 		return false // a lost member: takeOver or the lease's expiry re-places it
 	}
 	return rt.place(rec.ID, rec.Queue, rec.Function)
+}
+
+// sendToExecution sends msg to the actor of execution id on member mem. A
+// message to an actor that is not there (it passivated or moved
+// meanwhile) is a dead letter there, which makes that node look for due
+// work (watchDeadLetters): the message is in the database already.
+func (rt *Runtime) sendToExecution(mem cluster.Member, id string, msg proto.Message) {
+	if mem.Name != rt.cfg.NodeID {
+		rt.system.Root.Send(ExecutionPID(mem.RemoteAddr, id), msg)
+		return
+	}
+	if pid := rt.pidOf(id); pid != nil {
+		rt.system.Root.Send(pid, msg)
+		return
+	}
+	rt.Kick()
+}
+
+// watchDeadLetters makes the node look for due work when a message to an
+// execution's actor finds none: the execution passivated (or its actor
+// stopped) meanwhile, and the message, recorded before it was sent, made
+// its row due.
+func (rt *Runtime) watchDeadLetters() {
+	rt.deadLetters = rt.system.EventStream.Subscribe(func(evt any) {
+		dl, ok := evt.(*actor.DeadLetterEvent)
+		if !ok || dl.PID == nil || !strings.HasPrefix(dl.PID.Id, execActorPrefix) {
+			return
+		}
+		switch dl.Message.(type) {
+		case *messages.Wake, *messages.ChildOutcome, *messages.CancelExecution:
+			rt.Kick()
+		}
+	})
 }
 
 // tellParent hands a child's outcome (already in the parent's journal) to
@@ -278,26 +323,13 @@ func (rt *Runtime) broadcastFinished(id string) {
 	}
 }
 
-// checkLeases stops the activations among ids (this node's, whose renewal
-// fell short) whose lease this node no longer holds: another node took the
-// execution over (after a pause longer than the lease, or a false
-// suspicion of this node), or released it to do so. Their writes would be
-// refused; stopping them saves the work and starts no step more.
-func (rt *Runtime) checkLeases(ctx context.Context, ids []string) map[string]bool {
-	checked := make(map[string]*execution, len(ids))
-	leases := make([]persistence.Lease, 0, len(ids))
-	for _, id := range ids {
-		e := rt.lookupActive(id)
-		if e == nil || e.isVirtual() {
-			continue // gone, or in memory only
-		}
-		epoch := e.currentEpoch()
-		if epoch == 0 {
-			continue // still acquiring its lease
-		}
-		checked[id] = e
-		leases = append(leases, persistence.Lease{ExecutionID: id, Epoch: epoch})
-	}
+// checkLeases stops the activations of leases (this node's, whose renewal
+// fell short; pids are their actors) whose lease this node no longer
+// holds: another node took the execution over (after a pause longer than
+// the lease, or a false suspicion of this node), or released it to do so.
+// Their writes would be refused; stopping them saves the work and starts
+// no step more. It returns the lost ones, or nil if the check failed.
+func (rt *Runtime) checkLeases(ctx context.Context, leases []persistence.Lease, pids []*actor.PID) map[string]bool {
 	lost, err := rt.backend.LostLeases(ctx, rt.cfg.NodeID, leases)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -308,22 +340,14 @@ func (rt *Runtime) checkLeases(ctx context.Context, ids []string) map[string]boo
 	out := make(map[string]bool, len(lost))
 	for _, id := range lost {
 		out[id] = true
-		checked[id].leaseLost() // the activation checked, not a newer one
+	}
+	for i, l := range leases {
+		if out[l.ExecutionID] {
+			// The activation checked (by its epoch), not a newer one.
+			rt.system.Root.Send(pids[i], &leaseLost{epoch: l.Epoch})
+		}
 	}
 	return out
-}
-
-// confirmLeases records that the activations among ids, but those lost,
-// held their leases at start (a renewal that began then succeeded).
-func (rt *Runtime) confirmLeases(ids []string, lost map[string]bool, start time.Time) {
-	for _, id := range ids {
-		if lost[id] {
-			continue
-		}
-		if e := rt.lookupActive(id); e != nil && e.currentEpoch() > 0 {
-			e.confirm(start)
-		}
-	}
 }
 
 // Addresses returns this node's cluster endpoints by kind ("remote",

@@ -1,11 +1,3 @@
-//go:build !race
-
-// The in-process cluster tests run without the race detector: every
-// protoactor remote endpoint sets gRPC's global logger when it starts, while
-// the endpoints started before it log through it (a race inside those
-// libraries, harmless with one endpoint per process, as in production).
-// .ci/run runs them in a pass of their own.
-
 package actors
 
 import (
@@ -178,7 +170,7 @@ func TestClusterTakeover(t *testing.T) {
 	}
 	require.LessOrEqual(t, late, 1, "steps member-a ran after the takeover")
 	testutil.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-		if a.lookupActive(id) != nil {
+		if a.pidOf(id) != nil {
 			return errors.New("member-a still runs it")
 		}
 		return nil

@@ -20,17 +20,21 @@ import (
 // execution passivates: it holds no actor or goroutine until a signal or
 // its timeout wakes it.
 func WaitSignal(ctx context.Context, name string, timeout time.Duration) (payload []byte, ok bool, err error) {
-	e := fromContext(ctx)
-	if e == nil {
+	h := fromContext(ctx)
+	if h == nil {
 		return nil, false, errors.New("stent: WaitForSignal called outside an execution")
 	}
 	if name == "" {
 		return nil, false, errors.New("stent: WaitForSignal needs a signal name")
 	}
-	pos, ent, err := e.begin(persistence.EntrySignal, name)
+	sp := h.startOp(ctx, opSignal, name)
+	defer func() { endSpan(sp, err) }() // also on a passivation's Goexit
+	pos, ents, err := h.begin(persistence.EntrySignal, name, 1, false)
 	if err != nil {
 		return nil, false, err
 	}
+	ent := ents[0]
+	opAt(sp, pos, ent != nil && ent.Done)
 	if ent != nil && ent.Done {
 		return ent.Output, ent.Output != nil, nil
 	}
@@ -39,111 +43,121 @@ func WaitSignal(ctx context.Context, name string, timeout time.Duration) (payloa
 	case ent != nil:
 		fireAt = ent.FireAt
 	case timeout > 0:
-		fireAt = time.Now().UTC().Add(timeout)
+		fireAt = h.rt.Now().UTC().Add(timeout)
 	}
-	intent := &persistence.JournalEntry{ExecutionID: e.id, Position: pos, Kind: persistence.EntrySignal, Name: name, FireAt: fireAt}
+	intent := &persistence.JournalEntry{ExecutionID: h.id, Position: pos, Kind: persistence.EntrySignal, Name: name, FireAt: fireAt}
 	recorded := ent != nil
-	inMemoryUntil := time.Now().Add(e.rt.cfg.PassivateAfter)
+	rt := h.rt
+	inMemoryUntil := time.Now().Add(rt.cfg.PassivateAfter)
 	for {
-		sig, err := e.rt.backend.NextSignal(ctx, e.id, name)
+		sig, err := rt.backend.NextSignal(ctx, h.id, name)
 		switch {
 		case err == nil:
 			out := sig.Payload
 			if out == nil {
 				out = []byte("null")
 			}
-			done := &persistence.JournalEntry{ExecutionID: e.id, Position: pos, Kind: persistence.EntrySignal, Name: name,
+			done := &persistence.JournalEntry{ExecutionID: h.id, Position: pos, Kind: persistence.EntrySignal, Name: name,
 				FireAt: fireAt, Done: true, Output: out}
-			werr := e.write(ctx, &persistence.Commit{ExecutionID: e.id, Journal: []*persistence.JournalEntry{done},
-				ConsumeSignal: sig.ID, ConsumePos: pos})
+			werr := h.write(&persistence.Commit{ExecutionID: h.id, Journal: []*persistence.JournalEntry{done},
+				ConsumeSignal: sig.ID, ConsumePos: pos}, done)
 			if errors.Is(werr, persistence.ErrNotFound) {
 				continue // consumed meanwhile by an earlier activation: look again
 			}
 			if werr != nil {
 				return nil, false, werr
 			}
-			e.remember(done)
 			return out, true, nil
 		case !errors.Is(err, persistence.ErrNotFound):
 			if ctx.Err() != nil {
 				return nil, false, ctxError(ctx)
 			}
-			return nil, false, fmt.Errorf("reading signals of %s: %w", e.id, err)
+			return nil, false, fmt.Errorf("reading signals of %s: %w", h.id, err)
 		}
-		if !fireAt.IsZero() && !time.Now().Before(fireAt) {
-			done := &persistence.JournalEntry{ExecutionID: e.id, Position: pos, Kind: persistence.EntrySignal, Name: name,
+		if !fireAt.IsZero() && !rt.Now().Before(fireAt) {
+			done := &persistence.JournalEntry{ExecutionID: h.id, Position: pos, Kind: persistence.EntrySignal, Name: name,
 				FireAt: fireAt, Done: true}
-			if err := e.write(ctx, &persistence.Commit{ExecutionID: e.id, Journal: []*persistence.JournalEntry{done}}); err != nil {
+			if err := h.write(&persistence.Commit{ExecutionID: h.id, Journal: []*persistence.JournalEntry{done}}, done); err != nil {
 				return nil, false, err
 			}
-			e.remember(done)
 			return nil, false, nil
 		}
 		wait := time.Until(inMemoryUntil)
 		if !fireAt.IsZero() {
-			wait = min(wait, time.Until(fireAt))
+			wait = min(wait, rt.until(fireAt))
 		}
 		if wait > 0 {
 			// Look again at least every poll interval: a signal sent by a
 			// process without a notifier pokes nobody.
-			wait = min(wait, e.rt.cfg.PollInterval)
+			wait = min(wait, rt.cfg.PollInterval)
 		}
 		if wait <= 0 {
-			e.mu.Lock()
-			open := e.hasOpenChildren()
-			e.mu.Unlock()
-			if !open {
-				var rec *persistence.JournalEntry
-				if !recorded {
-					rec = intent
-				}
-				return nil, false, e.passivateForSignal(ctx, rec, name, fireAt)
+			var rec *persistence.JournalEntry
+			if !recorded {
+				rec = intent
 			}
-			wait = e.rt.cfg.PollInterval // children still report here: wait in memory
+			stay, err := h.passivateForSignal(rec, name, fireAt)
+			if err != nil {
+				return nil, false, err
+			}
+			if stay {
+				// Children still report here: wait in memory.
+				if rec != nil {
+					if err := h.write(&persistence.Commit{ExecutionID: h.id, Journal: []*persistence.JournalEntry{rec}}, rec); err != nil {
+						return nil, false, err
+					}
+					recorded = true
+				}
+				wait = rt.cfg.PollInterval
+			}
 		}
-		t := time.NewTimer(wait)
+		tc, stop := rt.newTimer(wait)
+		waited := rt.waits.wait(fireAt)
 		select {
-		case <-e.signalC:
-		case <-t.C:
+		case <-h.signalC:
+		case <-tc:
 		case <-ctx.Done():
-			t.Stop()
+			stop()
+			waited()
 			return nil, false, ctxError(ctx)
 		}
-		t.Stop()
+		stop()
+		waited()
 	}
 }
 
 // passivateForSignal records the wait (intent may be nil on a replay),
-// releases the lease and ends the body's goroutine. A signal that arrives
-// meanwhile is not missed: the backend makes the execution due at once
-// when one is pending (Update.WaitSignal), and SendSignal makes a waiting
-// execution due.
-func (e *execution) passivateForSignal(ctx context.Context, intent *persistence.JournalEntry, name string, fireAt time.Time) error {
+// releases the lease and ends the body's goroutine; it reports stay, and
+// does nothing, while children started and not awaited are open. A signal
+// that arrives meanwhile is not missed: the backend makes the execution due
+// at once when one is pending (Update.WaitSignal), and SendSignal makes a
+// waiting execution due.
+func (h *handle) passivateForSignal(intent *persistence.JournalEntry, name string, fireAt time.Time) (bool, error) {
 	u := &persistence.Update{Status: persistence.StatusWaiting, WaitSignal: name, Release: true}
 	wakeAt := fireAt
-	if dl := e.rec.Deadline; !dl.IsZero() && (wakeAt.IsZero() || dl.Before(wakeAt)) {
+	if dl := h.rec.Deadline; !dl.IsZero() && (wakeAt.IsZero() || dl.Before(wakeAt)) {
 		wakeAt = dl
 	}
 	if !wakeAt.IsZero() {
-		u.SetRunAt, u.RunAfter = true, max(time.Until(wakeAt), 0)
+		u.SetRunAt, u.RunAfter = true, max(h.rt.until(wakeAt), 0)
 	}
-	c := &persistence.Commit{ExecutionID: e.id, Update: u}
+	c := &persistence.Commit{ExecutionID: h.id, Update: u}
+	var remember []*persistence.JournalEntry
 	if intent != nil {
 		c.Journal = []*persistence.JournalEntry{intent}
+		remember = c.Journal
 	}
-	if err := e.write(ctx, c); err != nil {
-		return err
+	m := &opWrite{c: c, remember: remember, passivate: true, reply: newReply()}
+	r := h.ask(m, m.reply)
+	if r.stay || r.err != nil {
+		return r.stay, r.err
 	}
-	e.mu.Lock()
-	e.passivated = true
-	e.mu.Unlock()
-	e.close(errPassivated)
 	if !wakeAt.IsZero() {
-		e.rt.kickAt(time.Until(wakeAt))
+		h.rt.kickAt(h.rt.until(wakeAt))
 	}
-	e.rt.Kick() // a signal that raced the passivation made it due
+	h.rt.Kick() // a signal that raced the passivation made it due
 	runtime.Goexit()
-	return nil
+	return false, nil
 }
 
 // Signal records a signal for execution id and wakes its wait, on this node
@@ -161,8 +175,8 @@ func (rt *Runtime) Signal(ctx context.Context, id, name string, payload []byte, 
 	case err != nil:
 		return fmt.Errorf("sending signal %q to %s: %w", name, id, err)
 	}
-	if e := rt.lookupActive(id); e != nil {
-		e.signalled()
+	if pid := rt.pidOf(id); pid != nil {
+		rt.system.Root.Send(pid, &messages.Wake{ExecutionId: id})
 		return nil
 	}
 	if !rt.tell(rec, &messages.Wake{ExecutionId: id}) && rec.Status == persistence.StatusWaiting && rt.Serves(rec.Queue) {
@@ -190,9 +204,10 @@ func (rt *Runtime) Cancel(ctx context.Context, id string) error {
 	for _, x := range touched {
 		if x.Status.Terminal() {
 			o := &Outcome{Status: x.Status, Error: x.Error, Function: x.Function, Attempts: x.Attempts}
+			rt.metrics.ended(x, o)
 			if x.ParentID != "" {
-				if p := rt.lookupActive(x.ParentID); p != nil {
-					p.deliver(&messages.ChildOutcome{ParentId: x.ParentID, Position: int32(x.ParentPos), ChildId: x.ID,
+				if p := rt.pidOf(x.ParentID); p != nil {
+					rt.system.Root.Send(p, &messages.ChildOutcome{ParentId: x.ParentID, Position: int32(x.ParentPos), ChildId: x.ID,
 						Function: x.Function, Error: infoToProto(withIdentity(x))})
 				}
 			} else {
@@ -202,8 +217,14 @@ func (rt *Runtime) Cancel(ctx context.Context, id string) error {
 			rt.finished(x.ID, o)
 			continue
 		}
-		if e := rt.lookupActive(x.ID); e != nil {
-			e.cancel()
+		if pid := rt.pidOf(x.ID); pid != nil {
+			// Asked, not told: its body's context is canceled when the
+			// answer comes (a stopped actor's dead letter answers too).
+			_, _ = rt.system.Root.RequestFuture(pid, &cancelExecution{}, 5*time.Second).Result()
+		} else if x.Owner == rt.cfg.NodeID {
+			// Started or claimed here, its actor not spawned yet: the
+			// supervisor cancels it after spawning it.
+			rt.system.Root.Send(rt.sup, &cancelLocal{id: x.ID})
 		} else {
 			rt.tell(x, &messages.CancelExecution{ExecutionId: x.ID})
 			rt.publish(persistence.TopicExecution, x.ID)
@@ -237,8 +258,8 @@ func (rt *Runtime) checkCancels(ctx context.Context, ids []string) {
 		return
 	}
 	for _, id := range canceled {
-		if e := rt.lookupActive(id); e != nil {
-			e.cancel()
+		if pid := rt.pidOf(id); pid != nil {
+			rt.system.Root.Send(pid, &cancelExecution{})
 		}
 	}
 }

@@ -6,18 +6,21 @@
 //
 // # Shape
 //
-// Each node runs one actor system with a supervisor actor named "executions".
-// An execution that runs on the node is a child actor of that supervisor,
-// named by its execution ID. The actor's mailbox never blocks on user code:
-// the function body runs on its own goroutine, and a runner goroutine beside
-// it loads the journal, waits for the body and records the outcome. Messages
-// to an execution (a child's outcome, a wake-up, a cancel) arrive in its
-// mailbox and are handed to the body through the in-memory journal.
+// Each node runs one actor system. Every activation of an execution is an
+// actor (execution) registered as "executions/<execution ID>" that owns its
+// state: journal in memory, lease epoch, timers, children, permit. The
+// function body runs on its own goroutine and asks the actor for each
+// durable operation (request and answer); the actor writes to the database
+// off its mailbox and handles the result as a message. Child outcomes,
+// wake-ups, signals, cancels and lost leases are messages to the
+// execution's actor, local or remote.
 //
-// Children are spawned by the supervisor rather than under their parent's
-// actor, so that a child keeps running when its parent passivates in a long
-// sleep; the execution tree itself lives in the database (parent ID and
-// position), which is what recovery and cancellation walk.
+// The node's "executions" supervisor is the parent of executions that are
+// roots on this node; a child that runs in memory on its parent's node is a
+// child actor of its parent's, so stopping a parent stops its subtree.
+// Supervision (restartStrategy) restarts an actor that panics from its
+// snapshot and journal, with a backoff. docs/development.md has the table
+// of the actor's messages.
 //
 // # Fencing
 //

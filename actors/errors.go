@@ -33,6 +33,12 @@ var (
 	errLeaseLost = errors.New("stent: lease lost to another owner")
 	// errPassivated is returned by durable operations issued after the
 	// execution passivated (from a goroutine other than the body's).
+	// errStopped is returned by durable operations of an activation whose
+	// actor was stopped: its parent stopped (lease lost) or the node stops.
+	errStopped = errors.New("stent: activation stopped")
+	// errRestarted is returned by durable operations of an attempt whose
+	// actor its supervisor restarts after a panic in the runtime.
+	errRestarted  = errors.New("stent: activation restarted after a runtime fault")
 	errPassivated = errors.New("stent: durable operation after the execution passivated; issue durable operations from the body's goroutine")
 )
 

@@ -100,8 +100,9 @@ func FuzzClusterMessage(f *testing.F) {
 		done := &persistence.JournalEntry{ExecutionID: "p", Position: 1, Kind: persistence.EntryCall, Name: "f", ChildID: "p/1", Done: true}
 		sleep := &persistence.JournalEntry{ExecutionID: "p", Position: 2, Kind: persistence.EntrySleep}
 		e := &execution{id: "p", entries: map[int]*persistence.JournalEntry{0: open, 1: done, 2: sleep},
-			waiters: map[int]chan struct{}{0: make(chan struct{})}}
-		e.deliver(&m)
+			awaits: map[int][]*opAwait{0: {{pos: 0, reply: newReply()}}}, rt: &Runtime{cfg: Config{LeaseTTL: time.Hour}}}
+		e.confirm(time.Now())
+		e.deliver(nil, &m)
 		if e.entries[1] != done || e.entries[2] != sleep {
 			t.Fatalf("a recorded outcome or a sleep was replaced by %+v", &m)
 		}

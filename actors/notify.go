@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/stent-go/stent/messages"
 	"github.com/stent-go/stent/persistence"
 )
 
@@ -37,8 +38,8 @@ func (rt *Runtime) onNotification(n persistence.Notification) {
 			rt.Kick()
 		}
 	case persistence.TopicExecution:
-		if e := rt.lookupActive(n.Payload); e != nil {
-			e.signalled()
+		if pid := rt.pidOf(n.Payload); pid != nil {
+			rt.system.Root.Send(pid, &messages.Wake{ExecutionId: n.Payload})
 			go rt.checkCancels(rt.baseCtx, []string{n.Payload})
 		} else {
 			rt.Kick()

@@ -86,18 +86,53 @@ type permitResult struct {
 
 type permitRetryTick struct{}
 
+// A permitResult or permitRetryTick can reach a router that has stopped
+// (its node stopping): the attempt or the release that sends it ran off the
+// router's goroutine. Dropping it is right, and protoactor must not log it:
+// logging a dead letter starts its throttle, a goroutine that outlives the
+// actor system by a second, which nothing can stop.
+func (*permitResult) IgnoreDeadLetterLogging()    {}
+func (*permitRetryTick) IgnoreDeadLetterLogging() {}
+
+var (
+	_ actor.IgnoreDeadLetterLogging = (*permitResult)(nil)
+	_ actor.IgnoreDeadLetterLogging = (*permitRetryTick)(nil)
+)
+
 // router is the actor that queues the permit requests of one function.
 type router struct {
 	rt      *Runtime
 	key     string
 	queue   []*permitRequest
 	trying  bool
-	pending bool // a retry tick is scheduled
+	pending bool        // a retry tick is scheduled
+	retry   *time.Timer // sends it; stopped when the router stops
+	// requests counts the permit requests received.
+	requests int
+}
+
+// permitQueueQuery asks a router what it holds: the holders it queues, in
+// serving order, and how many requests it has received. Tests poll it to
+// order their steps on the router's state rather than on sleeps.
+type permitQueueQuery struct {
+	reply chan permitQueueState
+}
+
+type permitQueueState struct {
+	holders  []string
+	requests int
 }
 
 func (r *router) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
+	case *permitQueueQuery:
+		st := permitQueueState{requests: r.requests}
+		for _, q := range r.queue {
+			st.holders = append(st.holders, q.holder)
+		}
+		m.reply <- st
 	case *permitRequest:
+		r.requests++
 		for i, q := range r.queue {
 			if q.holder != m.holder {
 				continue
@@ -193,6 +228,10 @@ func (r *router) Receive(ctx actor.Context) {
 	case *permitRetryTick:
 		r.pending = false
 		r.try(ctx)
+	case *actor.Stopping:
+		if r.retry != nil {
+			r.retry.Stop()
+		}
 	}
 }
 
@@ -252,7 +291,7 @@ func (r *router) scheduleRetry(ctx actor.Context) {
 	}
 	r.pending = true
 	rt, self := r.rt, ctx.Self()
-	time.AfterFunc(permitRetry, func() { rt.system.Root.Send(self, &permitRetryTick{}) })
+	r.retry = time.AfterFunc(permitRetry, func() { rt.system.Root.Send(self, &permitRetryTick{}) })
 }
 
 // routers is the parent of the router actors; it spawns one per function
@@ -302,11 +341,11 @@ func (r *routers) Receive(ctx actor.Context) {
 // ctx ends. Requests are served by priority, then oldest execution first.
 // In a cluster they are queued by the router of the member placement gives
 // for the function among those serving queue.
-func (rt *Runtime) acquirePermit(ctx context.Context, e *execution, key, queue string, limit, priority int, created time.Time) error {
+func (rt *Runtime) acquirePermit(ctx context.Context, holder string, act *activation, key, queue string, limit, priority int, created time.Time) error {
+	defer rt.metrics.waitPermit(key, queue)()
 	if rt.cl != nil {
-		return rt.acquireClusterPermit(ctx, e, key, queue, limit, priority, created)
+		return rt.acquireClusterPermit(ctx, holder, act, key, queue, limit, priority, created)
 	}
-	holder := e.id
 	// The router owns req once sent (it may merge another request of the
 	// holder into it): only grant is this call's.
 	grant := make(chan struct{})
@@ -319,22 +358,24 @@ func (rt *Runtime) acquirePermit(ctx context.Context, e *execution, key, queue s
 		rt.system.Root.Send(rt.routers, &routeTo{key: key, msg: &permitCancel{holder: holder, grant: grant}})
 		select {
 		case <-grant: // granted just before the cancel arrived
-			rt.releasePermit(e, key, queue)
+			rt.releasePermit(holder, act, key, queue)
 		default: // the router drops the request, or gives back a late grant
 		}
 		return ctxError(ctx)
 	}
 }
 
-// releasePermit gives back the permit of key that activation e holds (its
-// execution's), unless a newer activation of the execution runs on this
-// node (its lease claimed again after a renewal fell behind): that one
-// holds the same permit row, the holder's, and gives it back itself.
-func (rt *Runtime) releasePermit(e *execution, key, queue string) {
-	if cur := rt.lookupActive(e.id); cur != nil && cur != e {
+// releasePermit gives back the permit of key that activation act of
+// execution holder holds, unless a newer activation of the execution runs
+// on this node (its lease claimed again after a renewal fell behind): that
+// one holds the same permit row, the holder's, and gives it back itself.
+func (rt *Runtime) releasePermit(holder string, act *activation, key, queue string) {
+	rt.mu.Lock()
+	cur := rt.active[holder]
+	rt.mu.Unlock()
+	if cur != nil && cur != act {
 		return
 	}
-	holder := e.id
 	if rt.cl != nil {
 		rt.mu.Lock()
 		delete(rt.permitsHeld, key+"\x00"+holder)
@@ -399,8 +440,7 @@ func (rt *Runtime) permitGranted(key, holder string) {
 }
 
 // acquireClusterPermit is acquirePermit in a cluster.
-func (rt *Runtime) acquireClusterPermit(ctx context.Context, e *execution, key, queue string, limit, priority int, created time.Time) error {
-	holder := e.id
+func (rt *Runtime) acquireClusterPermit(ctx context.Context, holder string, act *activation, key, queue string, limit, priority int, created time.Time) error {
 	w := &permitWait{grant: make(chan struct{})}
 	wk := key + "\x00" + holder
 	rt.mu.Lock()
@@ -466,7 +506,7 @@ func (rt *Runtime) acquireClusterPermit(ctx context.Context, e *execution, key, 
 			rt.mu.Unlock()
 			select {
 			case <-w.grant: // granted just before the cancel
-				rt.releasePermit(e, key, queue)
+				rt.releasePermit(holder, act, key, queue)
 			default: // a late grant finds no wait and is given back
 			}
 			return ctxError(ctx)

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -42,14 +43,14 @@ func TestPermitGoesToTheNewerActivation(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 
-	old, newer := &execution{id: "x", rt: rt}, &execution{id: "x", rt: rt}
+	old, newer := &activation{}, &activation{}
 	octx, stopOld := context.WithCancel(ctx)
 	oldDone := make(chan error, 1)
-	go func() { oldDone <- rt.acquirePermit(octx, old, key, queue, 1, 0, time.Now()) }()
-	time.Sleep(50 * time.Millisecond)
+	go func() { oldDone <- rt.acquirePermit(octx, "x", old, key, queue, 1, 0, time.Now()) }()
+	waitRequests(t, rt, key, 1)
 	newerDone := make(chan error, 1)
-	go func() { newerDone <- rt.acquirePermit(ctx, newer, key, queue, 1, 0, time.Now()) }()
-	time.Sleep(50 * time.Millisecond)
+	go func() { newerDone <- rt.acquirePermit(ctx, "x", newer, key, queue, 1, 0, time.Now()) }()
+	waitRequests(t, rt, key, 2)
 	rt.mu.Lock()
 	rt.active["x"] = newer
 	rt.mu.Unlock()
@@ -64,18 +65,36 @@ func TestPermitGoesToTheNewerActivation(t *testing.T) {
 		t.Fatal("the newer activation never got the permit: the old one's cancel withdrew its request")
 	}
 
-	rt.releasePermit(old, key, queue) // the old activation's deferred release
+	rt.releasePermit("x", old, key, queue) // the old activation's deferred release
 	time.Sleep(100 * time.Millisecond)
 	n, err := b.CountPermits(ctx, key)
 	require.NoError(t, err)
 	require.Equal(t, 1, n, "the newer activation still holds the permit")
 
-	rt.releasePermit(newer, key, queue)
+	rt.releasePermit("x", newer, key, queue)
 	testutil.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		n, err := b.CountPermits(ctx, key)
 		if err != nil || n == 0 {
 			return err
 		}
 		return context.DeadlineExceeded
+	})
+}
+
+// waitRequests polls the router of key until it has received n permit
+// requests, and checks that it queues them as one holder's.
+func waitRequests(t *testing.T, rt *Runtime, key string, n int) {
+	t.Helper()
+	testutil.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+		q := &permitQueueQuery{reply: make(chan permitQueueState, 1)}
+		rt.system.Root.Send(rt.routers, &routeTo{key: key, msg: q})
+		st := <-q.reply
+		if st.requests < n {
+			return fmt.Errorf("the router has %d requests, want %d", st.requests, n)
+		}
+		if len(st.holders) != 1 {
+			return fmt.Errorf("the router queues %v", st.holders)
+		}
+		return nil
 	})
 }

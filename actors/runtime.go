@@ -9,9 +9,13 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/eventstream"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/stent-go/stent/cluster"
 	"github.com/stent-go/stent/internal/retry"
@@ -84,6 +88,20 @@ type Config struct {
 	// Queues. Only a node that serves should join.
 	Cluster *cluster.Config
 	Logger  *slog.Logger
+	// Clock, when set, is the clock of durable sleeps, signal-wait
+	// timeouts, retry backoff, delayed starts and deadlines (actors/clock.go);
+	// nil is the host's. Tests set it (sdk/stenttest).
+	Clock Clock
+	// MeterProvider makes the runtime's instruments (metrics.go); nil
+	// takes the global provider, a no-op until one is set.
+	MeterProvider metric.MeterProvider
+	// Tracer, when set, records a span per attempt and per durable
+	// operation (trace.go); nil records none.
+	Tracer trace.Tracer
+	// TracerRecording, when set, reports whether Tracer records spans at
+	// the moment (a global provider the program may set later); when it
+	// says no, the runtime starts no span.
+	TracerRecording func() bool
 }
 
 // Outcome is the terminal state of an execution.
@@ -102,13 +120,24 @@ type Runtime struct {
 	log     *slog.Logger
 	system  *actor.ActorSystem
 	sup     *actor.PID
-	routers *actor.PID
+	// incarnations numbers the execution actors' incarnations (incMsg).
+	incarnations atomic.Uint64
+	// workers runs the execution actors' mailboxes, their attempts and
+	// their writes.
+	workers *workers
+	// strategy supervises every execution actor (restartStrategy).
+	strategy actor.SupervisorStrategy
+	// deadLetters is the subscription of watchDeadLetters.
+	deadLetters *eventstream.Subscription
+	routers     *actor.PID
 
 	baseCtx    context.Context
 	baseCancel context.CancelFunc
 
+	// mu guards the node's directory and bookkeeping below, never an
+	// execution's state (each execution actor owns its own).
 	mu       sync.Mutex
-	active   map[string]*execution
+	active   map[string]*activation
 	waiters  map[string][]chan *Outcome
 	serving  bool
 	stopping bool // Drain (or Stop) has begun
@@ -125,6 +154,8 @@ type Runtime struct {
 
 	// cl is the node's part in a cluster, or nil.
 	cl *clusterNode
+	// tr makes the spans of attempts and operations.
+	tr *tracing
 	// permitWaits are this node's executions waiting for a permit from a
 	// router in the cluster, by function and holder (under mu).
 	permitWaits map[string]*permitWait
@@ -132,6 +163,10 @@ type Runtime struct {
 	// router in the cluster (under mu), so that a repeated grant is not
 	// mistaken for one nobody waits for.
 	permitsHeld map[string]bool
+	// waits tracks attempts and their waits under a test clock (clock.go).
+	waits *waitTracker
+	// metrics are the runtime's instruments.
+	metrics *metrics
 }
 
 // New builds a runtime. It starts the actor system but claims no work until
@@ -144,7 +179,7 @@ func New(cfg Config) (*Runtime, error) {
 		return nil, errors.New("actors: Config.Lookup is nil")
 	}
 	if cfg.NodeID == "" {
-		cfg.NodeID = "node-" + NewID()[:12]
+		cfg.NodeID = "node-" + NewID()[20:] // 12 random digits
 	}
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = 10 * time.Second
@@ -168,13 +203,16 @@ func New(cfg Config) (*Runtime, error) {
 		cfg:     cfg,
 		backend: cfg.Backend,
 		log:     cfg.Logger.With(slog.String("node", cfg.NodeID)),
-		active:  make(map[string]*execution),
+		active:  make(map[string]*activation),
 		waiters: make(map[string][]chan *Outcome),
 		kick:    make(chan struct{}, 1),
 		ready:   make(chan struct{}),
 		done:    make(chan struct{}),
+		tr:      newTracing(cfg.Tracer, cfg.TracerRecording, cfg.NodeID),
+		workers: newWorkers(),
 	}
 	rt.baseCtx, rt.baseCancel = context.WithCancel(context.Background())
+	rt.waits = newWaitTracker(cfg.Clock)
 	// protoactor logs routine events (system started, dead letters during a
 	// hand-over) at INFO and some at ERROR; keep only its warnings and worse.
 	actorLog := slog.New(&minLevel{Handler: rt.log.Handler(), min: slog.LevelWarn}).With(slog.String("component", "protoactor"))
@@ -186,7 +224,17 @@ func New(cfg Config) (*Runtime, error) {
 			return nil, err
 		}
 	}
-	sup, err := rt.system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &supervisor{rt: rt} }), "executions")
+	m, err := newMetrics(rt, cfg.MeterProvider)
+	if err != nil {
+		rt.system.Shutdown()
+		rt.baseCancel()
+		return nil, fmt.Errorf("making the metrics: %w", err)
+	}
+	rt.metrics = m
+	rt.strategy = &restartStrategy{rt: rt}
+	rt.watchDeadLetters()
+	sup, err := rt.system.Root.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &supervisor{rt: rt} },
+		actor.WithSupervisor(rt.strategy)), "executions")
 	if err != nil {
 		return nil, fmt.Errorf("spawning the executions supervisor: %w", err)
 	}
@@ -304,20 +352,20 @@ func (rt *Runtime) Serve(ctx context.Context) error {
 		wait := rt.cfg.PollInterval
 		if err == nil {
 			if next, nerr := rt.backend.NextRunAtTagged(ctx, rt.cfg.Queues, rt.cfg.Tags); nerr == nil && !next.IsZero() {
-				if d := time.Until(next); d < wait {
+				if d := rt.until(next); d < wait {
 					wait = max(d, time.Millisecond)
 				}
 			}
 		}
-		t := time.NewTimer(wait)
+		tc, stop := rt.newTimer(wait)
 		select {
 		case <-ctx.Done():
-			t.Stop()
+			stop()
 			return nil
 		case <-rt.kick:
-		case <-t.C:
+		case <-tc:
 		}
-		t.Stop()
+		stop()
 	}
 }
 
@@ -363,7 +411,11 @@ func (rt *Runtime) renewLoop(ctx context.Context) {
 			// Only the executions running here: a lease this node holds
 			// without running the execution (a claim whose answer was
 			// lost with a connection) runs out and is claimed again.
-			active := rt.Active()
+			leases, pids := rt.leased()
+			active := make([]string, len(leases))
+			for i, l := range leases {
+				active[i] = l.ExecutionID
+			}
 			start := time.Now()
 			n, err := rt.backend.RenewLeases(ctx, rt.cfg.NodeID, active, rt.cfg.LeaseTTL)
 			if err != nil && ctx.Err() == nil {
@@ -372,20 +424,26 @@ func (rt *Runtime) renewLoop(ctx context.Context) {
 			if err == nil {
 				var lost map[string]bool
 				if n < len(active) {
-					// Some were not renewed: in-memory children (no row
-					// yet), executions that just ended, or leases taken
-					// over.
-					lost = rt.checkLeases(ctx, active)
+					// Some were not renewed: executions that just ended,
+					// or leases taken over.
+					lost = rt.checkLeases(ctx, leases, pids)
 				}
 				if lost != nil || n == len(active) {
-					rt.confirmLeases(active, lost, start)
+					for i, l := range leases {
+						if !lost[l.ExecutionID] {
+							rt.system.Root.Send(pids[i], &leaseConfirmed{epoch: l.Epoch, at: start})
+						}
+					}
 				}
 			}
 			rt.checkCancels(ctx, active) // cancels requested by other processes
 			// Permits of the executions running here, not every one under
-			// this node's name: an earlier process of the same name may
-			// have left some behind when it was killed.
-			if _, err := rt.backend.RenewPermits(ctx, rt.cfg.NodeID, active, rt.cfg.LeaseTTL); err != nil && ctx.Err() == nil {
+			// this node's name (an earlier process of the same name may
+			// have left some behind when it was killed): of every
+			// activation, with a lease of its own or not, since a child
+			// in memory (its parent's lease covers it) holds its permit
+			// as long as any other.
+			if _, err := rt.backend.RenewPermits(ctx, rt.cfg.NodeID, rt.Active(), rt.cfg.LeaseTTL); err != nil && ctx.Err() == nil {
 				rt.log.Error("renewing permits", slog.Any("error", err))
 			}
 
@@ -406,7 +464,7 @@ func (rt *Runtime) kickAt(d time.Duration) {
 	if d > 10*time.Minute {
 		return // the poll's NextRunAt finds it
 	}
-	time.AfterFunc(d, rt.Kick)
+	rt.afterFunc(d, rt.Kick)
 }
 
 // activate runs an execution this node holds the lease of. fresh means the
@@ -563,26 +621,6 @@ func (rt *Runtime) Active() []string {
 	return ids
 }
 
-// localChildren returns the activations on this node whose parent is id.
-func (rt *Runtime) localChildren(id string) []*execution {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	var out []*execution
-	for _, e := range rt.active {
-		if e.rec.ParentID == id {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-// lookupActive returns the local activation of id, if any.
-func (rt *Runtime) lookupActive(id string) *execution {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	return rt.active[id]
-}
-
 // isStopping reports whether Stop has begun.
 func (rt *Runtime) isStopping() bool {
 	rt.mu.Lock()
@@ -609,6 +647,8 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 	rt.system.Root.Stop(rt.sup)
 	rt.system.Root.Stop(rt.routers)
 	rt.system.Shutdown()
+	rt.workers.stop()
+	rt.metrics.unregister()
 	return err
 }
 
@@ -664,6 +704,8 @@ func (rt *Runtime) Discard() {
 	rt.baseCancel()
 	rt.system.Root.Stop(rt.sup)
 	rt.system.Shutdown()
+	rt.workers.stop()
+	rt.metrics.unregister()
 }
 
 // IdempotencyKey returns the key under which an execution of fn with input
@@ -673,10 +715,21 @@ func (fn *Function) IdempotencyKey(input []byte) string {
 	return "idempotent:" + fn.Name + "@" + fn.Version + ":" + hex.EncodeToString(h[:])
 }
 
-// NewID returns a random execution or dead-letter ID: 32 hex digits.
+// NewID returns a new execution or dead-letter ID: 32 hex digits, of
+// which the first 12 are the time (so that IDs sort by creation, to the
+// millisecond) and the other 20 random.
 func NewID() string {
 	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	// The first 6 bytes are the time in milliseconds, big-endian: IDs made
+	// one after the other sort together, and a new row lands beside the
+	// last one in the primary key's b-tree instead of on a random page
+	// (fewer pages written per commit). The other 10 are random.
+	ms := uint64(time.Now().UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	if _, err := rand.Read(b[6:]); err != nil {
 		panic(fmt.Sprintf("reading random bytes: %v", err)) // crypto/rand never fails on Linux
 	}
 	return hex.EncodeToString(b[:])

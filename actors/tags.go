@@ -85,28 +85,28 @@ func (rt *Runtime) coversStored(ctx context.Context, id string) bool {
 	return rt.Covers(tags)
 }
 
-// refuseUncovered gives back the lease of an execution whose function
-// needs tags this node lacks (its tags were not recorded when it started:
-// the function had none then), so that a node that has them claims it, and
+// refuseUncovered gives back the lease of rec, whose function needs tags
+// this node lacks (its tags were not recorded when it started: the
+// function had none then), so that a node that has them claims it, and
 // reports whether it did.
-func (e *execution) refuseUncovered(ctx context.Context, fn *Function) bool {
-	if e.rt.Covers(fn.Tags) || e.isVirtual() {
+func (rt *Runtime) refuseUncovered(ctx context.Context, rec *persistence.Execution, fn *Function) bool {
+	if rt.Covers(fn.Tags) {
 		return false
 	}
 	// Its tags may be missing (an execution started before its function
 	// had them): record them, so that the claims of nodes without them
 	// pass it over instead of taking it again at once.
-	if err := e.rt.backend.SetExecutionTags(ctx, e.id, fn.Tags); err != nil {
-		e.rt.log.Warn("recording the tags of an execution", slog.String("execution_id", e.id), slog.Any("error", err))
+	if err := rt.backend.SetExecutionTags(ctx, rec.ID, fn.Tags); err != nil {
+		rt.log.Warn("recording the tags of an execution", slog.String("execution_id", rec.ID), slog.Any("error", err))
 	}
-	c := &persistence.Commit{ExecutionID: e.id, Epoch: e.currentEpoch(), Update: &persistence.Update{Release: true}}
-	if err := e.apply(ctx, c); err != nil {
-		e.rt.log.Warn("giving back an execution this node lacks the tags for", slog.String("execution_id", e.id),
+	c := &persistence.Commit{ExecutionID: rec.ID, Epoch: rec.Epoch, Update: &persistence.Update{Release: true}}
+	if err := rt.write(c, false); err != nil {
+		rt.log.Warn("giving back an execution this node lacks the tags for", slog.String("execution_id", rec.ID),
 			slog.Any("error", err))
 		return true
 	}
-	e.rt.log.Debug("execution needs tags this node lacks; given back", slog.String("execution_id", e.id),
+	rt.log.Debug("execution needs tags this node lacks; given back", slog.String("execution_id", rec.ID),
 		slog.Any("tags", fn.Tags))
-	e.rt.publish(persistence.TopicQueue, e.rec.Queue)
+	rt.publish(persistence.TopicQueue, rec.Queue)
 	return true
 }

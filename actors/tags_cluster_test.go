@@ -1,8 +1,3 @@
-//go:build !race
-
-// Without the race detector, as the other in-process cluster tests (see
-// cluster_test.go).
-
 package actors
 
 import (

@@ -1,13 +1,7 @@
-//go:build !race
-
-// In-process remote tests run without the race detector: each protoactor
-// remote endpoint sets gRPC's global logger when it starts while the others
-// log through it (harmless with one endpoint per process). .ci/run runs them
-// in a pass of their own.
-
 package cluster
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -24,7 +18,12 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/asynkron/protoactor-go/remote"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/stent-go/stent/messages"
 )
@@ -138,4 +137,25 @@ func TestRemoteMutualTLS(t *testing.T) {
 	require.ErrorContains(t, err, "reading the CA certificate")
 	_, err = LoadTLS(nodes[0][0], "", ca)
 	require.ErrorContains(t, err, "needs a certificate, its key and the cluster CA")
+}
+
+// TestRemoteDiagnosticCallsAreRefused: the remote's gRPC service also has
+// two diagnostic calls, which upstream protoactor answers by panicking (a
+// panic gRPC does not recover: the process would end). They answer
+// PermissionDenied, and the endpoint goes on serving.
+func TestRemoteDiagnosticCallsAreRefused(t *testing.T) {
+	quiet := actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) })
+	r, err := StartRemote(actor.NewActorSystem(quiet), "127.0.0.1:0", nil)
+	require.NoError(t, err)
+	defer r.Stop()
+	conn, err := grpc.Dial(r.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials())) //nolint:staticcheck // grpc v1.60 (protoactor's) has no NewClient
+	require.NoError(t, err)
+	defer conn.Close()
+	client := remote.NewRemotingClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = client.ListProcesses(ctx, &remote.ListProcessesRequest{})
+	require.Equal(t, codes.PermissionDenied, status.Code(err), "ListProcesses: %v", err)
+	_, err = client.GetProcessDiagnostics(ctx, &remote.GetProcessDiagnosticsRequest{})
+	require.Equal(t, codes.PermissionDenied, status.Code(err), "GetProcessDiagnostics: %v", err)
 }

@@ -26,9 +26,13 @@ type Operations interface {
 	// (none is not an error).
 	DeadLettersOf(ctx context.Context, executionID string) ([]*DeadLetter, error)
 	// JournalEntries returns every journal entry of an execution, snapshot
-	// or not, in position order, with StartedAt and EndedAt (none is not an
-	// error).
+	// or not, in position order, with StartedAt, EndedAt, Input and
+	// Attempts (none is not an error).
 	JournalEntries(ctx context.Context, executionID string) ([]*JournalEntry, error)
+	// CacheHitsByFunction counts, per function, the executions that took
+	// their result from the cache (CacheMarkHit with a source). Functions
+	// without a hit are absent; an empty map is not an error.
+	CacheHitsByFunction(ctx context.Context) (map[string]int, error)
 
 	// UpsertNode records n (ID required) as serving, with the backend's
 	// clock as its heartbeat, alive for ttl from now; StartedAt is kept
@@ -53,6 +57,9 @@ type Node struct {
 	// it serves (empty: every queue).
 	Functions []string
 	Queues    []string
+	// Tags are the node's worker tags: it runs the executions whose every
+	// tag is among them (and untagged ones). Empty: no tags.
+	Tags      []string
 	Version   string
 	StartedAt time.Time
 	// HeartbeatAt is the backend's clock at the last UpsertNode;

@@ -140,6 +140,12 @@ type Execution struct {
 	// clock at the last write of the row.
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// TraceContext is the W3C traceparent of the span the execution's
+	// attempts are parented on ("" when none was recorded): the caller's
+	// span for a root, the call's span in the parent for a child. It is
+	// written on insert and never changes, so that a retry, a takeover or a
+	// wake-up on any node continues the same trace.
+	TraceContext string
 }
 
 // EntryKind is the kind of durable operation a journal entry records.
@@ -156,6 +162,11 @@ const (
 // JournalEntry records one durable operation of an execution, at the
 // position the body issued it. An entry is written when the operation starts
 // (Done false, an intent) and again with its outcome (Done true).
+//
+// StartedAt, EndedAt, Input and Attempts describe the operation for people
+// (Executor.Journal, a step shown from its parent's journal), not for
+// replay: JournalEntries reads them; LoadJournal, the read that reactivates
+// an execution, leaves them zero, and snapshots do not hold them.
 type JournalEntry struct {
 	ExecutionID string
 	Position    int
@@ -166,13 +177,23 @@ type JournalEntry struct {
 	Done        bool
 	Output      []byte
 	Error       *ErrorInfo
-	// StartedAt and EndedAt are the backend's clock when the entry was
-	// first written and when it was first written done; zero when not
-	// known (not done yet, or written before schema version 3). Backends
-	// set them; values given in a Commit are ignored. Only JournalEntries
-	// reads them.
+	// StartedAt and EndedAt are when the operation started and ended: for
+	// a call, the child's creation and end. A value given in a Commit is
+	// stored as given; a zero one becomes the backend's clock when the
+	// entry is first written (StartedAt) and first written done (EndedAt,
+	// ignored on an entry that is not done). A later write of the entry
+	// keeps both. They read back zero when not known (not done yet, or
+	// written before schema version 3).
 	StartedAt time.Time
 	EndedAt   time.Time
+	// Input and Attempts complete a call's record (schema version 7): the
+	// child's input (a JSON document, as Execution.Input) and, once done,
+	// the attempts it took. A step recorded only as its outcome in its
+	// parent's journal (no execution row) has no other record of them.
+	// They are nil and 0 when not recorded. A later write of the entry
+	// without them keeps the stored ones.
+	Input    []byte
+	Attempts int
 }
 
 // Snapshot is an opaque summary of an execution's journal up to and including
@@ -265,6 +286,9 @@ type ListFilter struct {
 	Function string
 	ParentID string
 	Queue    string
+	// IdempotencyKey, when not "", selects the execution started with that
+	// key (at most one: keys are unique).
+	IdempotencyKey string
 	// Since and Until, when not zero, bound CreatedAt: Since <= CreatedAt < Until.
 	Since, Until time.Time
 	// BeforeCreatedAt and BeforeID, when BeforeID is not "", start the list

@@ -446,3 +446,39 @@ func TestLimitedExecutionsAreServedInOrder(t *testing.T) {
 	defer orderMu.Unlock()
 	require.Equal(t, []int{0, 7, 1, 2, 3, 4, 5, 6}, orderSeen, "priority first, then the order of the starts")
 }
+
+var (
+	slowNow, slowMax atomic.Int32
+	slowLimited      = sdk.Durable("test_slow_limited", func(ctx context.Context, x int) (int, error) {
+		n := slowNow.Add(1)
+		defer slowNow.Add(-1)
+		for {
+			m := slowMax.Load()
+			if n <= m || slowMax.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		time.Sleep(1500 * time.Millisecond) // five leases
+		return x, nil
+	}, sdk.WithMaxConcurrent(1))
+	slowCaller = sdk.Durable("test_slow_caller", func(ctx context.Context, x int) (int, error) {
+		return slowLimited.Call(ctx, x) // a step: a child in memory, with no lease of its own
+	})
+)
+
+// A step in memory holds its permit for as long as it runs, past its
+// parent's lease time: the renewal covers it (it once covered only
+// executions with a lease of their own, and a second step ran beside it).
+func TestStepInMemoryKeepsItsPermitPastALease(t *testing.T) {
+	t.Parallel()
+	ctx, _ := worker(t, sdk.WithLeaseDuration(300*time.Millisecond))
+	a, err := slowCaller.Start(ctx, 1)
+	require.NoError(t, err)
+	b, err := slowCaller.Start(ctx, 2)
+	require.NoError(t, err)
+	for _, h := range []*sdk.Handle[int]{a, b} {
+		_, err := h.Result(ctx)
+		require.NoError(t, err)
+	}
+	require.EqualValues(t, 1, slowMax.Load(), "steps of a function limited to 1 at once")
+}

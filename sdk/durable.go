@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -90,23 +92,8 @@ func register[I, O any](name string, fn func(context.Context, I) (O, error), opt
 		Idempotent:    f.opts.idempotent,
 		CacheTTL:      f.opts.cacheTTL,
 		Tags:          tags,
-		Run: func(ctx context.Context, input []byte) ([]byte, error) {
-			var in I
-			if err := json.Unmarshal(input, &in); err != nil {
-				return nil, NonRetryable(fmt.Errorf("decoding input of %q: %w", name, err))
-			}
-			out, err := fn(ctx, in)
-			if err != nil {
-				return nil, err
-			}
-			b, err := json.Marshal(out)
-			if err != nil {
-				return nil, NonRetryable(fmt.Errorf("encoding output of %q: %w", name, err))
-			}
-			return b, nil
-		},
+		Run:           jsonRun(name, fn),
 	}
-	actors.Prewarm() // an executor will likely follow: get its actor system ready
 	registry.Lock()
 	defer registry.Unlock()
 	if _, dup := registry.fns[name]; dup {
@@ -114,6 +101,25 @@ func register[I, O any](name string, fn func(context.Context, I) (O, error), opt
 	}
 	registry.fns[name] = f.def
 	return f, nil
+}
+
+// jsonRun is fn as the runtime calls it: JSON in, JSON out.
+func jsonRun[I, O any](name string, fn func(context.Context, I) (O, error)) func(context.Context, []byte) ([]byte, error) {
+	return func(ctx context.Context, input []byte) ([]byte, error) {
+		var in I
+		if err := json.Unmarshal(input, &in); err != nil {
+			return nil, NonRetryable(fmt.Errorf("decoding input of %q: %w", name, err))
+		}
+		out, err := fn(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		b, err := json.Marshal(out)
+		if err != nil {
+			return nil, NonRetryable(fmt.Errorf("encoding output of %q: %w", name, err))
+		}
+		return b, nil
+	}
 }
 
 // Name returns the name the function is registered under.
@@ -355,3 +361,31 @@ func Now(ctx context.Context) time.Time {
 // ExecutionID returns the ID of the execution whose body ctx belongs to, or
 // "" outside an execution.
 func ExecutionID(ctx context.Context) string { return actors.ExecutionID(ctx) }
+
+// FunctionInfo describes a durable function registered in this process,
+// as its options set it.
+type FunctionInfo struct {
+	Name    string
+	Queue   string
+	Version string
+	// MaxConcurrent is WithMaxConcurrent's limit, 0 when unlimited.
+	MaxConcurrent int
+	// CacheTTL is WithCache's ttl, 0 when its results are not cached.
+	CacheTTL time.Duration
+	// Tags are WithTags', sorted.
+	Tags []string
+}
+
+// RegisteredFunctions returns the durable functions registered in this
+// process, sorted by name. It is safe to call at any time.
+func RegisteredFunctions() []FunctionInfo {
+	registry.RLock()
+	defer registry.RUnlock()
+	out := make([]FunctionInfo, 0, len(registry.fns))
+	for _, f := range registry.fns {
+		out = append(out, FunctionInfo{Name: f.Name, Queue: f.Queue, Version: f.Version, MaxConcurrent: f.MaxConcurrent,
+			CacheTTL: f.CacheTTL, Tags: slices.Clone(f.Tags)})
+	}
+	slices.SortFunc(out, func(a, b FunctionInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}

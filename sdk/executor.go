@@ -9,6 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/stent-go/stent/actors"
 	"github.com/stent-go/stent/cluster"
 	"github.com/stent-go/stent/persistence"
@@ -37,7 +40,13 @@ type executorOptions struct {
 
 	cluster *cluster.Config
 
+	tracerProvider trace.TracerProvider // WithTracerProvider; nil: the global one
+
 	ops opsOptions // WithRetention, WithFunctions, WithNodeAddress
+
+	test testOptions // WithClock, WithPassivateAfter, WithStubs (sdk/testing.go)
+
+	meterProvider metric.MeterProvider // WithMeterProvider (sdk/metrics.go)
 }
 
 // ExecutorOption configures an Executor.
@@ -205,6 +214,9 @@ func New(b persistence.Backend, opts ...ExecutorOption) (*Executor, error) {
 	if err := o.ops.validate(); err != nil {
 		return nil, err
 	}
+	if err := o.test.validate(); err != nil {
+		return nil, err
+	}
 	if o.lease > 0 && o.lease < 100*time.Millisecond {
 		return nil, fmt.Errorf("sdk: lease duration %s is too short (100ms at least)", o.lease)
 	}
@@ -217,6 +229,7 @@ func New(b persistence.Backend, opts ...ExecutorOption) (*Executor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sdk: WithWorkerTags: %w", err)
 	}
+	o.tags = tags              // sorted and deduplicated, as the registry shows them
 	b = codec.Wrap(b, o.codec) // b itself without a codec
 	if o.poll == 0 {
 		o.poll = 200 * time.Millisecond
@@ -224,7 +237,7 @@ func New(b persistence.Backend, opts ...ExecutorOption) (*Executor, error) {
 			o.poll = time.Second
 		}
 	}
-	rt, err := actors.New(actors.Config{
+	rt, err := actors.New(o.test.apply(actors.Config{
 		Notifier:     o.notifier,
 		Backend:      b,
 		Lookup:       o.ops.lookup,
@@ -238,7 +251,11 @@ func New(b persistence.Backend, opts ...ExecutorOption) (*Executor, error) {
 		MaxPayload:   o.maxPayload,
 		Logger:       o.logger,
 		Cluster:      o.cluster,
-	})
+		// MeterProvider: nil takes the global one (sdk/metrics.go).
+		MeterProvider:   o.meterProvider,
+		Tracer:          o.tracer(),
+		TracerRecording: o.tracerRecording(),
+	}))
 	if err != nil {
 		if o.ownNotifier {
 			err = errors.Join(err, o.notifier.Close())
@@ -446,7 +463,7 @@ func (e *Executor) startRoot(ctx context.Context, fn *actors.Function, input []b
 	if queue == "" {
 		queue = fn.Queue
 	}
-	now := time.Now().UTC()
+	now := e.rt.Now().UTC()
 	rec := &persistence.Execution{
 		ID: actors.NewID(), Function: fn.Name, Queue: queue, Status: persistence.StatusPending, Input: input,
 		Priority: o.Priority, Version: fn.Version, IdempotencyKey: o.IdempotencyKey, CreatedAt: now, UpdatedAt: now,
@@ -461,6 +478,14 @@ func (e *Executor) startRoot(ctx context.Context, fn *actors.Function, input []b
 	if o.Delay > 0 {
 		rec.RunAt = now.Add(o.Delay)
 	}
+	end := e.rt.StartRootSpan(ctx, rec)
+	id, err := e.recordRoot(ctx, fn, rec, o)
+	end(err)
+	return id, err
+}
+
+// recordRoot tags and inserts rec (startRoot).
+func (e *Executor) recordRoot(ctx context.Context, fn *actors.Function, rec *persistence.Execution, o actors.CallOptions) (string, error) {
 	tags := fn.CallTags(o.Tags)
 	if err := e.rt.TagExecution(ctx, tags, rec.ID); err != nil {
 		return "", fmt.Errorf("starting %q: %w", fn.Name, err)
@@ -573,6 +598,10 @@ type ExecutionInfo struct {
 	// in; List leaves them nil.
 	Counters map[string]float64
 	State    map[string]json.RawMessage
+	// JournalOnly is set for a step recorded only as its outcome in its
+	// parent's journal (see Execution): it has no row of its own, so no
+	// journal, children, queue or owner.
+	JournalOnly bool
 }
 
 // ErrorDetail is a recorded failure: Kind is one of "error", "panic",
@@ -618,7 +647,9 @@ func infoOf(r *persistence.Execution) ExecutionInfo {
 // Execution returns one execution, or an error matching ErrNotFound. A step
 // that completed at its first attempt without durable operations of its own
 // is recorded only as its outcome in its parent's journal; Execution finds
-// it there (its Input and times are not recorded).
+// it there, with JournalOnly set: its input, times and attempts as that
+// entry records them (a step recorded by a version of Stent that did not
+// keep them has only its output and status).
 func (e *Executor) Execution(ctx context.Context, id string) (ExecutionInfo, error) {
 	r, err := e.backend.GetExecution(ctx, id)
 	if err == nil {
@@ -636,7 +667,7 @@ func (e *Executor) Execution(ctx context.Context, id string) (ExecutionInfo, err
 		return ExecutionInfo{}, fmt.Errorf("reading execution %q: %w", id, err)
 	}
 	if parent, pos, ok := actors.SplitChildID(id); ok {
-		entries, jerr := actors.ReadJournal(ctx, e.backend, parent)
+		entries, jerr := e.backend.JournalEntries(ctx, parent)
 		if jerr != nil {
 			return ExecutionInfo{}, fmt.Errorf("reading execution %q: %w", id, jerr)
 		}
@@ -649,12 +680,22 @@ func (e *Executor) Execution(ctx context.Context, id string) (ExecutionInfo, err
 	return ExecutionInfo{}, fmt.Errorf("execution %q: %w", id, ErrNotFound)
 }
 
-// stepInfo describes a step recorded only in its parent's journal.
+// stepInfo describes a step recorded only in its parent's journal, from
+// its entry as JournalEntries reads it. An entry whose writer recorded the
+// step (Attempts set) gives its input and times; an older one has only the
+// outcome, and times that are its write's, not the step's: they are left
+// out.
 func stepInfo(parent string, ent *persistence.JournalEntry) ExecutionInfo {
 	info := ExecutionInfo{ID: ent.ChildID, Function: ent.Name, Status: StatusCompleted, ParentID: parent,
-		Attempts: 1, Output: shown(ent.Output)}
+		Attempts: 1, Output: shown(ent.Output), JournalOnly: true}
 	if ent.Error != nil {
 		info.Status, info.Error = StatusFailed, ent.Error.Message
+		info.Failure = &ErrorDetail{Message: ent.Error.Message, Kind: string(ent.Error.Kind),
+			NonRetryable: ent.Error.NonRetryable, Stack: ent.Error.Stack}
+	}
+	if ent.Attempts > 0 {
+		info.Attempts, info.Input = ent.Attempts, shown(ent.Input)
+		info.CreatedAt, info.UpdatedAt, info.EndedAt = ent.StartedAt, ent.EndedAt, ent.EndedAt
 	}
 	return info
 }
@@ -675,7 +716,9 @@ type ListFilter struct {
 	Limit int
 }
 
-// List returns executions matching f, newest first.
+// List returns executions matching f, newest first. With f.ParentID, the
+// steps recorded only in the parent's journal (see Execution) follow the
+// children that have a row, in the order the parent started them.
 func (e *Executor) List(ctx context.Context, f ListFilter) ([]ExecutionInfo, error) {
 	pf, err := f.backendFilter()
 	if err != nil {
@@ -695,7 +738,7 @@ func (e *Executor) List(ctx context.Context, f ListFilter) ([]ExecutionInfo, err
 		return out, nil
 	}
 	// Steps recorded only in the parent's journal (see Execution).
-	entries, err := actors.ReadJournal(ctx, e.backend, f.ParentID)
+	entries, err := e.backend.JournalEntries(ctx, f.ParentID)
 	if err != nil {
 		return nil, fmt.Errorf("listing executions: %w", err)
 	}
@@ -713,7 +756,11 @@ func (e *Executor) List(ctx context.Context, f ListFilter) ([]ExecutionInfo, err
 		if f.Function != "" && ent.Name != f.Function {
 			continue
 		}
-		out = append(out, stepInfo(f.ParentID, ent))
+		info := stepInfo(f.ParentID, ent)
+		if c := info.CreatedAt; !c.IsZero() && (c.Before(f.Since) || (!f.Until.IsZero() && !c.Before(f.Until))) {
+			continue // outside Since and Until (a step whose times are not recorded is kept)
+		}
+		out = append(out, info)
 	}
 	return out, nil
 }

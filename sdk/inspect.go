@@ -36,11 +36,18 @@ type JournalEntry struct {
 	Output json.RawMessage
 	// Failure is a failed outcome (a child that failed), nil otherwise.
 	Failure *ErrorDetail
-	// StartedAt and EndedAt are the database's clock when the operation
-	// began and when its outcome was recorded; zero when not known (not
-	// ended yet, or recorded by a version of Stent that did not keep them).
+	// StartedAt and EndedAt are when the operation began and when its
+	// outcome was recorded, by the database's clock; for a call whose
+	// entry records its child (see Input), the child's creation and end.
+	// Zero when not known (not ended yet, or recorded by a version of
+	// Stent that did not keep them).
 	StartedAt time.Time
 	EndedAt   time.Time
+	// Input and Attempts are a call's child's input (JSON) and, once done,
+	// the attempts it took: nil and 0 when the entry does not record them
+	// (other kinds, or a version of Stent that did not keep them).
+	Input    json.RawMessage
+	Attempts int
 }
 
 // Journal returns the durable operations of execution id in the order the
@@ -61,7 +68,8 @@ func (e *Executor) Journal(ctx context.Context, id string) ([]JournalEntry, erro
 	out := make([]JournalEntry, len(entries))
 	for i, je := range entries {
 		out[i] = JournalEntry{Position: je.Position, Kind: string(je.Kind), Name: je.Name, ChildID: je.ChildID,
-			FireAt: je.FireAt, Done: je.Done, Output: shown(je.Output), StartedAt: je.StartedAt, EndedAt: je.EndedAt}
+			FireAt: je.FireAt, Done: je.Done, Output: shown(je.Output), StartedAt: je.StartedAt, EndedAt: je.EndedAt,
+			Input: shown(je.Input), Attempts: je.Attempts}
 		if je.Error != nil {
 			out[i].Failure = &ErrorDetail{Message: je.Error.Message, Kind: string(je.Error.Kind),
 				NonRetryable: je.Error.NonRetryable, Stack: je.Error.Stack}

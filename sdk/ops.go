@@ -240,7 +240,10 @@ type Member struct {
 	// serves (empty: every queue).
 	Functions []string
 	Queues    []string
-	Version   string
+	// Tags are its worker tags (WithWorkerTags), sorted; empty: none, so
+	// it runs untagged executions only.
+	Tags    []string
+	Version string
 	// Owned is the number of unexpired leases the node holds now.
 	Owned       int
 	StartedAt   time.Time
@@ -260,8 +263,8 @@ func (e *Executor) Members(ctx context.Context) ([]Member, error) {
 	}
 	out := make([]Member, len(nodes))
 	for i, n := range nodes {
-		out[i] = Member{ID: n.ID, Addresses: n.Addresses, Functions: n.Functions, Queues: n.Queues, Version: n.Version,
-			Owned: n.Owned, StartedAt: n.StartedAt, HeartbeatAt: n.HeartbeatAt, Alive: n.Alive}
+		out[i] = Member{ID: n.ID, Addresses: n.Addresses, Functions: n.Functions, Queues: n.Queues, Tags: n.Tags,
+			Version: n.Version, Owned: n.Owned, StartedAt: n.StartedAt, HeartbeatAt: n.HeartbeatAt, Alive: n.Alive}
 	}
 	return out, nil
 }

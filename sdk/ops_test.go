@@ -101,7 +101,7 @@ func TestWorkGoesOnlyWhereItsFunctionIs(t *testing.T) {
 	require.True(t, members[0].Alive)
 
 	// A node that has the function joins and picks the execution up.
-	node(t, starter("node-beta", sdk.WithFunctions("test_ops_beta")))
+	node(t, starter("node-beta", sdk.WithFunctions("test_ops_beta"), sdk.WithWorkerTags("gpu", "eu", "gpu")))
 	info = waitStatus(t, ctx, client, betaID, sdk.StatusCompleted)
 	require.JSONEq(t, "40", string(info.Output))
 	st, err = client.Stats(ctx)
@@ -110,6 +110,8 @@ func TestWorkGoesOnlyWhereItsFunctionIs(t *testing.T) {
 	members, err = client.Members(ctx)
 	require.NoError(t, err)
 	require.Len(t, members, 2)
+	require.Empty(t, members[0].Tags, "node-alpha has no worker tags")
+	require.Equal(t, []string{"eu", "gpu"}, members[1].Tags, "node-beta's worker tags, sorted, once each")
 
 	// A clean stop takes the node out of the registry.
 	require.NoError(t, alpha.Drain(ctx))

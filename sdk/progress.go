@@ -95,5 +95,6 @@ func (e *Executor) stepWithProgress(ctx context.Context, info ExecutionInfo) (Ex
 	if parent, err := e.backend.GetExecution(ctx, info.ParentID); err == nil && parent.RootID != "" {
 		root = parent.RootID
 	}
+	info.RootID = root
 	return e.withProgress(ctx, info, root)
 }

@@ -211,7 +211,7 @@ func (e *Executor) registerNode(ctx context.Context, ttl time.Duration) error {
 	started := e.bg.startedAt
 	e.bg.mu.Unlock()
 	n := &persistence.Node{ID: e.NodeID(), Addresses: addrs, Functions: e.opts.ops.functionNames(), Queues: queues,
-		Version: e.opts.ops.version, StartedAt: started}
+		Tags: slices.Clone(e.opts.tags), Version: e.opts.ops.version, StartedAt: started}
 	if err := e.backend.UpsertNode(ctx, n, ttl); err != nil {
 		return err
 	}

@@ -20,8 +20,11 @@ type event struct {
 }
 
 // note records an event of node n's current process.
-func (r *run) note(n *node, what string) {
-	r.events = append(r.events, event{at: time.Now(), node: n.name, pid: n.pid(), what: what})
+func (r *run) note(n *node, what string) { r.noteAt(n, what, time.Now()) }
+
+// noteAt records an event of node n's current process at a given time.
+func (r *run) noteAt(n *node, what string, at time.Time) {
+	r.events = append(r.events, event{at: at, node: n.name, pid: n.pid(), what: what})
 }
 
 // timeFormat is how the diagnosis prints times, as the audit does.

@@ -488,7 +488,7 @@ func (r *run) faultLoop(ctx context.Context, ex *sdk.Executor, n int, deadline t
 					return ended, err
 				}
 				nd.paused = true
-				r.note(nd, "SIGSTOP")
+				r.noteAt(nd, "SIGSTOP", at)
 				r.faults.Pauses[pid] = append(r.faults.Pauses[pid], ledger.Pause{Stop: at})
 				r.pauses++
 				contAt[nd] = at.Add(r.cfg.PauseFor)
@@ -527,13 +527,17 @@ func (r *run) cont(n *node) error {
 		return nil
 	}
 	pid := n.pid()
+	// Stamped before the signal, as a SIGSTOP is: the process may run (and
+	// record a tail in the ledger) before this goroutine reads the clock
+	// again, and a tail must not seem to come before its SIGCONT.
+	at := time.Now()
 	if err := n.signal(syscall.SIGCONT); err != nil {
 		return err
 	}
 	n.paused = false
-	r.note(n, "SIGCONT")
+	r.noteAt(n, "SIGCONT", at)
 	ps := r.faults.Pauses[pid]
-	ps[len(ps)-1].Cont = time.Now()
+	ps[len(ps)-1].Cont = at
 	return nil
 }
 

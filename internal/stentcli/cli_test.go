@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/stent-go/stent/internal/ops"
 	"github.com/stent-go/stent/internal/testutil"
 	"github.com/stent-go/stent/persistence"
 	"github.com/stent-go/stent/persistence/postgres"
@@ -45,7 +46,7 @@ func testCLI(t *testing.T, d db, b persistence.Backend, nodeID string) {
 	w := startWorkload(t, b, nodeID)
 
 	// list: newest first, filters, pages.
-	var page listJSON
+	var page ops.List
 	okJSON(t, d, &page, "list")
 	// flow, its retried child, broken, step (a child step that completed at
 	// its first attempt is recorded in its parent's journal only).
@@ -61,7 +62,7 @@ func testCLI(t *testing.T, d db, b persistence.Backend, nodeID string) {
 	okJSON(t, d, &page, "list", "--parent", w.flow)
 	require.Len(t, page.Executions, 1)
 	require.Equal(t, "cli_flaky", page.Executions[0].Function)
-	var first, second listJSON
+	var first, second ops.List
 	okJSON(t, d, &first, "list", "--limit", "2")
 	require.Len(t, first.Executions, 2)
 	require.NotEmpty(t, first.NextCursor)
@@ -78,7 +79,7 @@ func testCLI(t *testing.T, d db, b persistence.Backend, nodeID string) {
 	fails(t, d, 2, []string{"invalid --since"}, "list", "--since", "yesterday")
 
 	// show: the flow waits on its signal, with its journal and children.
-	var show showJSON
+	var show ops.Show
 	okJSON(t, d, &show, "show", w.flow)
 	require.Equal(t, "waiting", string(show.Status))
 	require.Contains(t, show.WaitingOn, "approve")
@@ -90,7 +91,7 @@ func testCLI(t *testing.T, d db, b persistence.Backend, nodeID string) {
 	require.Equal(t, []string{"call", "call", "signal"}, kinds)
 	require.NotNil(t, show.Journal[0].StartedAt)
 	require.Len(t, show.Children, 2)
-	var flaky *treeJSON
+	var flaky *ops.TreeNode
 	for _, c := range show.Children {
 		if c.Function == "cli_flaky" {
 			flaky = c
@@ -102,6 +103,15 @@ func testCLI(t *testing.T, d db, b persistence.Backend, nodeID string) {
 	for _, want := range []string{"Waiting on:", "signal", "Journal", "Children", "cli_flaky", "└─ "} {
 		require.Contains(t, text, want)
 	}
+	// The step at position 0 has no row: show finds it in the flow's journal.
+	var step ops.Show
+	okJSON(t, d, &step, "show", show.Journal[0].ChildID)
+	require.True(t, step.JournalOnly)
+	require.Equal(t, "completed", string(step.Status))
+	require.Equal(t, "42", string(step.Output))
+	require.Empty(t, step.Journal, "no journal of its own")
+	require.Empty(t, step.Children)
+	require.Contains(t, ok(t, d, "show", show.Journal[0].ChildID), "Recorded:")
 	okJSON(t, d, &show, "show", w.broken)
 	require.Equal(t, "failed", string(show.Status))
 	require.NotNil(t, show.Error)
@@ -113,18 +123,21 @@ func testCLI(t *testing.T, d db, b persistence.Backend, nodeID string) {
 	fails(t, d, 2, []string{"show takes ID"}, "show")
 
 	// stats and members.
-	var st statsJSON
+	var st ops.Stats
 	okJSON(t, d, &st, "stats")
 	require.Equal(t, 1, st.ByStatus["failed"])
 	require.Equal(t, 1, st.ByStatus["waiting"])
 	require.Contains(t, ok(t, d, "stats"), "FUNCTION")
-	var ms []memberJSON
+	var ms []ops.Member
 	okJSON(t, d, &ms, "members")
 	require.Len(t, ms, 1)
 	require.Equal(t, nodeID, ms[0].ID)
 	require.True(t, ms[0].Alive)
 	require.Contains(t, ms[0].Functions, "cli_flow")
-	require.Contains(t, ok(t, d, "members"), nodeID)
+	require.Equal(t, []string{"ssd"}, ms[0].Tags)
+	membersOut := ok(t, d, "members")
+	require.Contains(t, membersOut, nodeID)
+	require.Contains(t, membersOut, "TAGS")
 
 	// watch, off a terminal: one JSON object a line.
 	out := ok(t, d, "watch", "--json", "--count", "2", "--every", "100ms")
@@ -138,7 +151,7 @@ func testCLI(t *testing.T, d db, b persistence.Backend, nodeID string) {
 	require.Contains(t, ok(t, d, "watch", "--count", "1"), "stent watch")
 
 	// Dead letters: by dead-letter and by execution ID.
-	var dl []deadJSON
+	var dl []ops.DeadLetter
 	okJSON(t, d, &dl, "dlq", "list")
 	require.Len(t, dl, 1)
 	require.Equal(t, w.broken, dl[0].ExecutionID)
@@ -147,11 +160,11 @@ func testCLI(t *testing.T, d db, b persistence.Backend, nodeID string) {
 	require.Contains(t, ok(t, d, "dlq", "show", dl[0].ID), "broken input")
 	fails(t, d, 1, []string{"is not a dead letter", "status completed"}, "dlq", "replay", w.completed)
 	fails(t, d, 1, []string{"no such dead letter or execution"}, "dlq", "replay", "nope")
-	var acts []deadActionJSON
+	var acts []ops.DeadAction
 	okJSON(t, d, &acts, "dlq", "replay", w.broken)
 	require.Len(t, acts, 1)
 	testutil.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
-		var ds []deadJSON
+		var ds []ops.DeadLetter
 		okJSON(t, d, &ds, "dlq", "list")
 		if len(ds) != 1 {
 			return fmt.Errorf("%d dead letters, want the replay's failure again", len(ds))
@@ -168,7 +181,7 @@ func testCLI(t *testing.T, d db, b persistence.Backend, nodeID string) {
 	fails(t, d, 1, []string{"no such execution"}, "signal", "nope", "approve")
 	require.Contains(t, ok(t, d, "signal", w.flow, "approve", `"yes"`), "sent")
 	testutil.CheckFor(t, 30*time.Second, 50*time.Millisecond, func() error {
-		var s showJSON
+		var s ops.Show
 		okJSON(t, d, &s, "show", w.flow)
 		if s.Status != "completed" {
 			return fmt.Errorf("flow is %s", s.Status)
@@ -192,8 +205,8 @@ func testCLI(t *testing.T, d db, b persistence.Backend, nodeID string) {
 	require.Equal(t, id, strings.TrimSpace(r.stdout), "the same key starts nothing new")
 	fails(t, d, 2, []string{"is not JSON"}, "start", "cli_step", "five")
 	okJSON(t, d, &st, "stats")
-	require.Equal(t, []unservedJSON{{Function: "cli_nowhere", Queue: "default", Pending: 1, OldestPending: st.Unserved[0].OldestPending}}, st.Unserved)
-	var act actionJSON
+	require.Equal(t, []ops.Unserved{{Function: "cli_nowhere", Queue: "default", Pending: 1, OldestPending: st.Unserved[0].OldestPending}}, st.Unserved)
+	var act ops.Action
 	okJSON(t, d, &act, "cancel", id)
 	require.Equal(t, "canceled", act.Action)
 
@@ -211,7 +224,7 @@ func testCLI(t *testing.T, d db, b persistence.Backend, nodeID string) {
 func TestCLIUsage(t *testing.T) {
 	t.Parallel()
 	help := ok(t, nil, "--help")
-	for _, c := range []string{"list", "show", "stats", "watch", "dlq", "signal", "cancel", "start", "cleanup", "members", "migrate", "chaos"} {
+	for _, c := range []string{"list", "show", "stats", "watch", "dlq", "signal", "cancel", "start", "cleanup", "members", "console", "migrate", "chaos"} {
 		require.Contains(t, help, "  "+c+" ", "stent --help lists %s", c)
 		if c == "chaos" {
 			continue // its flags are its own: stent chaos -h

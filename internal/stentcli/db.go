@@ -50,6 +50,9 @@ func (a *app) openBackend(ctx context.Context, create bool) (persistence.Backend
 	if a.backend != nil {
 		return a.backend, nil
 	}
+	if a.remote() {
+		return nil, a.errNeedsDatabase()
+	}
 	db, schema, err := a.database()
 	if err != nil {
 		return nil, err

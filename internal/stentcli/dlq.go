@@ -2,14 +2,14 @@ package stentcli
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/stent-go/stent/internal/ops"
 	"github.com/stent-go/stent/persistence"
 )
 
@@ -54,7 +54,7 @@ func (a *app) dlqListCmd() *cobra.Command {
 				return err
 			}
 			if a.jsonOut {
-				return a.printJSON(deadListJSON(ds))
+				return a.printJSON(ds)
 			}
 			if len(ds) == 0 {
 				fmt.Fprintln(a.stdout, "the dead-letter queue is empty")
@@ -77,17 +77,23 @@ func (a *app) dlqListCmd() *cobra.Command {
 	return c
 }
 
-// deadLetters opens the database and lists up to limit dead letters.
-func (a *app) deadLetters(ctx context.Context, limit int) ([]*persistence.DeadLetter, error) {
+// deadLetters lists up to limit dead letters, from the database or, with
+// --node, from the node's API.
+func (a *app) deadLetters(ctx context.Context, limit int) ([]ops.DeadLetter, error) {
+	if a.remote() {
+		var out []ops.DeadLetter
+		err := a.call(ctx, "GET", "/api/dead-letters?limit="+strconv.Itoa(limit), nil, &out)
+		return out, err
+	}
 	b, err := a.openBackend(ctx, false)
 	if err != nil {
 		return nil, err
 	}
-	ds, err := b.ListDeadLetters(ctx, limit)
+	ds, err := ops.DeadLetters(ctx, b, limit)
 	if err != nil {
-		return nil, fmt.Errorf("listing dead letters: %w", err)
+		return nil, err
 	}
-	return ds, nil
+	return ops.DeadLetterList(ds), nil
 }
 
 func (a *app) dlqShowCmd() *cobra.Command {
@@ -103,7 +109,7 @@ func (a *app) dlqShowCmd() *cobra.Command {
 				return err
 			}
 			if a.jsonOut {
-				return a.printJSON(deadListJSON(ds))
+				return a.printJSON(ds)
 			}
 			for i, d := range ds {
 				if i > 0 {
@@ -117,7 +123,7 @@ func (a *app) dlqShowCmd() *cobra.Command {
 				kv("Failed", stamp(d.CreatedAt))
 				kv("Input", indentJSON(d.Input, "              "))
 				if d.Error != nil {
-					a.printError(a.stdout, "Error", errorOf(d.Error))
+					a.printError(a.stdout, "Error", d.Error)
 				}
 			}
 			return nil
@@ -125,36 +131,23 @@ func (a *app) dlqShowCmd() *cobra.Command {
 	}
 }
 
-// resolveDead finds the dead letters id names: the dead letter of that ID,
-// or else those of the execution of that ID. An execution without one is
-// an error that says it is not a dead letter.
-func (a *app) resolveDead(ctx context.Context, id string) ([]*persistence.DeadLetter, error) {
+// resolveDead finds the dead letters id names (ops.ResolveDead), in the
+// database or, with --node, through the node's API.
+func (a *app) resolveDead(ctx context.Context, id string) ([]ops.DeadLetter, error) {
+	if a.remote() {
+		var out []ops.DeadLetter
+		err := a.call(ctx, "GET", "/api/dead-letters/"+url.PathEscape(id), nil, &out)
+		return out, err
+	}
 	b, err := a.openBackend(ctx, false)
 	if err != nil {
 		return nil, err
 	}
-	d, err := b.GetDeadLetter(ctx, id)
-	if err == nil {
-		return []*persistence.DeadLetter{d}, nil
-	}
-	if !errors.Is(err, persistence.ErrNotFound) {
-		return nil, fmt.Errorf("reading dead letter %s: %w", id, err)
-	}
-	ds, err := b.DeadLettersOf(ctx, id)
+	ds, err := ops.ResolveDead(ctx, b, id)
 	if err != nil {
-		return nil, fmt.Errorf("reading the dead letters of %s: %w", id, err)
+		return nil, err
 	}
-	if len(ds) > 0 {
-		return ds, nil
-	}
-	e, err := b.GetExecution(ctx, id)
-	if errors.Is(err, persistence.ErrNotFound) {
-		return nil, fmt.Errorf("no such dead letter or execution %q: stent dlq list shows the dead letters", id)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading execution %s: %w", id, err)
-	}
-	return nil, fmt.Errorf("execution %s is not a dead letter (status %s): only executions that failed for good are in the dead-letter queue (stent dlq list)", id, e.Status)
+	return ops.DeadLetterList(ds), nil
 }
 
 // dlqActCmd is dlq replay or dlq discard.
@@ -170,11 +163,27 @@ func (a *app) dlqActCmd(verb string) *cobra.Command {
 		Args:              argsBetween(1, 1),
 		ValidArgsFunction: a.completeDeadLetter,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ds, err := a.resolveDead(cmd.Context(), args[0])
-			if err != nil {
-				return err
+			ctx := cmd.Context()
+			var done []ops.DeadAction
+			var err error
+			if a.remote() {
+				err = a.call(ctx, "POST", "/api/dead-letters/"+url.PathEscape(args[0])+"/"+verb, struct{}{}, &done)
+				if err == nil && !a.jsonOut {
+					for _, d := range done {
+						a.printDeadAction(d)
+					}
+				}
+			} else {
+				var b persistence.Backend
+				var ds []*persistence.DeadLetter
+				if b, err = a.openBackend(ctx, false); err != nil {
+					return err
+				}
+				if ds, err = ops.ResolveDead(ctx, b, args[0]); err != nil {
+					return err
+				}
+				done, err = ops.ApplyDead(ctx, b, verb, ds, false, a.deadPrinter(), a.wakeReplayed(ctx))
 			}
-			done, err := a.applyDead(cmd.Context(), verb, ds, false)
 			if a.jsonOut && err == nil {
 				return a.printJSON(done)
 			}
@@ -183,84 +192,21 @@ func (a *app) dlqActCmd(verb string) *cobra.Command {
 	}
 }
 
-// deadJSON is a dead letter in --json output.
-type deadJSON struct {
-	ID          string          `json:"id"`
-	ExecutionID string          `json:"execution_id"`
-	Function    string          `json:"function"`
-	Input       json.RawMessage `json:"input"`
-	Error       *errorJSON      `json:"error,omitempty"`
-	Attempts    int             `json:"attempts"`
-	CreatedAt   time.Time       `json:"created_at"`
-}
-
-// toDeadJSON is d for --json output.
-func toDeadJSON(d *persistence.DeadLetter) deadJSON {
-	return deadJSON{ID: d.ID, ExecutionID: d.ExecutionID, Function: d.Function, Input: rawOrNull(d.Input),
-		Error: errorOf(d.Error), Attempts: d.Attempts, CreatedAt: d.CreatedAt}
-}
-
-// deadListJSON is ds for --json output.
-func deadListJSON(ds []*persistence.DeadLetter) []deadJSON {
-	out := make([]deadJSON, len(ds))
-	for i, d := range ds {
-		out[i] = toDeadJSON(d)
-	}
-	return out
-}
-
-// errorOf is a recorded failure for output (nil for nil).
-func errorOf(e *persistence.ErrorInfo) *errorJSON {
-	if e == nil {
+// deadPrinter prints a line for each dead letter acted on, unless --json.
+func (a *app) deadPrinter() func(ops.DeadAction) {
+	if a.jsonOut {
 		return nil
 	}
-	return &errorJSON{Message: e.Message, Kind: string(e.Kind), NonRetryable: e.NonRetryable, Stack: e.Stack}
+	return a.printDeadAction
 }
 
-// deadActionJSON is one dead letter replayed or discarded.
-type deadActionJSON struct {
-	DeadLetter  string `json:"dead_letter"`
-	ExecutionID string `json:"execution_id"`
-	Function    string `json:"function"`
-	Action      string `json:"action"`
+func (a *app) printDeadAction(d ops.DeadAction) {
+	fmt.Fprintf(a.stdout, "%s dead letter %s (execution %s, %s)\n", d.Action, d.DeadLetter, d.ExecutionID, d.Function)
 }
 
-// applyDead replays or discards ds, printing a line for each unless
-// --json, and wakes the nodes of the executions replayed. With skipGone, a
-// dead letter gone meanwhile (a parent's, replayed with its child's) is
-// passed over.
-func (a *app) applyDead(ctx context.Context, verb string, ds []*persistence.DeadLetter, skipGone bool) ([]deadActionJSON, error) {
-	b, err := a.openBackend(ctx, false)
-	if err != nil {
-		return nil, err
-	}
-	done := []deadActionJSON{}
-	for _, d := range ds {
-		past := "replayed"
-		if verb == "discard" {
-			past = "discarded"
-			err = b.DeleteDeadLetter(ctx, d.ID)
-		} else {
-			var e *persistence.Execution
-			if e, err = b.ReplayDeadLetter(ctx, d.ID); err == nil {
-				a.wake(ctx, persistence.TopicQueue, e.Queue)
-			}
-		}
-		if errors.Is(err, persistence.ErrNotFound) {
-			if skipGone {
-				continue
-			}
-			err = fmt.Errorf("dead letter %s is gone (replayed or discarded meanwhile)", d.ID)
-		}
-		if err != nil {
-			return done, fmt.Errorf("%s dead letter %s: %w", verb, d.ID, err)
-		}
-		done = append(done, deadActionJSON{DeadLetter: d.ID, ExecutionID: d.ExecutionID, Function: d.Function, Action: past})
-		if !a.jsonOut {
-			fmt.Fprintf(a.stdout, "%s dead letter %s (execution %s, %s)\n", past, d.ID, d.ExecutionID, d.Function)
-		}
-	}
-	return done, nil
+// wakeReplayed wakes the nodes serving a replayed execution's queue.
+func (a *app) wakeReplayed(ctx context.Context) func(*persistence.Execution) {
+	return func(e *persistence.Execution) { a.wake(ctx, persistence.TopicQueue, e.Queue) }
 }
 
 func (a *app) dlqReplayAllCmd() *cobra.Command {
@@ -272,25 +218,23 @@ func (a *app) dlqReplayAllCmd() *cobra.Command {
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			done := []deadActionJSON{}
-			for {
-				ds, err := a.deadLetters(ctx, 1000)
-				if err != nil {
+			var done []ops.DeadAction
+			if a.remote() {
+				if err := a.call(ctx, "POST", "/api/dead-letters/replay-all", map[string]string{"function": function}, &done); err != nil {
 					return err
 				}
-				var pick []*persistence.DeadLetter
-				for _, d := range ds {
-					if function == "" || d.Function == function {
-						pick = append(pick, d)
+				if !a.jsonOut {
+					for _, d := range done {
+						a.printDeadAction(d)
 					}
 				}
-				got, err := a.applyDead(ctx, "replay", pick, true)
-				done = append(done, got...)
+			} else {
+				b, err := a.openBackend(ctx, false)
 				if err != nil {
 					return err
 				}
-				if len(ds) < 1000 || len(pick) == 0 {
-					break
+				if done, err = ops.ReplayAll(ctx, b, function, a.deadPrinter(), a.wakeReplayed(ctx)); err != nil {
+					return err
 				}
 			}
 			if a.jsonOut {

@@ -1,104 +1,18 @@
 package stentcli
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/stent-go/stent/internal/ops"
 	"github.com/stent-go/stent/sdk"
 )
-
-// execJSON is an execution in --json output.
-type execJSON struct {
-	ID              string          `json:"id"`
-	Function        string          `json:"function"`
-	Queue           string          `json:"queue"`
-	Status          sdk.Status      `json:"status"`
-	ParentID        string          `json:"parent_id,omitempty"`
-	RootID          string          `json:"root_id,omitempty"`
-	IdempotencyKey  string          `json:"idempotency_key,omitempty"`
-	Attempts        int             `json:"attempts"`
-	Priority        int             `json:"priority"`
-	Version         string          `json:"version,omitempty"`
-	Owner           string          `json:"owner,omitempty"`
-	Input           json.RawMessage `json:"input"`
-	Output          json.RawMessage `json:"output"`
-	Error           *errorJSON      `json:"error,omitempty"`
-	CreatedAt       time.Time       `json:"created_at"`
-	UpdatedAt       time.Time       `json:"updated_at"`
-	EndedAt         *time.Time      `json:"ended_at,omitempty"`
-	RunAt           *time.Time      `json:"run_at,omitempty"`
-	Deadline        *time.Time      `json:"deadline,omitempty"`
-	CancelRequested bool            `json:"cancel_requested,omitempty"`
-	WaitingOn       string          `json:"waiting_on,omitempty"`
-	// CachedFrom, Counters and State are the execution's progress
-	// (WithCache, Counter, SetState); show fills them, list does not.
-	CachedFrom string                     `json:"cached_from,omitempty"`
-	Counters   map[string]float64         `json:"counters,omitempty"`
-	State      map[string]json.RawMessage `json:"state,omitempty"`
-}
-
-// errorJSON is a recorded failure in --json output.
-type errorJSON struct {
-	Message      string `json:"message"`
-	Kind         string `json:"kind,omitempty"`
-	NonRetryable bool   `json:"non_retryable,omitempty"`
-	Stack        string `json:"stack,omitempty"`
-}
-
-// toErrorJSON is d for --json output (nil for nil).
-func toErrorJSON(d *sdk.ErrorDetail) *errorJSON {
-	if d == nil {
-		return nil
-	}
-	return &errorJSON{Message: d.Message, Kind: d.Kind, NonRetryable: d.NonRetryable, Stack: d.Stack}
-}
-
-// timePtr is t, or nil for the zero time.
-func timePtr(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
-
-// displayState is state with each value as rawOrNull shows it (an
-// encrypted value the CLI has no key for becomes a JSON string saying so).
-func displayState(state map[string]json.RawMessage) map[string]json.RawMessage {
-	if len(state) == 0 {
-		return nil
-	}
-	out := make(map[string]json.RawMessage, len(state))
-	for k, v := range state {
-		out[k] = rawOrNull(v)
-	}
-	return out
-}
-
-// toExecJSON is e for --json output.
-func toExecJSON(e sdk.ExecutionInfo) execJSON {
-	j := execJSON{ID: e.ID, Function: e.Function, Queue: e.Queue, Status: e.Status, ParentID: e.ParentID,
-		RootID: e.RootID, IdempotencyKey: e.IdempotencyKey, Attempts: e.Attempts, Priority: e.Priority,
-		Version: e.Version, Owner: e.Owner, Input: rawOrNull(e.Input), Output: rawOrNull(e.Output),
-		Error: toErrorJSON(e.Failure), CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt, EndedAt: timePtr(e.EndedAt),
-		RunAt: timePtr(e.RunAt), Deadline: timePtr(e.Deadline), CancelRequested: e.CancelRequested, WaitingOn: e.WaitingOn,
-		CachedFrom: e.CachedFrom, Counters: e.Counters, State: displayState(e.State)}
-	if j.Error == nil && e.Error != "" {
-		j.Error = &errorJSON{Message: e.Error}
-	}
-	return j
-}
-
-// listJSON is the --json output of list.
-type listJSON struct {
-	Executions []execJSON `json:"executions"`
-	// NextCursor, when not "", is the --cursor of the next page.
-	NextCursor string `json:"next_cursor,omitempty"`
-}
 
 // listFlags are list's filters.
 type listFlags struct {
@@ -167,15 +81,9 @@ func (f listFlags) filter(now time.Time) (sdk.ListFilter, error) {
 
 // parseWhen reads a time flag: a duration back from now, or RFC 3339.
 func parseWhen(s string, now time.Time, flag string) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
-		return now.Add(-d), nil
-	}
-	t, err := time.Parse(time.RFC3339, s)
+	t, err := ops.ParseWhen(s, now)
 	if err != nil {
-		return time.Time{}, usagef("invalid %s %q: want a duration such as 2h or a time such as 2026-11-30T12:00:00Z", flag, s)
+		return t, usagef("invalid %s %q: %v", flag, s, err)
 	}
 	return t, nil
 }
@@ -186,11 +94,7 @@ func (a *app) runList(cmd *cobra.Command, f listFlags) error {
 	if err != nil {
 		return err
 	}
-	ex, err := a.executor(ctx)
-	if err != nil {
-		return err
-	}
-	page, err := ex.ListPage(ctx, lf)
+	page, err := a.listPage(ctx, f, lf)
 	if err != nil {
 		if f.cursor != "" && strings.Contains(err.Error(), "cursor") {
 			return usageError{err}
@@ -198,28 +102,59 @@ func (a *app) runList(cmd *cobra.Command, f listFlags) error {
 		return err
 	}
 	if a.jsonOut {
-		out := listJSON{Executions: make([]execJSON, len(page.Items)), NextCursor: page.Next}
-		for i, r := range page.Items {
-			out.Executions[i] = toExecJSON(r)
-		}
-		return a.printJSON(out)
+		return a.printJSON(page)
 	}
-	if len(page.Items) == 0 {
+	if len(page.Executions) == 0 {
 		fmt.Fprintln(a.stdout, "no executions match")
 		return nil
 	}
 	now := time.Now()
 	// AGE is the time since the start, TOOK the run time (so far).
 	t := table{head: []string{"ID", "FUNCTION", "QUEUE", "STATUS", "TRIES", "AGE", "TOOK", "ERROR"}, statusCol: 3}
-	for _, r := range page.Items {
+	for _, r := range page.Executions {
+		msg := ""
+		if r.Error != nil {
+			msg = r.Error.Message
+		}
 		t.rows = append(t.rows, []string{r.ID, r.Function, r.Queue, string(r.Status), strconv.Itoa(r.Attempts),
-			age(r.CreatedAt, now), roundDur(runTime(r, now)).String(), firstLine(r.Error)})
+			age(r.CreatedAt, now), ops.RoundDur(r.RunTime(now)).String(), firstLine(msg)})
 	}
 	a.printTable(a.stdout, t)
-	if page.Next != "" {
-		fmt.Fprintf(a.stdout, "more: stent list --cursor %s%s\n", page.Next, f.argsAgain())
+	if page.NextCursor != "" {
+		fmt.Fprintf(a.stdout, "more: stent list --cursor %s%s\n", page.NextCursor, f.argsAgain())
 	}
 	return nil
+}
+
+// listPage reads the page of lf from the database or, with --node, the
+// page of f from the node's API.
+func (a *app) listPage(ctx context.Context, f listFlags, lf sdk.ListFilter) (ops.List, error) {
+	if a.remote() {
+		q := url.Values{}
+		for _, kv := range [][2]string{{"status", f.status}, {"function", f.function}, {"queue", f.queue},
+			{"parent", f.parent}, {"cursor", f.cursor}} {
+			if kv[1] != "" {
+				q.Set(kv[0], kv[1])
+			}
+		}
+		for _, kv := range []struct {
+			name string
+			t    time.Time
+		}{{"since", lf.Since}, {"until", lf.Until}} {
+			if !kv.t.IsZero() {
+				q.Set(kv.name, kv.t.UTC().Format(time.RFC3339Nano))
+			}
+		}
+		q.Set("limit", strconv.Itoa(f.limit))
+		var out ops.List
+		err := a.call(ctx, "GET", "/api/executions?"+q.Encode(), nil, &out)
+		return out, err
+	}
+	ex, err := a.executor(ctx)
+	if err != nil {
+		return ops.List{}, err
+	}
+	return ops.ListPage(ctx, ex, lf, "")
 }
 
 // argsAgain is the filter flags again, for the next page's command line.

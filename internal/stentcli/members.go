@@ -10,29 +10,16 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/stent-go/stent/sdk"
+	"github.com/stent-go/stent/internal/ops"
 )
-
-// memberJSON is a node in the --json output of members.
-type memberJSON struct {
-	ID          string            `json:"id"`
-	Alive       bool              `json:"alive"`
-	Addresses   map[string]string `json:"addresses"`
-	Functions   []string          `json:"functions"`
-	Queues      []string          `json:"queues"`
-	Owned       int               `json:"owned"`
-	Version     string            `json:"version,omitempty"`
-	StartedAt   time.Time         `json:"started_at"`
-	HeartbeatAt time.Time         `json:"heartbeat_at"`
-}
 
 func (a *app) membersCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "members",
-		Short: "List the nodes: addresses, functions and queues served, executions owned, heartbeat",
+		Short: "List the nodes: addresses, functions, queues and tags served, executions owned, heartbeat",
 		Long: `List the nodes that serve on this database, from the registry each node
-keeps up to date: its addresses, the functions it has and the queues it
-serves (all: every queue), how many executions it holds leases on, and its
+keeps up to date: its addresses, the functions it has, the queues it
+serves (all: every queue) and its worker tags (-: none), how many executions it holds leases on, and its
 last heartbeat. A node that missed its heartbeats is shown as expired: it
 stopped without a goodbye, or cannot reach the database.`,
 		Example: "  stent members\n  stent members --json | jq '.[] | select(.alive) | .id'",
@@ -55,41 +42,15 @@ stopped without a goodbye, or cannot reach the database.`,
 	}
 }
 
-// members opens the database and reads the node registry.
-func (a *app) members(ctx context.Context) ([]memberJSON, error) {
-	ex, err := a.executor(ctx)
-	if err != nil {
-		return nil, err
-	}
-	ms, err := ex.Members(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]memberJSON, len(ms))
-	for i, m := range ms {
-		out[i] = toMemberJSON(m)
-	}
-	return out, nil
-}
-
-func toMemberJSON(n sdk.Member) memberJSON {
-	m := memberJSON{ID: n.ID, Alive: n.Alive, Addresses: n.Addresses, Functions: n.Functions, Queues: n.Queues,
-		Owned: n.Owned, Version: n.Version, StartedAt: n.StartedAt, HeartbeatAt: n.HeartbeatAt}
-	if m.Addresses == nil {
-		m.Addresses = map[string]string{}
-	}
-	if m.Functions == nil {
-		m.Functions = []string{}
-	}
-	if m.Queues == nil {
-		m.Queues = []string{}
-	}
-	return m
+// members reads the node registry: from the node's API with --node, else
+// from the database.
+func (a *app) members(ctx context.Context) ([]ops.Member, error) {
+	return read(ctx, a, "/api/members", ops.Members)
 }
 
 // membersTable is the text table of members.
-func membersTable(ms []memberJSON, now time.Time) table {
-	t := table{head: []string{"NODE", "STATE", "OWNED", "HEARTBEAT", "UP", "QUEUES", "FUNCTIONS", "ADDRESSES"}, statusCol: 1}
+func membersTable(ms []ops.Member, now time.Time) table {
+	t := table{head: []string{"NODE", "STATE", "OWNED", "HEARTBEAT", "UP", "QUEUES", "TAGS", "FUNCTIONS", "ADDRESSES"}, statusCol: 1}
 	for _, n := range ms {
 		state := "alive"
 		if !n.Alive {
@@ -98,6 +59,10 @@ func membersTable(ms []memberJSON, now time.Time) table {
 		queues := "all"
 		if len(n.Queues) > 0 {
 			queues = strings.Join(n.Queues, ",")
+		}
+		tags := "-"
+		if len(n.Tags) > 0 {
+			tags = strings.Join(n.Tags, ",")
 		}
 		kinds := make([]string, 0, len(n.Addresses))
 		for k := range n.Addresses {
@@ -110,9 +75,9 @@ func membersTable(ms []memberJSON, now time.Time) table {
 		}
 		up := "-"
 		if !n.StartedAt.IsZero() {
-			up = roundDur(now.Sub(n.StartedAt)).String()
+			up = ops.RoundDur(now.Sub(n.StartedAt)).String()
 		}
-		t.rows = append(t.rows, []string{n.ID, state, strconv.Itoa(n.Owned), ago(n.HeartbeatAt, now), up, queues,
+		t.rows = append(t.rows, []string{n.ID, state, strconv.Itoa(n.Owned), ago(n.HeartbeatAt, now), up, queues, tags,
 			strings.Join(n.Functions, ","), strings.Join(addrs, " ")})
 	}
 	return t

@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 
 	"github.com/spf13/cobra"
 
+	"github.com/stent-go/stent/internal/ops"
 	"github.com/stent-go/stent/persistence"
-	"github.com/stent-go/stent/sdk"
 )
 
 // payloadArg reads an optional JSON argument: null when absent, a usage
@@ -23,25 +24,6 @@ func payloadArg(args []string, i int, what string) (json.RawMessage, error) {
 		return nil, usagef("the %s %q is not JSON: quote it for the shell, e.g. '{\"approved\": true}' or '\"text\"'", what, args[i])
 	}
 	return raw, nil
-}
-
-// executionError turns the SDK's errors about an execution into ones that
-// name the fix.
-func executionError(err error, id, doing string) error {
-	switch {
-	case errors.Is(err, sdk.ErrNotFound):
-		return noSuchExecution(id)
-	case errors.Is(err, sdk.ErrFinished):
-		return fmt.Errorf("execution %s has already ended: %s applies only to executions still running (stent show %s)", id, doing, id)
-	}
-	return err
-}
-
-// actionJSON is the --json output of signal and cancel.
-type actionJSON struct {
-	ExecutionID string `json:"execution_id"`
-	Action      string `json:"action"`
-	Signal      string `json:"signal,omitempty"`
 }
 
 func (a *app) signalCmd() *cobra.Command {
@@ -61,17 +43,26 @@ consumes it with WaitForSignal, now or later, once.`,
 			if err != nil {
 				return err
 			}
-			ex, err := a.executor(ctx)
-			if err != nil {
-				return err
-			}
 			id, name := args[0], args[1]
-			if err := ex.SendSignal(ctx, id, name, payload); err != nil {
-				return executionError(err, id, "a signal")
+			if a.remote() {
+				var out ops.Action
+				err := a.call(ctx, "POST", "/api/executions/"+url.PathEscape(id)+"/signal",
+					map[string]any{"name": name, "payload": payload}, &out)
+				if err != nil {
+					return err
+				}
+			} else {
+				ex, err := a.executor(ctx)
+				if err != nil {
+					return err
+				}
+				if err := ex.SendSignal(ctx, id, name, payload); err != nil {
+					return ops.ExecutionError(err, id, "a signal")
+				}
+				a.wake(ctx, persistence.TopicExecution, id)
 			}
-			a.wake(ctx, persistence.TopicExecution, id)
 			if a.jsonOut {
-				return a.printJSON(actionJSON{ExecutionID: id, Action: "signaled", Signal: name})
+				return a.printJSON(ops.Action{ExecutionID: id, Action: "signaled", Signal: name})
 			}
 			fmt.Fprintf(a.stdout, "signal %q sent to %s\n", name, id)
 			return nil
@@ -91,17 +82,24 @@ operation.`,
 		ValidArgsFunction: a.completeExecution,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			ex, err := a.executor(ctx)
-			if err != nil {
-				return err
-			}
 			id := args[0]
-			if err := ex.Cancel(ctx, id); err != nil {
-				return executionError(err, id, "cancel")
+			if a.remote() {
+				var out ops.Action
+				if err := a.call(ctx, "POST", "/api/executions/"+url.PathEscape(id)+"/cancel", struct{}{}, &out); err != nil {
+					return err
+				}
+			} else {
+				ex, err := a.executor(ctx)
+				if err != nil {
+					return err
+				}
+				if err := ex.Cancel(ctx, id); err != nil {
+					return ops.ExecutionError(err, id, "cancel")
+				}
+				a.wakeAround(ctx, id)
 			}
-			a.wakeAround(ctx, id)
 			if a.jsonOut {
-				return a.printJSON(actionJSON{ExecutionID: id, Action: "canceled"})
+				return a.printJSON(ops.Action{ExecutionID: id, Action: "canceled"})
 			}
 			fmt.Fprintf(a.stdout, "cancel of %s requested\n", id)
 			return nil

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/stent-go/stent/internal/ops"
 	"github.com/stent-go/stent/persistence/codec"
 )
 
@@ -167,21 +168,7 @@ func age(t, now time.Time) string {
 	if d < 0 {
 		d = -d
 	}
-	return roundDur(d).String()
-}
-
-// roundDur rounds d to a readable precision.
-func roundDur(d time.Duration) time.Duration {
-	switch {
-	case d >= time.Hour:
-		return d.Round(time.Minute)
-	case d >= time.Minute:
-		return d.Round(time.Second)
-	case d >= time.Second:
-		return d.Round(100 * time.Millisecond)
-	default:
-		return d.Round(time.Millisecond)
-	}
+	return ops.RoundDur(d).String()
 }
 
 // stamp is t in UTC, to the second; "-" for zero.
@@ -224,18 +211,4 @@ func indentJSON(raw []byte, prefix string) string {
 		return string(raw)
 	}
 	return string(b)
-}
-
-// rawOrNull is raw JSON for an output document: null when empty or not
-// JSON (the text then goes as a JSON string).
-func rawOrNull(raw []byte) json.RawMessage {
-	raw = codec.ForDisplay(nil, raw) // still encrypted: no key, or not its key
-	if len(raw) == 0 {
-		return json.RawMessage("null")
-	}
-	if !json.Valid(raw) {
-		b, _ := json.Marshal(string(raw)) //nolint:errcheck // a string always encodes
-		return b
-	}
-	return raw
 }

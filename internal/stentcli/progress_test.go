@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/stent-go/stent/internal/ops"
 	"github.com/stent-go/stent/sdk"
 )
 
@@ -20,11 +21,11 @@ func TestShowPrintsProgress(t *testing.T) {
 		State: map[string]json.RawMessage{"stage": json.RawMessage(`"done"`)}}
 	var out bytes.Buffer
 	a := &app{}
-	a.printShow(&out, showJSON{execJSON: toExecJSON(info)}, at)
+	a.printShow(&out, &ops.Show{Execution: ops.ToExecution(info)}, at)
 	require.Contains(t, out.String(), "Cached from:  ex1\n")
 	require.Contains(t, out.String(), "Counters:     bytes=1.5  rows=3\n")
 	require.Contains(t, out.String(), "State:        stage=\"done\"\n")
-	b, err := json.Marshal(toExecJSON(info))
+	b, err := json.Marshal(ops.ToExecution(info))
 	require.NoError(t, err)
 	require.Contains(t, string(b), `"cached_from":"ex1","counters":{"bytes":1.5,"rows":3},"state":{"stage":"done"}`)
 }

@@ -42,6 +42,13 @@ type app struct {
 	// keys are the payload keys (--key, STENT_KEY): with them, encrypted
 	// payloads are decoded; without, shown as "encrypted (key ID)".
 	keys []string
+	// node and token are --node (STENT_NODE) and --token
+	// (STENT_ADMIN_TOKEN): with a node, the commands of remoteCommands
+	// use its console API instead of the database.
+	node, token string
+	// command is the path of the command that runs ("stent cleanup"), for
+	// errors that name it.
+	command string
 
 	stdout, stderr io.Writer
 	getenv         func(string) string
@@ -141,6 +148,9 @@ other than public. Every command that prints takes --json.`,
   stent dlq replay-all`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+			a.command = cmd.CommandPath()
+		},
 	}
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
@@ -150,12 +160,14 @@ other than public. Every command that prints takes --json.`,
 	pf.StringVar(&a.schema, "schema", "", "PostgreSQL schema of the tables (env STENT_SCHEMA; default public)")
 	pf.BoolVar(&a.jsonOut, "json", false, "print JSON instead of text")
 	pf.StringArrayVar(&a.keys, "key", nil, "payload key ID:BASE64-SECRET to decrypt (and encrypt) payloads; repeat it for old keys, the first encrypts (env STENT_KEY, keys separated by commas)")
+	pf.StringVar(&a.node, "node", "", "a node's admin URL, e.g. http://10.0.0.5:8080: list, show, start, signal, cancel, stats, watch, members, dlq and schedule list go through its API instead of --db (env STENT_NODE)")
+	pf.StringVar(&a.token, "token", "", "the node's admin token, for --node and stent console (env STENT_ADMIN_TOKEN)")
 	root.AddGroup(&cobra.Group{ID: "exec", Title: "Executions:"}, &cobra.Group{ID: "ops", Title: "Operations:"})
 	for _, c := range []*cobra.Command{a.listCmd(), a.showCmd(), a.startCmd(), a.signalCmd(), a.cancelCmd()} {
 		c.GroupID = "exec"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{a.statsCmd(), a.watchCmd(), a.dlqCmd(), a.scheduleCmd(), a.cleanupCmd(), a.membersCmd(), a.migrateCmd(), a.chaosCmd()} {
+	for _, c := range []*cobra.Command{a.statsCmd(), a.watchCmd(), a.dlqCmd(), a.scheduleCmd(), a.cleanupCmd(), a.membersCmd(), a.consoleCmd(), a.migrateCmd(), a.chaosCmd()} {
 		c.GroupID = "ops"
 		root.AddCommand(c)
 	}

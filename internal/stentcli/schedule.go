@@ -2,7 +2,6 @@ package stentcli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/stent-go/stent/internal/ops"
 	"github.com/stent-go/stent/persistence"
 	"github.com/stent-go/stent/sdk"
 )
@@ -42,30 +42,6 @@ state is in the database: the serving nodes fire it; this command manages it.`,
 	return c
 }
 
-// scheduleJSON is a schedule in --json output.
-type scheduleJSON struct {
-	Name            string          `json:"name"`
-	Function        string          `json:"function"`
-	Queue           string          `json:"queue"`
-	Priority        int             `json:"priority"`
-	Input           json.RawMessage `json:"input"`
-	Spec            string          `json:"spec"`
-	TimeZone        string          `json:"time_zone,omitempty"`
-	Jitter          string          `json:"jitter"`
-	StartAt         *time.Time      `json:"start_at,omitempty"`
-	EndAt           *time.Time      `json:"end_at,omitempty"`
-	Overlap         string          `json:"overlap"`
-	CatchupWindow   string          `json:"catchup_window"`
-	CatchupLatest   bool            `json:"catchup_latest"`
-	Paused          bool            `json:"paused"`
-	Note            string          `json:"note,omitempty"`
-	NextRunAt       *time.Time      `json:"next_run_at"`
-	BufferedAt      *time.Time      `json:"buffered_at,omitempty"`
-	LastExecutionID string          `json:"last_execution_id,omitempty"`
-	CreatedAt       time.Time       `json:"created_at"`
-	UpdatedAt       time.Time       `json:"updated_at"`
-}
-
 // tickJSON is a schedule's tick in --json output.
 type tickJSON struct {
 	At          time.Time `json:"at"`
@@ -77,28 +53,12 @@ type tickJSON struct {
 	ExecutionID string    `json:"execution_id,omitempty"`
 }
 
-// optTime is t for JSON: nil for the zero time.
-func optTime(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
-
-func toScheduleJSON(s sdk.ScheduleInfo) scheduleJSON {
-	return scheduleJSON{Name: s.Name, Function: s.Function, Queue: s.Queue, Priority: s.Priority, Input: rawOrNull(s.Input),
-		Spec: s.Spec, TimeZone: s.TimeZone, Jitter: s.Jitter.String(), StartAt: optTime(s.StartAt), EndAt: optTime(s.EndAt),
-		Overlap: string(s.Overlap), CatchupWindow: s.CatchupWindow.String(), CatchupLatest: s.CatchupLatest,
-		Paused: s.Paused, Note: s.Note, NextRunAt: optTime(s.NextRunAt), BufferedAt: optTime(s.BufferedAt),
-		LastExecutionID: s.LastExecutionID, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt}
-}
-
 // scheduleState is a schedule's state in a word.
-func scheduleState(s sdk.ScheduleInfo) string {
+func scheduleState(s ops.Schedule) string {
 	switch {
 	case s.Paused:
 		return "paused"
-	case s.NextRunAt.IsZero():
+	case s.NextRunAt == nil:
 		return "ended"
 	}
 	return "active"
@@ -123,20 +83,12 @@ func (a *app) scheduleListCmd() *cobra.Command {
 		Example: "  stent schedule list\n  stent schedule list --json | jq '.[].next_run_at'",
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ex, err := a.executor(cmd.Context())
-			if err != nil {
-				return err
-			}
-			ss, err := ex.ListSchedules(cmd.Context())
+			ss, err := a.schedules(cmd.Context())
 			if err != nil {
 				return err
 			}
 			if a.jsonOut {
-				out := make([]scheduleJSON, len(ss))
-				for i, s := range ss {
-					out[i] = toScheduleJSON(s)
-				}
-				return a.printJSON(out)
+				return a.printJSON(ss)
 			}
 			if len(ss) == 0 {
 				fmt.Fprintln(a.stdout, "no schedules")
@@ -145,14 +97,14 @@ func (a *app) scheduleListCmd() *cobra.Command {
 			t := table{head: []string{"NAME", "STATE", "SPEC", "FUNCTION", "NEXT RUN", "OVERLAP", "LAST EXECUTION"}, statusCol: -1}
 			for _, s := range ss {
 				next := "-"
-				if !s.NextRunAt.IsZero() {
-					next = stamp(s.NextRunAt)
+				if s.NextRunAt != nil {
+					next = stamp(*s.NextRunAt)
 				}
 				spec := s.Spec
 				if s.TimeZone != "" {
 					spec += " (" + s.TimeZone + ")"
 				}
-				t.rows = append(t.rows, []string{s.Name, scheduleState(s), spec, s.Function, next, string(s.Overlap), s.LastExecutionID})
+				t.rows = append(t.rows, []string{s.Name, scheduleState(s), spec, s.Function, next, s.Overlap, s.LastExecutionID})
 			}
 			a.printTable(a.stdout, t)
 			return nil
@@ -160,9 +112,22 @@ func (a *app) scheduleListCmd() *cobra.Command {
 	}
 }
 
+// schedules reads the schedules, from the node's API with --node, else
+// from the database.
+func (a *app) schedules(ctx context.Context) ([]ops.Schedule, error) {
+	return read(ctx, a, "/api/schedules", func(ctx context.Context, ex *sdk.Executor) ([]ops.Schedule, error) {
+		infos, err := ex.ListSchedules(ctx)
+		out := make([]ops.Schedule, len(infos))
+		for i, s := range infos {
+			out[i] = ops.ToSchedule(s)
+		}
+		return out, err
+	})
+}
+
 // scheduleShowJSON is the --json output of schedule show.
 type scheduleShowJSON struct {
-	Schedule scheduleJSON `json:"schedule"`
+	Schedule ops.Schedule `json:"schedule"`
 	Ticks    []tickJSON   `json:"ticks"`
 }
 
@@ -199,7 +164,7 @@ func (a *app) showSchedule(ctx context.Context, name string, n int) error {
 		return err
 	}
 	if a.jsonOut {
-		out := scheduleShowJSON{Schedule: toScheduleJSON(s), Ticks: make([]tickJSON, len(ts))}
+		out := scheduleShowJSON{Schedule: ops.ToSchedule(s), Ticks: make([]tickJSON, len(ts))}
 		for i, t := range ts {
 			out.Ticks[i] = tickJSON{At: t.At, LastAt: t.LastAt, Count: t.Count, Kind: t.Kind, Status: t.Status,
 				Reason: t.Reason, ExecutionID: t.ExecutionID}
@@ -231,7 +196,7 @@ func (a *app) showSchedule(ctx context.Context, name string, n int) error {
 func (a *app) printSchedule(s sdk.ScheduleInfo) {
 	kv := func(k, v string) { fmt.Fprintf(a.stdout, "%-15s %s\n", k+":", v) }
 	kv("Schedule", a.paint(ansiBold, s.Name))
-	state := scheduleState(s)
+	state := scheduleState(ops.ToSchedule(s))
 	if s.Note != "" {
 		state += " (" + s.Note + ")"
 	}
@@ -354,7 +319,7 @@ func (a *app) runScheduleCreate(ctx context.Context, args []string, f scheduleFl
 		return scheduleError(err, args[0])
 	}
 	if a.jsonOut {
-		return a.printJSON(toScheduleJSON(s))
+		return a.printJSON(ops.ToSchedule(s))
 	}
 	a.printSchedule(s)
 	return nil
@@ -387,7 +352,7 @@ func (a *app) schedulePauseCmd() *cobra.Command {
 // printScheduleResult prints a schedule after a change: its JSON, or a line.
 func (a *app) printScheduleResult(s sdk.ScheduleInfo, what string) error {
 	if a.jsonOut {
-		return a.printJSON(toScheduleJSON(s))
+		return a.printJSON(ops.ToSchedule(s))
 	}
 	line := fmt.Sprintf("schedule %s %s", s.Name, what)
 	if !s.Paused && !s.NextRunAt.IsZero() {
@@ -462,7 +427,7 @@ func (a *app) completeSchedule(cmd *cobra.Command, args []string, _ string) ([]c
 	}
 	out := make([]cobra.Completion, len(ss))
 	for i, s := range ss {
-		out[i] = cobra.CompletionWithDesc(s.Name, s.Spec+" "+s.Function+" "+scheduleState(s))
+		out[i] = cobra.CompletionWithDesc(s.Name, s.Spec+" "+s.Function+" "+scheduleState(ops.ToSchedule(s)))
 	}
 	return out, cobra.ShellCompDirectiveNoFileComp
 }

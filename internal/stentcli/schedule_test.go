@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/stent-go/stent/internal/ops"
 	"github.com/stent-go/stent/internal/testutil"
 	"github.com/stent-go/stent/persistence"
 	"github.com/stent-go/stent/persistence/postgres"
@@ -55,7 +56,7 @@ func testScheduleCommands(t *testing.T, d db, b persistence.Backend) {
 	fails(t, d, 2, []string{"needs a command"}, "schedule")
 	require.Contains(t, ok(t, d, "schedule", "list"), "no schedules")
 
-	var s scheduleJSON
+	var s ops.Schedule
 	okJSON(t, d, &s, "schedule", "create", "ticker", "@every 1s", cliTick.Name(), "7",
 		"--overlap", "allow_all", "--catchup-window", "10m", "--paused", "--jitter", "0s")
 	require.Equal(t, "ticker", s.Name)
@@ -67,7 +68,7 @@ func testScheduleCommands(t *testing.T, d db, b persistence.Backend) {
 	okJSON(t, d, &s, "schedule", "create", "nightly", "0 2 * * *", cliTick.Name(), "--tz", "Europe/Paris", "--paused")
 	require.Equal(t, "Europe/Paris", s.TimeZone)
 
-	var list []scheduleJSON
+	var list []ops.Schedule
 	okJSON(t, d, &list, "schedule", "list")
 	require.Len(t, list, 2)
 	require.Equal(t, "nightly", list[0].Name)

@@ -3,9 +3,9 @@ package stentcli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,45 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/stent-go/stent/sdk"
+	"github.com/stent-go/stent/internal/ops"
 )
-
-// maxTree caps the executions show reads for the children tree.
-const maxTree = 500
-
-// entryJSON is a journal entry in show's --json output.
-type entryJSON struct {
-	Position  int             `json:"position"`
-	Kind      string          `json:"kind"`
-	Name      string          `json:"name,omitempty"`
-	ChildID   string          `json:"child_id,omitempty"`
-	FireAt    *time.Time      `json:"fire_at,omitempty"`
-	Done      bool            `json:"done"`
-	Output    json.RawMessage `json:"output,omitempty"`
-	Error     *errorJSON      `json:"error,omitempty"`
-	StartedAt *time.Time      `json:"started_at,omitempty"`
-	EndedAt   *time.Time      `json:"ended_at,omitempty"`
-}
-
-// treeJSON is a child in show's tree.
-type treeJSON struct {
-	ID         string      `json:"id"`
-	Function   string      `json:"function"`
-	Status     sdk.Status  `json:"status"`
-	Attempts   int         `json:"attempts"`
-	CreatedAt  time.Time   `json:"created_at"`
-	EndedAt    *time.Time  `json:"ended_at,omitempty"`
-	DurationMS int64       `json:"duration_ms"`
-	Children   []*treeJSON `json:"children,omitempty"`
-}
-
-// showJSON is show's --json output.
-type showJSON struct {
-	execJSON
-	Journal     []entryJSON `json:"journal"`
-	Children    []*treeJSON `json:"children"`
-	DeadLetters []deadJSON  `json:"dead_letters"`
-}
 
 func (a *app) showCmd() *cobra.Command {
 	return &cobra.Command{
@@ -69,46 +32,27 @@ now, and its children as a tree with their durations.`,
 	}
 }
 
-// noSuchExecution is the error for an unknown execution ID.
-func noSuchExecution(id string) error {
-	return fmt.Errorf("no such execution %q: check the ID (stent list shows them)", id)
-}
-
 func (a *app) runShow(ctx context.Context, id string) error {
+	if a.remote() {
+		var out ops.Show
+		if err := a.call(ctx, "GET", "/api/executions/"+url.PathEscape(id), nil, &out); err != nil {
+			return err
+		}
+		return a.printShowDoc(&out)
+	}
 	ex, err := a.executor(ctx)
 	if err != nil {
 		return err
 	}
-	info, err := ex.Execution(ctx, id)
-	if errors.Is(err, sdk.ErrNotFound) {
-		return noSuchExecution(id)
-	}
+	out, err := ops.ShowExecution(ctx, ex, id)
 	if err != nil {
 		return err
 	}
-	out := showJSON{execJSON: toExecJSON(info), Journal: []entryJSON{}, DeadLetters: []deadJSON{}}
-	journal, err := ex.Journal(ctx, id)
-	if err != nil && !errors.Is(err, sdk.ErrNotFound) { // a step recorded only in its parent's journal has none
-		return err
-	}
-	for _, e := range journal {
-		j := entryJSON{Position: e.Position, Kind: e.Kind, Name: e.Name, ChildID: e.ChildID, FireAt: timePtr(e.FireAt),
-			Done: e.Done, Error: toErrorJSON(e.Failure), StartedAt: timePtr(e.StartedAt), EndedAt: timePtr(e.EndedAt)}
-		if len(e.Output) > 0 {
-			j.Output = rawOrNull(e.Output)
-		}
-		out.Journal = append(out.Journal, j)
-	}
-	if out.Children, err = childTree(ctx, ex, id); err != nil {
-		return err
-	}
-	dead, err := a.backend.DeadLettersOf(ctx, id)
-	if err != nil {
-		return fmt.Errorf("reading the dead letters of %s: %w", id, err)
-	}
-	for _, d := range dead {
-		out.DeadLetters = append(out.DeadLetters, toDeadJSON(d))
-	}
+	return a.printShowDoc(out)
+}
+
+// printShowDoc prints show's output: out as JSON or text.
+func (a *app) printShowDoc(out *ops.Show) error {
 	if a.jsonOut {
 		return a.printJSON(out)
 	}
@@ -116,54 +60,8 @@ func (a *app) runShow(ctx context.Context, id string) error {
 	return nil
 }
 
-// childTree reads the children of id, and theirs, up to maxTree in all,
-// oldest first.
-func childTree(ctx context.Context, ex *sdk.Executor, id string) ([]*treeJSON, error) {
-	read := 0
-	now := time.Now()
-	var walk func(parent string) ([]*treeJSON, error)
-	walk = func(parent string) ([]*treeJSON, error) {
-		out := []*treeJSON{}
-		if read >= maxTree {
-			return out, nil
-		}
-		rows, err := ex.List(ctx, sdk.ListFilter{ParentID: parent, Limit: maxTree - read})
-		if err != nil {
-			return nil, fmt.Errorf("listing the children of %s: %w", parent, err)
-		}
-		read += len(rows)
-		for i := len(rows) - 1; i >= 0; i-- {
-			r := rows[i]
-			n := &treeJSON{ID: r.ID, Function: r.Function, Status: r.Status, Attempts: r.Attempts,
-				CreatedAt: r.CreatedAt, EndedAt: timePtr(r.EndedAt), DurationMS: runTime(r, now).Milliseconds()}
-			if !r.CreatedAt.IsZero() { // a step recorded only in its parent's journal has no row, nor children
-				if n.Children, err = walk(r.ID); err != nil {
-					return nil, err
-				}
-			}
-			out = append(out, n)
-		}
-		return out, nil
-	}
-	return walk(id)
-}
-
-// runTime is how long e has run: to its end once finished, to now
-// otherwise; 0 when its times are not recorded.
-func runTime(e sdk.ExecutionInfo, now time.Time) time.Duration {
-	switch {
-	case e.CreatedAt.IsZero():
-		return 0
-	case !e.EndedAt.IsZero():
-		return e.EndedAt.Sub(e.CreatedAt)
-	case e.Status.Terminal():
-		return e.UpdatedAt.Sub(e.CreatedAt)
-	}
-	return now.Sub(e.CreatedAt)
-}
-
 // printShow writes show's text output.
-func (a *app) printShow(w io.Writer, s showJSON, now time.Time) {
+func (a *app) printShow(w io.Writer, s *ops.Show, now time.Time) {
 	kv := func(k, v string) { fmt.Fprintf(w, "%-13s %s\n", k+":", v) }
 	kv("Execution", a.paint(ansiBold, s.ID))
 	kv("Function", s.Function)
@@ -188,15 +86,21 @@ func (a *app) printShow(w io.Writer, s showJSON, now time.Time) {
 	if s.Owner != "" {
 		kv("Owner", s.Owner)
 	}
-	if s.CreatedAt.IsZero() {
-		// A step that completed at its first attempt without durable
-		// operations has no row: only its outcome, in its parent's journal.
+	// A step that completed at its first attempt without durable
+	// operations has no row: only its entry in its parent's journal, which
+	// records its input and times unless an older version of Stent wrote it.
+	recorded := !s.CreatedAt.IsZero()
+	switch {
+	case s.JournalOnly && recorded:
+		kv("Recorded", "in its parent's journal only (no journal of its own)")
+	case s.JournalOnly:
 		kv("Recorded", "as an outcome in its parent's journal only (no input, times or journal of its own)")
-	} else {
+	}
+	if recorded {
 		kv("Created", stamp(s.CreatedAt)+" ("+ago(s.CreatedAt, now)+")")
 	}
 	if s.EndedAt != nil {
-		kv("Ended", stamp(*s.EndedAt)+" (after "+roundDur(s.EndedAt.Sub(s.CreatedAt)).String()+")")
+		kv("Ended", stamp(*s.EndedAt)+" (after "+ops.RoundDur(s.EndedAt.Sub(s.CreatedAt)).String()+")")
 	}
 	if s.RunAt != nil {
 		kv("Run at", stamp(*s.RunAt))
@@ -204,7 +108,7 @@ func (a *app) printShow(w io.Writer, s showJSON, now time.Time) {
 	if s.Deadline != nil {
 		kv("Deadline", stamp(*s.Deadline))
 	}
-	if !s.CreatedAt.IsZero() {
+	if recorded {
 		kv("Input", indentJSON(s.Input, strings.Repeat(" ", 14)))
 	}
 	if string(s.Output) != "null" {
@@ -235,7 +139,7 @@ func (a *app) printShow(w io.Writer, s showJSON, now time.Time) {
 }
 
 // printError writes a recorded error with its kind and stack.
-func (a *app) printError(w io.Writer, label string, e *errorJSON) {
+func (a *app) printError(w io.Writer, label string, e *ops.Error) {
 	msg := e.Message
 	if e.Kind != "" {
 		msg += " [" + e.Kind + "]"
@@ -252,7 +156,7 @@ func (a *app) printError(w io.Writer, label string, e *errorJSON) {
 }
 
 // printJournal writes the journal as a table.
-func (a *app) printJournal(w io.Writer, journal []entryJSON) {
+func (a *app) printJournal(w io.Writer, journal []ops.Entry) {
 	if len(journal) == 0 {
 		fmt.Fprintln(w, a.paint(ansiBold, "Journal")+": empty")
 		return
@@ -281,7 +185,7 @@ func (a *app) printJournal(w io.Writer, journal []entryJSON) {
 		if e.StartedAt != nil {
 			started = e.StartedAt.UTC().Format("15:04:05.000")
 			if e.EndedAt != nil {
-				took = roundDur(e.EndedAt.Sub(*e.StartedAt)).String()
+				took = ops.RoundDur(e.EndedAt.Sub(*e.StartedAt)).String()
 			}
 		}
 		t.rows = append(t.rows, []string{strconv.Itoa(e.Position), e.Kind, e.Name, state, started, took, detail})
@@ -291,17 +195,17 @@ func (a *app) printJournal(w io.Writer, journal []entryJSON) {
 
 // printTree writes children as an indented tree with durations, the
 // columns after the IDs aligned.
-func (a *app) printTree(w io.Writer, nodes []*treeJSON, indent string) {
+func (a *app) printTree(w io.Writer, nodes []*ops.TreeNode, indent string) {
 	var t table
 	t.statusCol = 2
-	var walk func(nodes []*treeJSON, indent string)
-	walk = func(nodes []*treeJSON, indent string) {
+	var walk func(nodes []*ops.TreeNode, indent string)
+	walk = func(nodes []*ops.TreeNode, indent string) {
 		for i, n := range nodes {
 			branch, next := "├─ ", "│  "
 			if i == len(nodes)-1 {
 				branch, next = "└─ ", "   "
 			}
-			d := roundDur(time.Duration(n.DurationMS) * time.Millisecond).String()
+			d := ops.RoundDur(time.Duration(n.DurationMS) * time.Millisecond).String()
 			t.rows = append(t.rows, []string{indent + branch + n.ID, n.Function, string(n.Status), d,
 				"attempts " + strconv.Itoa(n.Attempts)})
 			walk(n.Children, indent+next)

@@ -2,13 +2,16 @@ package stentcli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/stent-go/stent/internal/ops"
 	"github.com/stent-go/stent/persistence"
 	"github.com/stent-go/stent/sdk"
 )
@@ -52,7 +55,7 @@ type startJSON struct {
 	ID string `json:"id"`
 	// Execution is the execution's state: as started, or as it ended with
 	// --wait.
-	Execution execJSON `json:"execution"`
+	Execution ops.Execution `json:"execution"`
 }
 
 func (a *app) runStart(ctx context.Context, args []string, f startFlags) error {
@@ -64,67 +67,112 @@ func (a *app) runStart(ctx context.Context, args []string, f startFlags) error {
 	if f.queue == "" {
 		return usagef("--queue is empty: leave it out for the default queue")
 	}
-	ex, err := a.executor(ctx)
+	st, err := a.startTarget(ctx)
 	if err != nil {
 		return err
 	}
-	opts := []sdk.CallOption{sdk.WithCallQueue(f.queue), sdk.WithCallPriority(f.priority)}
-	if f.key != "" {
-		opts = append(opts, sdk.WithIdempotencyKey(f.key))
-	}
-	id, err := ex.StartByName(ctx, function, input, opts...)
+	e, err := st.start(ctx, function, input, f)
 	if err != nil {
 		return err
 	}
-	a.wake(ctx, persistence.TopicQueue, f.queue)
-	info, err := ex.Execution(ctx, id)
-	if err != nil {
-		return err
+	if !e.Status.Terminal() {
+		if ms, err := st.members(ctx); err == nil {
+			a.warnUnserved(e, ms)
+		}
 	}
-	a.warnUnserved(ctx, ex, info)
 	if f.wait {
-		if info, err = a.waitEnd(ctx, ex, id, f.timeout); err != nil {
+		if e, err = a.waitEnd(ctx, st, e.ID, f.timeout); err != nil {
 			return err
 		}
 	}
 	if a.jsonOut {
-		if err := a.printJSON(startJSON{ID: id, Execution: toExecJSON(info)}); err != nil {
+		if err := a.printJSON(startJSON{ID: e.ID, Execution: e}); err != nil {
 			return err
 		}
 	} else {
-		a.printStarted(info, f.wait)
+		a.printStarted(e, f.wait)
 	}
-	if f.wait && info.Status != sdk.StatusCompleted {
+	if f.wait && e.Status != sdk.StatusCompleted {
 		return exitError(ExitFailed)
 	}
 	return nil
 }
 
+// starter is where start writes and reads: the database, or a node's API
+// with --node.
+type starter struct {
+	start   func(ctx context.Context, function string, input json.RawMessage, f startFlags) (ops.Execution, error)
+	get     func(ctx context.Context, id string) (ops.Execution, error)
+	members func(ctx context.Context) ([]ops.Member, error)
+}
+
+// startTarget returns where this run of start writes and reads.
+func (a *app) startTarget(ctx context.Context) (starter, error) {
+	if a.remote() {
+		return starter{start: a.startRemote, get: a.executionRemote, members: a.members}, nil
+	}
+	ex, err := a.executor(ctx)
+	if err != nil {
+		return starter{}, err
+	}
+	start := func(ctx context.Context, function string, input json.RawMessage, f startFlags) (ops.Execution, error) {
+		opts := []sdk.CallOption{sdk.WithCallQueue(f.queue), sdk.WithCallPriority(f.priority)}
+		if f.key != "" {
+			opts = append(opts, sdk.WithIdempotencyKey(f.key))
+		}
+		id, err := ex.StartByName(ctx, function, input, opts...)
+		if err != nil {
+			return ops.Execution{}, err
+		}
+		a.wake(ctx, persistence.TopicQueue, f.queue)
+		info, err := ex.Execution(ctx, id)
+		return ops.ToExecution(info), err
+	}
+	get := func(ctx context.Context, id string) (ops.Execution, error) {
+		info, err := ex.Execution(ctx, id)
+		return ops.ToExecution(info), err
+	}
+	return starter{start: start, get: get, members: a.members}, nil
+}
+
+// startRemote starts an execution through POST /api/executions.
+func (a *app) startRemote(ctx context.Context, function string, input json.RawMessage, f startFlags) (ops.Execution, error) {
+	body := map[string]any{"function": function, "input": input, "queue": f.queue, "priority": f.priority}
+	if f.key != "" {
+		body["idempotency_key"] = f.key
+	}
+	var out startJSON
+	if err := a.call(ctx, "POST", "/api/executions", body, &out); err != nil {
+		return ops.Execution{}, err
+	}
+	return out.Execution, nil
+}
+
+// executionRemote reads an execution through GET /api/executions/{id}.
+func (a *app) executionRemote(ctx context.Context, id string) (ops.Execution, error) {
+	var s ops.Show
+	err := a.call(ctx, "GET", "/api/executions/"+url.PathEscape(id), nil, &s)
+	return s.Execution, err
+}
+
 // printStarted writes start's text output: the ID, and with --wait how it
 // ended.
-func (a *app) printStarted(e sdk.ExecutionInfo, waited bool) {
+func (a *app) printStarted(e ops.Execution, waited bool) {
 	fmt.Fprintln(a.stdout, e.ID)
 	if !waited {
 		return
 	}
-	fmt.Fprintf(a.stdout, "%s after %s\n", a.paint(statusColor(string(e.Status)), string(e.Status)), roundDur(runTime(e, time.Now())))
+	fmt.Fprintf(a.stdout, "%s after %s\n", a.paint(statusColor(string(e.Status)), string(e.Status)), ops.RoundDur(e.RunTime(time.Now())))
 	if e.Status == sdk.StatusCompleted {
 		fmt.Fprintln(a.stdout, indentJSON(e.Output, ""))
-	} else if j := toExecJSON(e); j.Error != nil {
-		a.printError(a.stdout, "Error", j.Error)
+	} else if e.Error != nil {
+		a.printError(a.stdout, "Error", e.Error)
 	}
 }
 
-// warnUnserved warns, on stderr, when no live node runs e's function on
-// its queue: it stays pending until one does.
-func (a *app) warnUnserved(ctx context.Context, ex *sdk.Executor, e sdk.ExecutionInfo) {
-	if e.Status.Terminal() {
-		return
-	}
-	ms, err := ex.Members(ctx)
-	if err != nil {
-		return
-	}
+// warnUnserved warns, on stderr, when no live node of ms runs e's function
+// on its queue: it stays pending until one does.
+func (a *app) warnUnserved(e ops.Execution, ms []ops.Member) {
 	var have []string
 	for _, m := range ms {
 		if !m.Alive || !slices.Contains(m.Functions, e.Function) {
@@ -145,7 +193,7 @@ func (a *app) warnUnserved(ctx context.Context, ex *sdk.Executor, e sdk.Executio
 
 // waitEnd polls execution id until it ends, ctx ends (Ctrl-C) or timeout
 // passes.
-func (a *app) waitEnd(ctx context.Context, ex *sdk.Executor, id string, timeout time.Duration) (sdk.ExecutionInfo, error) {
+func (a *app) waitEnd(ctx context.Context, st starter, id string, timeout time.Duration) (ops.Execution, error) {
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
@@ -154,7 +202,7 @@ func (a *app) waitEnd(ctx context.Context, ex *sdk.Executor, id string, timeout 
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		e, err := ex.Execution(ctx, id)
+		e, err := st.get(ctx, id)
 		if err == nil && e.Status.Terminal() {
 			return e, nil
 		}

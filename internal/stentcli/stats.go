@@ -6,75 +6,12 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/stent-go/stent/internal/ops"
 	"github.com/stent-go/stent/sdk"
 )
-
-// statsJSON is the --json output of stats.
-type statsJSON struct {
-	At        time.Time      `json:"at"`
-	Total     int            `json:"total"`
-	ByStatus  map[string]int `json:"by_status"`
-	Functions []functionJSON `json:"functions"`
-	Queues    []queueJSON    `json:"queues"`
-	Unserved  []unservedJSON `json:"unserved"`
-}
-
-// functionJSON counts the executions of one function.
-type functionJSON struct {
-	Function string         `json:"function"`
-	Total    int            `json:"total"`
-	ByStatus map[string]int `json:"by_status"`
-}
-
-// queueJSON is one queue: its depth (pending executions that may run now)
-// and the executions not finished on it.
-type queueJSON struct {
-	Queue         string     `json:"queue"`
-	Depth         int        `json:"depth"`
-	Pending       int        `json:"pending"`
-	Running       int        `json:"running"`
-	Waiting       int        `json:"waiting"`
-	OldestPending *time.Time `json:"oldest_pending,omitempty"`
-}
-
-// unservedJSON is pending work no live node can run.
-type unservedJSON struct {
-	Function      string     `json:"function"`
-	Queue         string     `json:"queue"`
-	Pending       int        `json:"pending"`
-	OldestPending *time.Time `json:"oldest_pending,omitempty"`
-}
-
-// byStatus is m with string keys.
-func byStatus(m map[sdk.Status]int) map[string]int {
-	out := make(map[string]int, len(m))
-	for k, v := range m {
-		out[string(k)] = v
-	}
-	return out
-}
-
-// toStatsJSON is s for --json output.
-func toStatsJSON(s sdk.Stats) *statsJSON {
-	out := &statsJSON{At: s.At, Total: s.Total, ByStatus: byStatus(s.ByStatus), Functions: []functionJSON{},
-		Queues: []queueJSON{}, Unserved: []unservedJSON{}}
-	for _, f := range s.Functions {
-		out.Functions = append(out.Functions, functionJSON{Function: f.Function, Total: f.Total, ByStatus: byStatus(f.ByStatus)})
-	}
-	for _, q := range s.Queues {
-		out.Queues = append(out.Queues, queueJSON{Queue: q.Queue, Depth: q.Depth, Pending: q.Pending, Running: q.Running,
-			Waiting: q.Waiting, OldestPending: timePtr(q.OldestPending)})
-	}
-	for _, u := range s.Unserved {
-		out.Unserved = append(out.Unserved, unservedJSON{Function: u.Function, Queue: u.Queue, Pending: u.Pending,
-			OldestPending: timePtr(u.OldestPending)})
-	}
-	return out
-}
 
 func (a *app) statsCmd() *cobra.Command {
 	return &cobra.Command{
@@ -100,21 +37,20 @@ node has its function on its queue): it waits for a node that has it.`,
 	}
 }
 
-// readStats opens the database and reads the counts.
-func (a *app) readStats(ctx context.Context) (*statsJSON, error) {
-	ex, err := a.executor(ctx)
-	if err != nil {
-		return nil, err
-	}
-	s, err := ex.Stats(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return toStatsJSON(s), nil
+// readStats reads the counts: from the node's API with --node, else from
+// the database.
+func (a *app) readStats(ctx context.Context) (*ops.Stats, error) {
+	return read(ctx, a, "/api/stats", func(ctx context.Context, ex *sdk.Executor) (*ops.Stats, error) {
+		s, err := ex.Stats(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return ops.ToStats(s), nil
+	})
 }
 
 // printStats writes stats as text.
-func (a *app) printStats(w io.Writer, s *statsJSON) {
+func (a *app) printStats(w io.Writer, s *ops.Stats) {
 	if s.Total == 0 {
 		fmt.Fprintln(w, "no executions")
 		return

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/stent-go/stent/internal/ops"
 	"github.com/stent-go/stent/internal/testutil"
 )
 
@@ -37,7 +38,7 @@ func TestUserNodeBinary(t *testing.T) {
 			"--lease", "1s", "--admin", "")
 	}
 	testutil.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
-		var ms []memberJSON
+		var ms []ops.Member
 		okJSON(t, d, &ms, "members")
 		if len(ms) != 3 {
 			return fmt.Errorf("%d members, want 3", len(ms))
@@ -60,7 +61,7 @@ func TestUserNodeBinary(t *testing.T) {
 	// kill that node.
 	var owner string
 	testutil.CheckFor(t, 60*time.Second, 20*time.Millisecond, func() error {
-		var s showJSON
+		var s ops.Show
 		okJSON(t, d, &s, "show", id)
 		done := 0
 		for _, e := range s.Journal {
@@ -79,7 +80,7 @@ func TestUserNodeBinary(t *testing.T) {
 	require.NoError(t, victim.Process.Signal(os.Kill))
 	_ = victim.Wait()
 
-	var s showJSON
+	var s ops.Show
 	testutil.CheckFor(t, 90*time.Second, 100*time.Millisecond, func() error {
 		okJSON(t, d, &s, "show", id)
 		if s.Status != "completed" {
@@ -106,7 +107,7 @@ func TestUserNodeBinary(t *testing.T) {
 
 	// The killed node's heartbeat expires; the others stay.
 	testutil.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
-		var ms []memberJSON
+		var ms []ops.Member
 		okJSON(t, d, &ms, "members")
 		for _, m := range ms {
 			if m.ID == owner && m.Alive {
@@ -129,7 +130,7 @@ func TestStentNodeServesExamples(t *testing.T) {
 	ok(t, d, "migrate")
 	n := startNode(t, nodeBin, filepath.Join(dir, "node.log"), "--db", path, "--node", "examples", "--admin", "")
 	testutil.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
-		var ms []memberJSON
+		var ms []ops.Member
 		okJSON(t, d, &ms, "members")
 		if len(ms) != 1 {
 			return fmt.Errorf("%d members", len(ms))

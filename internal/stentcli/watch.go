@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/stent-go/stent/internal/ops"
 	"github.com/stent-go/stent/sdk"
 )
 
@@ -17,9 +18,9 @@ const ansiHomeClear = "\x1b[H\x1b[2J"
 
 // watchJSON is one refresh of watch --json: a JSON object per line.
 type watchJSON struct {
-	Stats   *statsJSON   `json:"stats"`
-	Members []memberJSON `json:"members"`
-	Recent  []execJSON   `json:"recent"`
+	Stats   *ops.Stats      `json:"stats"`
+	Members []ops.Member    `json:"members"`
+	Recent  []ops.Execution `json:"recent"`
 }
 
 func (a *app) watchCmd() *cobra.Command {
@@ -90,17 +91,16 @@ func (a *app) renderWatch(ctx context.Context, buf *bytes.Buffer, recent int) er
 	if err != nil {
 		return err
 	}
-	var rows []sdk.ExecutionInfo
+	rows := []ops.Execution{}
 	if recent > 0 {
-		if rows, err = a.ex.List(ctx, sdk.ListFilter{Limit: recent}); err != nil {
+		page, err := a.listPage(ctx, listFlags{limit: recent}, sdk.ListFilter{Limit: recent})
+		if err != nil {
 			return err
 		}
+		rows = page.Executions
 	}
 	if a.jsonOut {
-		w := watchJSON{Stats: s, Members: nodes, Recent: make([]execJSON, len(rows))}
-		for i, r := range rows {
-			w.Recent[i] = toExecJSON(r)
-		}
+		w := watchJSON{Stats: s, Members: nodes, Recent: rows}
 		line, err := json.Marshal(w)
 		if err != nil {
 			return err

@@ -73,7 +73,7 @@ func startWorkload(t *testing.T, b persistence.Backend, nodeID string) *workload
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	ex, err := sdk.Bootstrap(ctx, b, sdk.Serve(), sdk.WithNodeID(nodeID), sdk.WithLeaseDuration(2*time.Second),
-		sdk.WithPollInterval(50*time.Millisecond), sdk.WithLogger(slog.New(slog.DiscardHandler)))
+		sdk.WithPollInterval(50*time.Millisecond), sdk.WithLogger(slog.New(slog.DiscardHandler)), sdk.WithWorkerTags("ssd"))
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, ex.Close()) })
 	ctx = sdk.WithExecutor(ctx, ex)

@@ -75,7 +75,22 @@ func (b *Backend) encEntry(je *persistence.JournalEntry) (*persistence.JournalEn
 	if cp.Output, err = b.c.Encode(je.Output); err != nil {
 		return nil, fmt.Errorf("encoding journal entry %d of %s: %w", je.Position, je.ExecutionID, err)
 	}
+	if cp.Input, err = b.c.Encode(je.Input); err != nil {
+		return nil, fmt.Errorf("encoding input of journal entry %d of %s: %w", je.Position, je.ExecutionID, err)
+	}
 	return &cp, nil
+}
+
+// decEntry decodes the payloads of an entry read back.
+func (b *Backend) decEntry(je *persistence.JournalEntry, id string) error {
+	var err error
+	if je.Output, err = b.c.Decode(je.Output); err != nil {
+		return fmt.Errorf("decoding journal entry %d of %s: %w", je.Position, id, err)
+	}
+	if je.Input, err = b.c.Decode(je.Input); err != nil {
+		return fmt.Errorf("decoding input of journal entry %d of %s: %w", je.Position, id, err)
+	}
+	return nil
 }
 
 // CreateExecution encodes e's payloads and decodes the row returned.
@@ -188,8 +203,8 @@ func (b *Backend) LoadJournal(ctx context.Context, id string) (*persistence.Snap
 		}
 	}
 	for _, je := range entries {
-		if je.Output, err = b.c.Decode(je.Output); err != nil {
-			return nil, nil, fmt.Errorf("decoding journal entry %d of %s: %w", je.Position, id, err)
+		if err := b.decEntry(je, id); err != nil {
+			return nil, nil, err
 		}
 	}
 	return s, entries, nil
@@ -319,8 +334,8 @@ func (b *Backend) JournalEntries(ctx context.Context, executionID string) ([]*pe
 		return entries, err
 	}
 	for _, je := range entries {
-		if je.Output, err = b.c.Decode(je.Output); err != nil {
-			return nil, fmt.Errorf("decoding journal entry %d of %s: %w", je.Position, executionID, err)
+		if err := b.decEntry(je, executionID); err != nil {
+			return nil, err
 		}
 	}
 	return entries, nil

@@ -369,6 +369,36 @@ func (s *suite) testSignalsConcurrent(t *testing.T) {
 func (s *suite) testCancel(t *testing.T) {
 	t.Parallel()
 
+	t.Run("WhilePassivating", func(t *testing.T) {
+		// The cancel finds the execution leased (its activation is
+		// writing its passivation): only requested. The passivation's
+		// commit then leaves it due, so that it is claimed again and its
+		// next activation ends it canceled, rather than waiting for a
+		// signal forever.
+		b, ctx := s.setup(t)
+		create(t, ctx, b, newExec("a"))
+		epoch := lease(t, ctx, b, "a")
+		touched, err := b.RequestCancel(ctx, "a")
+		require.NoError(t, err)
+		require.Len(t, touched, 1)
+		require.Equal(t, persistence.StatusRunning, touched[0].Status)
+		apply(t, ctx, b, &persistence.Commit{ExecutionID: "a", Epoch: epoch,
+			Journal: []*persistence.JournalEntry{{Position: 0, Kind: persistence.EntrySignal, Name: "never"}},
+			Update:  &persistence.Update{Status: persistence.StatusWaiting, WaitSignal: "never", SetRunAt: true, NoRunAt: true, Release: true}})
+		got := get(t, ctx, b, "a")
+		require.Equal(t, persistence.StatusWaiting, got.Status)
+		require.True(t, got.CancelRequested)
+		require.True(t, claimed(t, ctx, b, "a"), "due at once, run at %v", got.RunAt)
+
+		// Without a cancel, the same passivation waits.
+		create(t, ctx, b, newExec("b"))
+		epoch = lease(t, ctx, b, "b")
+		apply(t, ctx, b, &persistence.Commit{ExecutionID: "b", Epoch: epoch,
+			Journal: []*persistence.JournalEntry{{Position: 0, Kind: persistence.EntrySignal, Name: "never"}},
+			Update:  &persistence.Update{Status: persistence.StatusWaiting, WaitSignal: "never", SetRunAt: true, NoRunAt: true, Release: true}})
+		require.False(t, claimed(t, ctx, b, "b"))
+	})
+
 	t.Run("Tree", func(t *testing.T) {
 		b, ctx := s.setup(t)
 		create(t, ctx, b, newExec("r"))

@@ -163,7 +163,9 @@ func (s *suite) testReplayDeadLetter(t *testing.T) {
 		b, ctx := s.setup(t)
 		create(t, ctx, b, newExec("p"))
 		pEpoch := lease(t, ctx, b, "p")
-		apply(t, ctx, b, &persistence.Commit{ExecutionID: "p", Epoch: pEpoch, Journal: []*persistence.JournalEntry{childFailure(0, "c")},
+		failure := childFailure(0, "c")
+		failure.Input, failure.Attempts = []byte(`{"n":1}`), 3
+		apply(t, ctx, b, &persistence.Commit{ExecutionID: "p", Epoch: pEpoch, Journal: []*persistence.JournalEntry{failure},
 			Update: &persistence.Update{Status: persistence.StatusWaiting, Release: true}})
 		create(t, ctx, b, childOf("c", "p", 0, "p"))
 		failWithDeadLetter(t, ctx, b, "c", "dl-c", lease(t, ctx, b, "c"))
@@ -177,6 +179,12 @@ func (s *suite) testReplayDeadLetter(t *testing.T) {
 		require.Len(t, entries, 1)
 		require.False(t, entries[0].Done)
 		require.Nil(t, entries[0].Error)
+		entries, err = b.JournalEntries(ctx, "p")
+		require.NoError(t, err)
+		require.Len(t, entries, 1)
+		require.JSONEq(t, `{"n":1}`, string(entries[0].Input), "the call's input stays")
+		require.Zero(t, entries[0].Attempts, "the intent has taken no attempts yet")
+		require.True(t, entries[0].EndedAt.IsZero(), "the intent has not ended")
 	})
 
 	t.Run("ParentFailedForAnotherReason", func(t *testing.T) {

@@ -22,7 +22,31 @@ func (s *suite) testOperations(t *testing.T) {
 	t.Run("Cleanup", s.testCleanup)
 	t.Run("DeadLettersOf", s.testDeadLettersOf)
 	t.Run("JournalEntries", s.testJournalEntries)
+	t.Run("JournalCallRecord", s.testJournalCallRecord)
 	t.Run("Nodes", s.testNodes)
+	t.Run("CacheHitsByFunction", s.testCacheHitsByFunction)
+}
+
+// testCacheHitsByFunction: the marked executions are counted by their
+// function; an unmarked or unmarked-again execution is not.
+func (s *suite) testCacheHitsByFunction(t *testing.T) {
+	b, ctx := s.setup(t)
+	hits, err := b.CacheHitsByFunction(ctx)
+	require.NoError(t, err)
+	require.Empty(t, hits, "no hits yet")
+
+	createN(t, ctx, b, "h", 5, func(i int, e *persistence.Execution) {
+		if i >= 3 {
+			e.Function = "other"
+		}
+	})
+	for _, id := range []string{"h-001", "h-002", "h-003", "h-004"} {
+		require.NoError(t, b.CacheMarkHit(ctx, id, "h-000"))
+	}
+	require.NoError(t, b.CacheMarkHit(ctx, "h-004", ""), "h-004 ran after all")
+	hits, err = b.CacheHitsByFunction(ctx)
+	require.NoError(t, err)
+	require.Equal(t, map[string]int{testFunction: 2, "other": 1}, hits)
 }
 
 func (s *suite) testListPages(t *testing.T) {
@@ -32,6 +56,9 @@ func (s *suite) testListPages(t *testing.T) {
 		e.CreatedAt = base.Add(time.Duration(i) * time.Minute)
 		if i%2 == 1 {
 			e.Queue = "odd"
+		}
+		if i == 4 {
+			e.IdempotencyKey = "order-4"
 		}
 	})
 	// Two rows created at the same instant are told apart by ID.
@@ -62,6 +89,10 @@ func (s *suite) testListPages(t *testing.T) {
 	ranged, err := b.ListExecutions(ctx, persistence.ListFilter{Since: base.Add(2 * time.Minute), Until: base.Add(5 * time.Minute)})
 	require.NoError(t, err)
 	require.Equal(t, []string{"p-004", "p-003", "p-002"}, ids(ranged), "Since is inclusive, Until exclusive")
+
+	keyed, err := b.ListExecutions(ctx, persistence.ListFilter{IdempotencyKey: "order-4"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"p-004"}, ids(keyed), "the execution started with that key")
 }
 
 func (s *suite) testClaimDueFunctions(t *testing.T) {
@@ -266,11 +297,70 @@ func (s *suite) testJournalEntries(t *testing.T) {
 	require.False(t, entries[1].EndedAt.Before(entries[1].StartedAt))
 }
 
+// testJournalCallRecord: a call's entry holds its child's record (input,
+// times, attempts) as given, whether written in a commit of several entries,
+// of one, or delivered by the child; a later write without them keeps them.
+func (s *suite) testJournalCallRecord(t *testing.T) {
+	b, ctx := s.setup(t)
+	create(t, ctx, b, newExec("p"))
+	epoch := lease(t, ctx, b, "p")
+	started := time.Now().Add(-time.Minute).UTC().Truncate(time.Millisecond)
+	ended := started.Add(1500 * time.Millisecond)
+
+	// A step recorded only in its parent's journal, with the intent of a
+	// call beside it: one commit of two entries.
+	apply(t, ctx, b, &persistence.Commit{ExecutionID: "p", Epoch: epoch, Journal: []*persistence.JournalEntry{
+		{Position: 0, Kind: persistence.EntryCall, Name: "step", ChildID: "p.0", Done: true, Output: []byte(`"out"`),
+			Input: []byte(`{"in":0}`), StartedAt: started, EndedAt: ended, Attempts: 1},
+		{Position: 1, Kind: persistence.EntryCall, Name: "child", ChildID: "p.1", Input: []byte(`{"in":1}`), StartedAt: started},
+	}})
+	// The call's outcome, without its input or start.
+	apply(t, ctx, b, &persistence.Commit{ExecutionID: "p", Epoch: epoch, Journal: []*persistence.JournalEntry{
+		{Position: 1, Kind: persistence.EntryCall, Name: "child", ChildID: "p.1", Done: true, Output: []byte(`1`),
+			EndedAt: ended, Attempts: 3},
+	}})
+	// A child's outcome delivered by the child's own commit.
+	create(t, ctx, b, &persistence.Execution{ID: "p.2", Function: "child", Queue: testQueue, ParentID: "p", ParentPos: 2, RootID: "p"})
+	childEpoch := lease(t, ctx, b, "p.2")
+	apply(t, ctx, b, &persistence.Commit{ExecutionID: "p.2", Epoch: childEpoch,
+		Update: &persistence.Update{Status: persistence.StatusCompleted, Output: []byte(`2`), Attempts: 2},
+		Deliver: &persistence.JournalEntry{ExecutionID: "p", Position: 2, Kind: persistence.EntryCall, Name: "child",
+			ChildID: "p.2", Done: true, Output: []byte(`2`), Input: []byte(`{"in":2}`), StartedAt: started, EndedAt: ended, Attempts: 2}})
+	// A call recorded without any of them: times from the backend's clock.
+	before := time.Now()
+	apply(t, ctx, b, &persistence.Commit{ExecutionID: "p", Epoch: epoch, Journal: []*persistence.JournalEntry{
+		{Position: 3, Kind: persistence.EntryCall, Name: "step", ChildID: "p.3", Done: true, Output: []byte(`3`)},
+	}})
+
+	entries, err := b.JournalEntries(ctx, "p")
+	require.NoError(t, err)
+	require.Equal(t, []int{0, 1, 2, 3}, positions(entries))
+	for i, want := range []struct {
+		input    string
+		attempts int
+	}{{`{"in":0}`, 1}, {`{"in":1}`, 3}, {`{"in":2}`, 2}} {
+		e := entries[i]
+		require.True(t, e.Done, "entry %d", i)
+		require.JSONEq(t, want.input, string(e.Input), "entry %d", i)
+		require.Equal(t, want.attempts, e.Attempts, "entry %d", i)
+		require.Equal(t, started, e.StartedAt, "entry %d: the start given", i)
+		require.Equal(t, ended, e.EndedAt, "entry %d: the end given", i)
+	}
+	require.Nil(t, entries[3].Input, "no input recorded")
+	require.Zero(t, entries[3].Attempts, "no attempts recorded")
+	require.WithinDuration(t, before, entries[3].StartedAt, clockSlack)
+	require.Equal(t, entries[3].StartedAt, entries[3].EndedAt)
+
+	_, loaded := journal(t, ctx, b, "p")
+	require.Len(t, loaded, 4)
+	require.Equal(t, []byte(`"out"`), loaded[0].Output, "LoadJournal reads the outcome as before")
+}
+
 func (s *suite) testNodes(t *testing.T) {
 	b, ctx := s.setup(t)
 	started := time.Now().Add(-time.Minute).UTC().Truncate(time.Millisecond)
 	require.NoError(t, b.UpsertNode(ctx, &persistence.Node{ID: owner, Addresses: map[string]string{"gossip": "127.0.0.1:7946"},
-		Functions: []string{"a", "b"}, Queues: []string{"q1"}, Version: "v1", StartedAt: started}, time.Minute))
+		Functions: []string{"a", "b"}, Queues: []string{"q1"}, Tags: []string{"gpu", "eu"}, Version: "v1", StartedAt: started}, time.Minute))
 	require.NoError(t, b.UpsertNode(ctx, &persistence.Node{ID: otherOwner, Functions: []string{"c"}}, shortTTL))
 	create(t, ctx, b, newExec("leased"))
 	lease(t, ctx, b, "leased")
@@ -283,6 +373,7 @@ func (s *suite) testNodes(t *testing.T) {
 	require.Equal(t, map[string]string{"gossip": "127.0.0.1:7946"}, a.Addresses)
 	require.Equal(t, []string{"a", "b"}, a.Functions)
 	require.Equal(t, []string{"q1"}, a.Queues)
+	require.Equal(t, []string{"gpu", "eu"}, a.Tags, "the tags as given")
 	require.Equal(t, "v1", a.Version)
 	require.WithinDuration(t, started, a.StartedAt, time.Millisecond)
 	require.WithinDuration(t, time.Now(), a.HeartbeatAt, clockSlack)
@@ -292,12 +383,18 @@ func (s *suite) testNodes(t *testing.T) {
 	require.False(t, a.Serves("b", "q2"))
 	require.False(t, a.Serves("c", "q1"))
 	require.Empty(t, nodes[1].Queues)
+	require.Empty(t, nodes[1].Tags, "no tags")
 	require.True(t, nodes[1].Serves("c", "any"), "no queues: every queue")
 
 	require.Eventually(t, func() bool {
 		nodes, err := b.ListNodes(ctx)
 		return err == nil && len(nodes) == 2 && !nodes[1].Alive
 	}, waitFor, 10*time.Millisecond, "a node past its ttl is shown dead")
+
+	require.NoError(t, b.UpsertNode(ctx, &persistence.Node{ID: owner, Functions: []string{"a"}, Tags: []string{"gpu"}}, time.Minute))
+	nodes, err = b.ListNodes(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"gpu"}, nodes[0].Tags, "a heartbeat rewrites the tags")
 
 	require.NoError(t, b.DeleteNode(ctx, otherOwner))
 	require.NoError(t, b.DeleteNode(ctx, "unknown"))

@@ -58,6 +58,7 @@ func Exercise(t *testing.T, newBackend func(t *testing.T) persistence.Backend) {
 	t.Run("Progress", s.testProgress)
 	t.Run("Tags", s.testTags)
 	t.Run("LeaseOnInsert", s.testLeaseOnInsert)
+	t.Run("TraceContext", s.testTraceContext)
 }
 
 // Values the subtests share.

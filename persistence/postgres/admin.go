@@ -29,11 +29,12 @@ const (
 	qNodeUpsert     = "NodeUpsert"
 	qNodeDelete     = "NodeDelete"
 	qNodeList       = "NodeList"
+	qCacheHits      = "CacheHitsByFunction"
 )
 
 func init() {
 	queryNames = append(queryNames, qStatsTerminal, qStatsFold, qStatsVacuum, qStatsLive, qQueueDepth, qDeadLettersOf, qJournalEntries,
-		qCleanup, qNodeUpsert, qNodeDelete, qNodeList)
+		qCleanup, qNodeUpsert, qNodeDelete, qNodeList, qCacheHits)
 }
 
 // Stats counts the executions by status, function and queue. The terminal
@@ -158,7 +159,9 @@ func (b *Backend) JournalEntries(ctx context.Context, executionID string) ([]*pe
 		defer rows.Close()
 		var row journalRow
 		var started, ended *time.Time
-		dest := append(row.dest(), &started, &ended)
+		var input []byte
+		var attempts *int32
+		dest := append(row.dest(), &started, &ended, &input, &attempts)
 		for rows.Next() {
 			if err := rows.Scan(dest...); err != nil {
 				return err
@@ -167,13 +170,43 @@ func (b *Backend) JournalEntries(ctx context.Context, executionID string) ([]*pe
 			if err != nil {
 				return err
 			}
-			e.StartedAt, e.EndedAt = utc(started), utc(ended)
+			e.StartedAt, e.EndedAt, e.Input = utc(started), utc(ended), input
+			if attempts != nil {
+				e.Attempts = int(*attempts)
+			}
 			out = append(out, e)
 		}
 		return rows.Err()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reading journal of %s: %w", executionID, interpretError(err))
+	}
+	return out, nil
+}
+
+// CacheHitsByFunction counts the executions whose result came from the
+// cache, by function.
+func (b *Backend) CacheHitsByFunction(ctx context.Context) (map[string]int, error) {
+	var out map[string]int
+	err := b.do(ctx, true, func(ctx context.Context) error {
+		out = map[string]int{}
+		rows, err := b.pool.Query(ctx, b.q[qCacheHits])
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var fn string
+			var n int64
+			if err := rows.Scan(&fn, &n); err != nil {
+				return err
+			}
+			out[fn] = int(n)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("counting cache hits: %w", interpretError(err))
 	}
 	return out, nil
 }
@@ -208,7 +241,8 @@ func (b *Backend) UpsertNode(ctx context.Context, n *persistence.Node, ttl time.
 		addrs = map[string]string{}
 	}
 	addrJSON, err := json.Marshal(addrs)
-	if err != nil {
+	tagsJSON, tagsErr := json.Marshal(nonNil(n.Tags))
+	if err = errors.Join(err, tagsErr); err != nil {
 		return fmt.Errorf("registering node %s: %w", n.ID, err)
 	}
 	var started *time.Time
@@ -217,7 +251,7 @@ func (b *Backend) UpsertNode(ctx context.Context, n *persistence.Node, ttl time.
 	}
 	err = b.do(ctx, true, func(ctx context.Context) error {
 		_, err := b.pool.Exec(ctx, b.q[qNodeUpsert], n.ID, string(addrJSON), nonNil(n.Functions), nonNil(n.Queues),
-			n.Version, started, ttl.Microseconds())
+			n.Version, started, ttl.Microseconds(), string(tagsJSON))
 		return err
 	})
 	if err != nil {
@@ -258,14 +292,17 @@ func (b *Backend) ListNodes(ctx context.Context) ([]*persistence.Node, error) {
 		defer rows.Close()
 		for rows.Next() {
 			var n persistence.Node
-			var addrs []byte
+			var addrs, tags []byte
 			var owned int64
 			if err := rows.Scan(&n.ID, &addrs, &n.Functions, &n.Queues, &n.Version, &n.StartedAt,
-				&n.HeartbeatAt, &n.ExpiresAt, &n.Alive, &owned); err != nil {
+				&n.HeartbeatAt, &n.ExpiresAt, &n.Alive, &owned, &tags); err != nil {
 				return err
 			}
 			if err := json.Unmarshal(addrs, &n.Addresses); err != nil {
 				return fmt.Errorf("decoding addresses of node %s: %w", n.ID, err)
+			}
+			if err := json.Unmarshal(tags, &n.Tags); err != nil {
+				return fmt.Errorf("decoding tags of node %s: %w", n.ID, err)
 			}
 			n.StartedAt, n.HeartbeatAt, n.ExpiresAt = n.StartedAt.UTC(), n.HeartbeatAt.UTC(), n.ExpiresAt.UTC()
 			n.Owned = int(owned)

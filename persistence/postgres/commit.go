@@ -172,7 +172,8 @@ func (c *commitCache) build(cm *persistence.Commit) (string, []any, error) {
 			return "", nil, fmt.Errorf("encoding journal of %s at position %d: %w", id, e.Position, err)
 		}
 		args = append(args, owners[0], int32(e.Position), string(e.Kind), e.Name, e.ChildID,
-			timestamptz(e.FireAt), e.Done, e.Output, errJSON)
+			timestamptz(e.FireAt), e.Done, e.Output, errJSON,
+			timestamptz(e.StartedAt), timestamptz(e.EndedAt), e.Input, nullInt32(e.Attempts))
 	default:
 		mask |= partJournal
 		a, err := journalArgs(entries, owners)
@@ -248,6 +249,10 @@ func journalArgs(entries []*persistence.JournalEntry, owners []string) ([]any, e
 	done := make([]bool, n)
 	outputs := make([][]byte, n)
 	errs := make([]*string, n)
+	started := make([]pgtype.Timestamptz, n)
+	ended := make([]pgtype.Timestamptz, n)
+	inputs := make([][]byte, n)
+	attempts := make([]*int32, n)
 	for i, e := range entries {
 		pos[i] = int32(e.Position)
 		kinds[i] = string(e.Kind)
@@ -261,8 +266,19 @@ func journalArgs(entries []*persistence.JournalEntry, owners []string) ([]any, e
 			return nil, fmt.Errorf("at position %d: %w", e.Position, err)
 		}
 		errs[i] = s
+		started[i], ended[i] = timestamptz(e.StartedAt), timestamptz(e.EndedAt)
+		inputs[i], attempts[i] = e.Input, nullInt32(e.Attempts)
 	}
-	return []any{owners, pos, kinds, names, children, fireAt, done, outputs, errs}, nil
+	return []any{owners, pos, kinds, names, children, fireAt, done, outputs, errs, started, ended, inputs, attempts}, nil
+}
+
+// nullInt32 is n, or NULL for 0 (not recorded).
+func nullInt32(n int) *int32 {
+	if n == 0 {
+		return nil
+	}
+	v := int32(n)
+	return &v
 }
 
 // createArgs returns the column arrays of CommitCreate.
@@ -289,6 +305,7 @@ func createArgs(execs []*persistence.Execution) ([]any, error) {
 	epochs := make([]int64, n)
 	leaseExpires := make([]pgtype.Timestamptz, n)
 	leaseTTLs := make([]*int64, n)
+	traces := make([]*string, n)
 	for i, e := range execs {
 		if e == nil {
 			return nil, errors.New("nil execution to create")
@@ -316,13 +333,14 @@ func createArgs(execs []*persistence.Execution) ([]any, error) {
 		epochs[i] = e.Epoch
 		leaseExpires[i] = timestamptz(e.LeaseExpiresAt)
 		leaseTTLs[i] = leaseTTL(e)
+		traces[i] = nullString(e.TraceContext)
 		var err error
 		if errs[i], err = encodeError(e.Error); err != nil {
 			return nil, fmt.Errorf("encoding error of %s: %w", e.ID, err)
 		}
 	}
 	return []any{ids, functions, queues, statuses, inputs, parents, parentPos, roots, keys,
-		attempts, priorities, versions, runAt, deadlines, outputs, errs, createdAt, owners, epochs, leaseExpires, leaseTTLs}, nil
+		attempts, priorities, versions, runAt, deadlines, outputs, errs, createdAt, owners, epochs, leaseExpires, leaseTTLs, traces}, nil
 }
 
 // leaseTTL is the LeaseTTL of a row to insert leased by its Owner, in

@@ -63,6 +63,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -160,6 +161,9 @@ type Backend struct {
 	pending []*writeRequest // waiting for a leader
 	leaders int             // goroutines writing batches, at most opts.writers
 	idle    chan struct{}   // closed when leaders drops to 0 with nothing pending; nil when none is waited for
+
+	// observer, if set, is told of each batch (SetCommitObserver).
+	observer atomic.Pointer[persistence.CommitObserver]
 }
 
 // Open connects to the PostgreSQL server named by dsn (a URL or key=value

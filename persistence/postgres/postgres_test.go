@@ -31,20 +31,6 @@ func TestBackend(t *testing.T) {
 	})
 }
 
-// testDSN returns the DSN of the test server from STENT_TEST_POSTGRES. It
-// skips the test when the variable is unset, and fails it under CI.
-func testDSN(t testing.TB) string {
-	t.Helper()
-	dsn := os.Getenv("STENT_TEST_POSTGRES")
-	if dsn == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("STENT_TEST_POSTGRES must be set under CI")
-		}
-		t.Skip("STENT_TEST_POSTGRES is not set; set it to a PostgreSQL DSN to run the PostgreSQL tests")
-	}
-	return dsn
-}
-
 // withParam adds a connection parameter to a URL or key=value DSN.
 func withParam(t testing.TB, dsn, key, value string) string {
 	t.Helper()
@@ -76,7 +62,7 @@ type testBundle struct {
 // with an application_name of its own (the schema's name).
 func openTestDB(t testing.TB, opts ...Option) (*Backend, *testBundle) {
 	t.Helper()
-	base := testDSN(t)
+	base := testutil.PostgresDSN(t)
 	schema := randomName("stent_test_")
 	dsn := withParam(t, base, "application_name", schema)
 	ctx := context.Background()
@@ -149,7 +135,7 @@ func applyOne(t testing.TB, b *Backend, c *persistence.Commit) error {
 
 func TestOpen(t *testing.T) {
 	t.Parallel()
-	dsn := testDSN(t)
+	dsn := testutil.PostgresDSN(t)
 	ctx := context.Background()
 
 	t.Run("BadDSN", func(t *testing.T) {
@@ -212,7 +198,7 @@ func TestInit(t *testing.T) {
 	})
 	t.Run("Concurrent", func(t *testing.T) {
 		t.Parallel()
-		dsn := testDSN(t)
+		dsn := testutil.PostgresDSN(t)
 		schema := randomName("stent_test_")
 		t.Cleanup(func() { dropSchema(t, dsn, schema) })
 		var wg sync.WaitGroup
@@ -235,7 +221,7 @@ func TestInit(t *testing.T) {
 	})
 	t.Run("FromVersion1", func(t *testing.T) {
 		t.Parallel()
-		dsn := testDSN(t)
+		dsn := testutil.PostgresDSN(t)
 		schema := randomName("stent_test_")
 		t.Cleanup(func() { dropSchema(t, dsn, schema) })
 		ms, err := migrations()
@@ -306,7 +292,7 @@ func TestInit(t *testing.T) {
 		t.Parallel()
 		b, _ := openTestDB(t)
 		odd := `stent test "` + randomName("") + `"; DROP TABLE x; --`
-		other, err := Open(ctx, testDSN(t), WithSchema(odd))
+		other, err := Open(ctx, testutil.PostgresDSN(t), WithSchema(odd))
 		require.NoError(t, err)
 		t.Cleanup(func() {
 			require.NoError(t, other.Close())

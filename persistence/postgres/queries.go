@@ -77,7 +77,7 @@ var queryNames = []string{
 // executionColumns is the column list scanExecution reads, in its order.
 const executionColumns = "id, function, queue, status, input, output, error, parent_id, parent_pos, " +
 	"root_id, idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at, " +
-	"run_at, deadline, created_at, updated_at, cancel_requested"
+	"run_at, deadline, created_at, updated_at, cancel_requested, trace_context"
 
 // tables are the tables the queries name, qualified with the schema on load.
 // Longer names first: a replacer tries them in this order at each position.

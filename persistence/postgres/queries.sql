@@ -16,11 +16,11 @@ SELECT {{execution_columns}} FROM stent_execution WHERE id = $1;
 WITH ins AS (
     INSERT INTO stent_execution (id, function, queue, status, input, parent_id, parent_pos, root_id,
         idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at, run_at, deadline,
-        output, error, created_at)
+        output, error, created_at, trace_context)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
         CASE WHEN $21::bigint IS NULL THEN $15::timestamptz
              ELSE clock_timestamp() + $21::bigint * interval '1 microsecond' END,
-        $16, $17, $18, $19::jsonb, coalesce($20, now()))
+        $16, $17, $18, $19::jsonb, coalesce($20, now()), $22::text)
     ON CONFLICT DO NOTHING
     RETURNING {{execution_columns}}
 )
@@ -182,7 +182,7 @@ DELETE FROM stent_dead_letter WHERE execution_id = $1;
 -- name: JournalReopen
 -- Turns a parent's recorded failure of a child back into an intent.
 UPDATE stent_journal
-SET done = false, output = NULL, error = NULL, ended_at = NULL
+SET done = false, output = NULL, error = NULL, ended_at = NULL, attempts = NULL
 WHERE execution_id = $1 AND position = $2 AND done AND error IS NOT NULL;
 
 -- name: CommitFence
@@ -205,7 +205,9 @@ fence AS (
 
 -- name: CommitFenceUpdate
 -- $14 is Update.WaitSignal: with status waiting, an unconsumed signal of
--- that name (other than the one this Commit consumes) makes run_at now.
+-- that name (other than the one this Commit consumes) makes run_at now. So
+-- does a cancel requested while the execution was passivating: it is
+-- claimed again at once, and its next activation ends it canceled.
 fence AS (
     UPDATE stent_execution SET
         status = coalesce($5::text, status),
@@ -213,6 +215,7 @@ fence AS (
         error = CASE WHEN $7::jsonb IS NOT NULL THEN $7::jsonb WHEN $8::bool THEN NULL ELSE error END,
         attempts = CASE WHEN $9::int > 0 THEN $9::int ELSE attempts END,
         run_at = CASE
+            WHEN $5::text = 'waiting' AND cancel_requested THEN now()
             WHEN $5::text = 'waiting' AND $14::text <> '' AND EXISTS (
                 SELECT 1 FROM stent_signal s
                 WHERE s.execution_id = $1 AND s.name = $14::text AND s.consumed_pos IS NULL
@@ -239,19 +242,20 @@ fence AS (
 created AS (
     INSERT INTO stent_execution (id, function, queue, status, input, parent_id, parent_pos, root_id,
         idempotency_key, attempts, priority, version, run_at, deadline, output, error, created_at,
-        owner, lease_epoch, lease_expires_at)
+        owner, lease_epoch, lease_expires_at, trace_context)
     SELECT u.id, u.function, u.queue, u.status, u.input, u.parent_id, u.parent_pos, u.root_id,
         u.idempotency_key, u.attempts, u.priority, u.version, u.run_at, u.deadline, u.output,
         u.error::jsonb, coalesce(u.created_at, now()), u.owner, u.lease_epoch,
         CASE WHEN u.lease_ttl IS NULL THEN u.lease_expires_at
-             ELSE clock_timestamp() + u.lease_ttl * interval '1 microsecond' END
+             ELSE clock_timestamp() + u.lease_ttl * interval '1 microsecond' END,
+        u.trace_context
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[],
         $7::int[], $8::text[], $9::text[], $10::int[], $11::int[], $12::text[], $13::timestamptz[],
         $14::timestamptz[], $15::bytea[], $16::text[], $17::timestamptz[], $18::text[], $19::bigint[],
-        $20::timestamptz[], $21::bigint[])
+        $20::timestamptz[], $21::bigint[], $22::text[])
         AS u (id, function, queue, status, input, parent_id, parent_pos, root_id, idempotency_key,
             attempts, priority, version, run_at, deadline, output, error, created_at,
-            owner, lease_epoch, lease_expires_at, lease_ttl)
+            owner, lease_epoch, lease_expires_at, lease_ttl, trace_context)
     WHERE EXISTS (SELECT 1 FROM fence)
     ON CONFLICT DO NOTHING
 )
@@ -263,19 +267,25 @@ journal_deleted AS (
 )
 
 -- name: CommitJournal
+-- started_at and ended_at are the times given ($10, $11), or now() when
+-- NULL: the start when inserted, the end once done; a later write keeps
+-- both, and keeps input ($12) and attempts ($13) when it has none.
 journal AS (
     INSERT INTO stent_journal (execution_id, position, kind, name, child_id, fire_at, done, output, error,
-                               started_at, ended_at)
+                               started_at, ended_at, input, attempts)
     SELECT u.execution_id, u.position, u.kind, u.name, u.child_id, u.fire_at, u.done, u.output, u.error::jsonb,
-        now(), CASE WHEN u.done THEN now() END
+        coalesce(u.started_at, now()), CASE WHEN u.done THEN coalesce(u.ended_at, now()) END, u.input, u.attempts
     FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
-        $7::bool[], $8::bytea[], $9::text[])
-        AS u (execution_id, position, kind, name, child_id, fire_at, done, output, error)
+        $7::bool[], $8::bytea[], $9::text[], $10::timestamptz[], $11::timestamptz[], $12::bytea[], $13::int[])
+        AS u (execution_id, position, kind, name, child_id, fire_at, done, output, error,
+            started_at, ended_at, input, attempts)
     WHERE EXISTS (SELECT 1 FROM fence)
     ON CONFLICT (execution_id, position) DO UPDATE SET
         kind = excluded.kind, name = excluded.name, child_id = excluded.child_id,
         fire_at = excluded.fire_at, done = excluded.done, output = excluded.output, error = excluded.error,
-        ended_at = CASE WHEN excluded.done THEN coalesce(stent_journal.ended_at, now()) END
+        ended_at = CASE WHEN excluded.done THEN coalesce(stent_journal.ended_at, excluded.ended_at) END,
+        input = coalesce(excluded.input, stent_journal.input),
+        attempts = coalesce(excluded.attempts, stent_journal.attempts)
 )
 
 -- name: CommitJournalOne
@@ -283,13 +293,17 @@ journal AS (
 -- parameters cost less than arrays.
 journal AS (
     INSERT INTO stent_journal (execution_id, position, kind, name, child_id, fire_at, done, output, error,
-                               started_at, ended_at)
-    SELECT $1, $2, $3, $4, $5, $6::timestamptz, $7, $8::bytea, $9::jsonb, now(), CASE WHEN $7 THEN now() END
+                               started_at, ended_at, input, attempts)
+    SELECT $1, $2, $3, $4, $5, $6::timestamptz, $7, $8::bytea, $9::jsonb,
+        coalesce($10::timestamptz, now()), CASE WHEN $7 THEN coalesce($11::timestamptz, now()) END,
+        $12::bytea, $13::int
     WHERE EXISTS (SELECT 1 FROM fence)
     ON CONFLICT (execution_id, position) DO UPDATE SET
         kind = excluded.kind, name = excluded.name, child_id = excluded.child_id,
         fire_at = excluded.fire_at, done = excluded.done, output = excluded.output, error = excluded.error,
-        ended_at = CASE WHEN excluded.done THEN coalesce(stent_journal.ended_at, now()) END
+        ended_at = CASE WHEN excluded.done THEN coalesce(stent_journal.ended_at, excluded.ended_at) END,
+        input = coalesce(excluded.input, stent_journal.input),
+        attempts = coalesce(excluded.attempts, stent_journal.attempts)
 )
 
 -- name: CommitSnapshot
@@ -517,8 +531,13 @@ SELECT id, execution_id, function, input, error, attempts, created_at
 FROM stent_dead_letter WHERE execution_id = $1 ORDER BY created_at, id;
 
 -- name: JournalEntries
-SELECT position, kind, name, child_id, fire_at, done, output, error, started_at, ended_at
+SELECT position, kind, name, child_id, fire_at, done, output, error, started_at, ended_at, input, attempts
 FROM stent_journal WHERE execution_id = $1 ORDER BY position;
+
+-- name: CacheHitsByFunction
+SELECT e.function, count(*) FROM stent_cache_hit h
+JOIN stent_execution e ON e.id = h.execution_id
+GROUP BY e.function;
 
 -- name: Cleanup
 -- Finished roots whose tree holds no live execution (live rows are few and
@@ -562,15 +581,15 @@ WITH RECURSIVE roots AS (
 DELETE FROM stent_execution WHERE id IN (SELECT id FROM tree);
 
 -- name: NodeUpsert
--- $6 is the node's start, NULL for now; $7 its ttl in microseconds. Nodes
--- not heard from for an hour go.
+-- $6 is the node's start, NULL for now; $7 its ttl in microseconds; $8
+-- its tags, a JSON array. Nodes not heard from for an hour go.
 WITH purge AS (
     DELETE FROM stent_node WHERE heartbeat_at < now() - interval '1 hour' AND id <> $1
 )
-INSERT INTO stent_node (id, addresses, functions, queues, version, started_at, heartbeat_at, expires_at)
-VALUES ($1, $2, $3, $4, $5, coalesce($6, now()), now(), now() + $7::bigint * interval '1 microsecond')
+INSERT INTO stent_node (id, addresses, functions, queues, version, started_at, heartbeat_at, expires_at, tags)
+VALUES ($1, $2, $3, $4, $5, coalesce($6, now()), now(), now() + $7::bigint * interval '1 microsecond', $8::jsonb)
 ON CONFLICT (id) DO UPDATE SET
-    addresses = excluded.addresses, functions = excluded.functions, queues = excluded.queues,
+    addresses = excluded.addresses, functions = excluded.functions, queues = excluded.queues, tags = excluded.tags,
     version = excluded.version, started_at = excluded.started_at,
     heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at;
 
@@ -581,5 +600,6 @@ DELETE FROM stent_node WHERE id = $1;
 SELECT n.id, n.addresses, n.functions, n.queues, n.version, n.started_at, n.heartbeat_at, n.expires_at,
        n.expires_at > now(),
        (SELECT count(*) FROM stent_execution e
-        WHERE e.owner = n.id AND e.lease_expires_at > now() AND e.status IN ('pending', 'running', 'waiting'))
+        WHERE e.owner = n.id AND e.lease_expires_at > now() AND e.status IN ('pending', 'running', 'waiting')),
+       n.tags
 FROM stent_node n ORDER BY n.id;

@@ -43,6 +43,7 @@ func (b *Backend) ListExecutions(ctx context.Context, f persistence.ListFilter) 
 	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
 	for _, c := range []struct{ col, val string }{
 		{"status", string(f.Status)}, {"function", f.Function}, {"parent_id", f.ParentID}, {"queue", f.Queue},
+		{"idempotency_key", f.IdempotencyKey},
 	} {
 		if c.val != "" {
 			q.WriteString(" AND " + c.col + " = " + arg(c.val))

@@ -24,6 +24,7 @@ type execRow struct {
 	runAt, deadline             *time.Time
 	createdAt, updatedAt        time.Time
 	cancelRequested             bool
+	traceContext                *string
 }
 
 // dest returns the scan targets of executionColumns, in order.
@@ -31,7 +32,7 @@ func (r *execRow) dest() []any {
 	return []any{&r.id, &r.function, &r.queue, &r.status, &r.input, &r.output, &r.errJSON,
 		&r.parentID, &r.parentPos, &r.rootID, &r.idempotencyKey, &r.attempts, &r.priority,
 		&r.version, &r.owner, &r.epoch, &r.leaseExpiresAt, &r.runAt, &r.deadline,
-		&r.createdAt, &r.updatedAt, &r.cancelRequested}
+		&r.createdAt, &r.updatedAt, &r.cancelRequested, &r.traceContext}
 }
 
 // decode checks the row and returns it as an Execution, or an error naming
@@ -68,6 +69,9 @@ func (r *execRow) decode() (*persistence.Execution, error) {
 	}
 	if r.idempotencyKey != nil {
 		e.IdempotencyKey = *r.idempotencyKey
+	}
+	if r.traceContext != nil {
+		e.TraceContext = *r.traceContext
 	}
 	var err error
 	if e.Error, err = decodeError(r.errJSON); err != nil {

@@ -221,7 +221,7 @@ func executionInsertArgs(e *persistence.Execution, errJSON *string) []any {
 	return []any{e.ID, e.Function, e.Queue, string(statusOrPending(e.Status)), e.Input, e.ParentID,
 		int32(e.ParentPos), rootOf(e), nullString(e.IdempotencyKey), int32(e.Attempts), int32(e.Priority),
 		e.Version, e.Owner, e.Epoch, timestamptz(e.LeaseExpiresAt), timestamptz(e.RunAt), timestamptz(e.Deadline),
-		e.Output, errJSON, timestamptz(e.CreatedAt), leaseTTL(e)}
+		e.Output, errJSON, timestamptz(e.CreatedAt), leaseTTL(e), nullString(e.TraceContext)}
 }
 
 // sameRequest reports whether got is the row that inserting e makes.
@@ -456,8 +456,21 @@ func (b *Backend) runBatch(reqs []*writeRequest, leader *writeRequest) bool {
 		}
 		pending = kept
 	}
+	took := time.Since(start)
+	o := b.observer.Load()
+	failed := false
+	if o != nil {
+		for _, r := range reqs {
+			for _, op := range r.ops {
+				failed = failed || op.fatal
+			}
+		}
+	}
 	for _, r := range reqs {
 		close(r.done)
+	}
+	if o != nil {
+		(*o).ObserveCommit(len(reqs), took, failed) // after the answers: no caller waits for it
 	}
 	return true
 }

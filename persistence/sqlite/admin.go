@@ -30,12 +30,13 @@ FROM stent_execution WHERE status IN ('pending', 'running', 'waiting')
 GROUP BY status, function, queue`
 	queueDepthSQL = `SELECT count(*) FROM stent_execution
 WHERE status IN ('pending', 'running', 'waiting') AND queue = ?1
-  AND ((status IN ('pending', 'running') AND (run_at IS NULL OR run_at <= ?2))
-       OR (status = 'waiting' AND run_at <= ?2))
+  AND ((status IN ('pending', 'running') AND (run_at IS NULL OR run_at <= ?3))
+       OR (status = 'waiting' AND run_at <= ?3))
   AND (owner IS NULL OR owner = '' OR lease_expires_at < ?2)`
 	deadLettersOfSQL = `SELECT id, execution_id, function, input, error, attempts, created_at
 FROM stent_dead_letter WHERE execution_id = ?1 ORDER BY created_at, id`
-	journalEntriesSQL = `SELECT position, kind, name, child_id, fire_at, done, output, error, started_at, ended_at
+	journalEntriesSQL = `SELECT position, kind, name, child_id, fire_at, done, output, error, started_at, ended_at,
+       input, attempts
 FROM stent_journal WHERE execution_id = ?1 ORDER BY position`
 	// cleanupRootsSQL picks finished roots whose tree holds no live
 	// execution (live rows are few, indexed by status, and name their
@@ -51,16 +52,19 @@ ORDER BY updated_at LIMIT ?2`
     SELECT w.root, e.id, e.status FROM stent_execution e JOIN walk w ON e.parent_id = w.id)
 SELECT id FROM walk
 WHERE root NOT IN (SELECT root FROM walk WHERE status IN ('pending', 'running', 'waiting'))`
-	nodeUpsertSQL = `INSERT INTO stent_node (id, addresses, functions, queues, version, started_at, heartbeat_at, expires_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+	nodeUpsertSQL = `INSERT INTO stent_node (id, addresses, functions, queues, version, started_at, heartbeat_at, expires_at, tags)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
 ON CONFLICT (id) DO UPDATE SET
-    addresses = excluded.addresses, functions = excluded.functions, queues = excluded.queues,
+    addresses = excluded.addresses, functions = excluded.functions, queues = excluded.queues, tags = excluded.tags,
     version = excluded.version, started_at = excluded.started_at,
     heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at`
 	nodePurgeSQL  = `DELETE FROM stent_node WHERE heartbeat_at < ?1`
 	nodeDeleteSQL = `DELETE FROM stent_node WHERE id = ?1`
-	nodeListSQL   = `SELECT id, addresses, functions, queues, version, started_at, heartbeat_at, expires_at
+	nodeListSQL   = `SELECT id, addresses, functions, queues, version, started_at, heartbeat_at, expires_at, tags
 FROM stent_node ORDER BY id`
+	cacheHitsSQL = `SELECT e.function, count(*) FROM stent_cache_hit h
+JOIN stent_execution e ON e.id = h.execution_id
+GROUP BY e.function`
 	leaseCountSQL = `SELECT owner, count(*) FROM stent_execution
 WHERE owner IS NOT NULL AND owner <> '' AND lease_expires_at > ?1
   AND status IN ('pending', 'running', 'waiting')
@@ -110,7 +114,7 @@ func (b *Backend) query(ctx context.Context, q string, args []any, each func(*sq
 func (b *Backend) Stats(ctx context.Context) (*persistence.Stats, error) {
 	now := nowMillis()
 	st := &persistence.Stats{At: time.UnixMilli(now).UTC()}
-	err := b.query(ctx, statsSQL, []any{now}, func(rows *sql.Rows) error {
+	err := b.query(ctx, statsSQL, []any{dueNow(b.clock)}, func(rows *sql.Rows) error {
 		var g persistence.StatsGroup
 		var status string
 		var count, due int64
@@ -132,7 +136,7 @@ func (b *Backend) Stats(ctx context.Context) (*persistence.Stats, error) {
 // QueueDepth returns how many executions of queue are due and not leased.
 func (b *Backend) QueueDepth(ctx context.Context, queue string) (int, error) {
 	var n int64
-	err := b.query(ctx, queueDepthSQL, []any{queue, nowMillis()}, func(rows *sql.Rows) error { return rows.Scan(&n) })
+	err := b.query(ctx, queueDepthSQL, []any{queue, nowMillis(), dueNow(b.clock)}, func(rows *sql.Rows) error { return rows.Scan(&n) })
 	if err != nil {
 		return 0, fmt.Errorf("counting queue %q: %w", queue, err)
 	}
@@ -164,15 +168,17 @@ func (b *Backend) JournalEntries(ctx context.Context, executionID string) ([]*pe
 			kind, name, child      string
 			fireAt, started, ended sql.NullInt64
 			done                   bool
-			output                 []byte
+			output, input          []byte
 			errText                sql.NullString
+			attempts               sql.NullInt64
 		)
-		if err := rows.Scan(&pos, &kind, &name, &child, &fireAt, &done, &output, &errText, &started, &ended); err != nil {
+		if err := rows.Scan(&pos, &kind, &name, &child, &fireAt, &done, &output, &errText, &started, &ended,
+			&input, &attempts); err != nil {
 			return err
 		}
 		je := &persistence.JournalEntry{ExecutionID: executionID, Position: int(pos), Kind: persistence.EntryKind(kind),
 			Name: name, ChildID: child, FireAt: fromMillis(fireAt), Done: done, Output: output,
-			StartedAt: fromMillis(started), EndedAt: fromMillis(ended)}
+			StartedAt: fromMillis(started), EndedAt: fromMillis(ended), Input: input, Attempts: int(attempts.Int64)}
 		var err error
 		if je.Error, err = decodeError(errText); err != nil {
 			return fmt.Errorf("decoding error of journal entry %d: %w", pos, err)
@@ -197,6 +203,25 @@ func (b *Backend) writeFunc(ctx context.Context, fn func(w *writer) error) error
 	err := r.err
 	r.release()
 	return err
+}
+
+// CacheHitsByFunction counts the executions whose result came from the
+// cache, by function.
+func (b *Backend) CacheHitsByFunction(ctx context.Context) (map[string]int, error) {
+	out := map[string]int{}
+	err := b.query(ctx, cacheHitsSQL, nil, func(rows *sql.Rows) error {
+		var fn string
+		var n int64
+		if err := rows.Scan(&fn, &n); err != nil {
+			return err
+		}
+		out[fn] = int(n)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("counting cache hits: %w", err)
+	}
+	return out, nil
 }
 
 // Cleanup deletes up to limit finished trees (by their roots) updated
@@ -262,7 +287,7 @@ func (b *Backend) UpsertNode(ctx context.Context, n *persistence.Node, ttl time.
 	if n == nil || n.ID == "" {
 		return errors.New("registering node: an ID is required")
 	}
-	addrs, fns, qs, err := encodeNode(n)
+	addrs, fns, qs, tags, err := encodeNode(n)
 	if err != nil {
 		return fmt.Errorf("registering node %s: %w", n.ID, err)
 	}
@@ -272,7 +297,7 @@ func (b *Backend) UpsertNode(ctx context.Context, n *persistence.Node, ttl time.
 		if !n.StartedAt.IsZero() {
 			started = n.StartedAt.UnixMilli()
 		}
-		if _, err := w.conn.ExecContext(bg, nodeUpsertSQL, n.ID, addrs, fns, qs, n.Version, started, now, now+ttl.Milliseconds()); err != nil {
+		if _, err := w.conn.ExecContext(bg, nodeUpsertSQL, n.ID, addrs, fns, qs, n.Version, started, now, now+ttl.Milliseconds(), tags); err != nil {
 			return interpretError(err)
 		}
 		_, err := w.conn.ExecContext(bg, nodePurgeSQL, now-nodeStale.Milliseconds())
@@ -285,7 +310,7 @@ func (b *Backend) UpsertNode(ctx context.Context, n *persistence.Node, ttl time.
 }
 
 // encodeNode returns the JSON columns of n.
-func encodeNode(n *persistence.Node) (addrs, fns, qs string, err error) {
+func encodeNode(n *persistence.Node) (addrs, fns, qs, tags string, err error) {
 	enc := func(v any) string {
 		b, e := json.Marshal(v)
 		err = errors.Join(err, e)
@@ -295,8 +320,8 @@ func encodeNode(n *persistence.Node) (addrs, fns, qs string, err error) {
 	if n.Addresses == nil {
 		addrs = "{}"
 	}
-	fns, qs = enc(nonNil(n.Functions)), enc(nonNil(n.Queues))
-	return addrs, fns, qs, err
+	fns, qs, tags = enc(nonNil(n.Functions)), enc(nonNil(n.Queues)), enc(nonNil(n.Tags))
+	return addrs, fns, qs, tags, err
 }
 
 func nonNil(s []string) []string {
@@ -324,13 +349,13 @@ func (b *Backend) ListNodes(ctx context.Context) ([]*persistence.Node, error) {
 	var out []*persistence.Node
 	err := b.query(ctx, nodeListSQL, nil, func(rows *sql.Rows) error {
 		var n persistence.Node
-		var addrs, fns, qs string
+		var addrs, fns, qs, tags string
 		var started, beat, expires int64
-		if err := rows.Scan(&n.ID, &addrs, &fns, &qs, &n.Version, &started, &beat, &expires); err != nil {
+		if err := rows.Scan(&n.ID, &addrs, &fns, &qs, &n.Version, &started, &beat, &expires, &tags); err != nil {
 			return err
 		}
 		if err := errors.Join(json.Unmarshal([]byte(addrs), &n.Addresses), json.Unmarshal([]byte(fns), &n.Functions),
-			json.Unmarshal([]byte(qs), &n.Queues)); err != nil {
+			json.Unmarshal([]byte(qs), &n.Queues), json.Unmarshal([]byte(tags), &n.Tags)); err != nil {
 			return fmt.Errorf("decoding node %s: %w", n.ID, err)
 		}
 		n.StartedAt, n.HeartbeatAt, n.ExpiresAt = time.UnixMilli(started).UTC(), time.UnixMilli(beat).UTC(), time.UnixMilli(expires).UTC()

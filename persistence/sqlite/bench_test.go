@@ -83,6 +83,23 @@ func BenchmarkApply(b *testing.B) {
 	}
 }
 
+// BenchmarkApplyStepRecord is BenchmarkApply with the outcome holding the
+// step's record, as a step recorded only in its parent's journal writes
+// it: its input, times and attempts.
+func BenchmarkApplyStepRecord(b *testing.B) {
+	be, ids, epochs := benchBackend(b, 1)
+	started := time.Now().UTC()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		_, outcome := stepCommits(ids[0], epochs[0], i)
+		e := outcome[0].Journal[0]
+		e.Input = append(strconv.AppendInt([]byte(`{"item":`), int64(i), 10), '}')
+		e.StartedAt, e.EndedAt, e.Attempts = started, started.Add(time.Millisecond), 1
+		mustApply(b, be, outcome)
+	}
+}
+
 // BenchmarkDurableStep is a whole durable step, serially: the intent commit
 // and the outcome commit.
 func BenchmarkDurableStep(b *testing.B) {

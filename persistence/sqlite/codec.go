@@ -83,7 +83,7 @@ func decodeError(v sql.NullString) (*persistence.ErrorInfo, error) {
 	return e, nil
 }
 
-// executionArgs are the parameters ?1 to ?21 of ExecutionInsert and
+// executionArgs are the parameters ?1 to ?22 of ExecutionInsert and
 // ExecutionInsertChild.
 func executionArgs(e *persistence.Execution, status persistence.Status, errJSON any, created, now int64) []any {
 	return []any{
@@ -91,6 +91,7 @@ func executionArgs(e *persistence.Execution, status persistence.Status, errJSON 
 		nullString(e.ParentID), int64(e.ParentPos), e.RootID, nullString(e.IdempotencyKey),
 		int64(e.Attempts), int64(e.Priority), e.Version, nullString(e.Owner), e.Epoch,
 		leaseOnInsert(e, now), dueMillis(e.RunAt), nullTime(e.Deadline), created, now,
+		nullString(e.TraceContext),
 	}
 }
 
@@ -113,13 +114,14 @@ func scanExecution(s scanner) (*persistence.Execution, error) {
 		e                             persistence.Execution
 		status                        string
 		errText, parentID, key, owner sql.NullString
+		traceContext                  sql.NullString
 		parentPos, attempts, priority int64
 		leaseExpires, runAt, deadline sql.NullInt64
 		created, updated              int64
 	)
 	err := s.Scan(&e.ID, &e.Function, &e.Queue, &status, &e.Input, &e.Output, &errText,
 		&parentID, &parentPos, &e.RootID, &key, &attempts, &priority, &e.Version, &owner,
-		&e.Epoch, &leaseExpires, &runAt, &deadline, &created, &updated, &e.CancelRequested)
+		&e.Epoch, &leaseExpires, &runAt, &deadline, &created, &updated, &e.CancelRequested, &traceContext)
 	if err != nil {
 		return nil, interpretError(err)
 	}
@@ -132,6 +134,7 @@ func scanExecution(s scanner) (*persistence.Execution, error) {
 	e.ParentID = parentID.String
 	e.ParentPos = int(parentPos)
 	e.IdempotencyKey = key.String
+	e.TraceContext = traceContext.String
 	e.Attempts = int(attempts)
 	e.Priority = int(priority)
 	e.Owner = owner.String

@@ -29,10 +29,11 @@
 //
 // Every write goes through one writer goroutine that owns the only write
 // connection. It takes every request queued (up to WithMaxBatch), runs them
-// in one BEGIN IMMEDIATE ... COMMIT, each commit or operation inside its own
-// SAVEPOINT so that a refused or failing one rolls back only itself, and
-// then answers all callers: group commit, so many concurrent writers share
-// one transaction. Reads use a separate pool of connections that WAL lets
+// in one BEGIN IMMEDIATE ... COMMIT and then answers all callers: group
+// commit, so many concurrent writers share one transaction. A refused or
+// failing commit or operation rolls back only itself: the batch runs first
+// with no savepoints, and if one fails, the transaction is rolled back and
+// the batch runs again with each inside its own SAVEPOINT. Reads use a separate pool of connections that WAL lets
 // run beside the writer. Several processes may share one file; their
 // writers take turns on SQLite's write lock, waiting up to WithBusyTimeout.
 //
@@ -60,6 +61,9 @@
 // The run_at column of stent_execution is the execution's durable timer:
 // ClaimDue leases an execution once run_at is reached, and NextRunAt
 // reports the earliest one.
+// WithClock gives due times a clock of their own (a test's): RunAfter is
+// added to it and ClaimDue compares run_at with it, while leases keep the
+// host's clock.
 //
 // # Coordination
 //
@@ -72,7 +76,7 @@
 //
 // # Fencing
 //
-// A Commit for an execution is checked, first and inside its savepoint,
+// A Commit for an execution is checked first,
 // against the row's lease_epoch; a stale one returns an error wrapping
 // persistence.ErrStaleEpoch and writes nothing.
 package sqlite

@@ -55,6 +55,7 @@ type writeStmts struct {
 	executionEpoch, executionUpdate, executionReplay                        *sql.Stmt
 	leaseAcquire, leaseClaim, leaseRenew, leaseRelease                      *sql.Stmt
 	journalUpsert, journalDelete, journalDeleteFailed, journalReopen        *sql.Stmt
+	journalUpsertFenced                                                     *sql.Stmt
 	snapshotUpsert, snapshotDelete                                          *sql.Stmt
 	deadLetterInsert, deadLetterGet, deadLetterDelete, deadLetterDeleteByEx *sql.Stmt
 	coordination
@@ -75,6 +76,7 @@ func prepareWrites(ctx context.Context, p preparer) (*writeStmts, error) {
 		"LeaseRenew":                  &s.leaseRenew,
 		"LeaseRelease":                &s.leaseRelease,
 		"JournalUpsert":               &s.journalUpsert,
+		"JournalUpsertFenced":         &s.journalUpsertFenced,
 		"JournalDelete":               &s.journalDelete,
 		"JournalDeleteFailed":         &s.journalDeleteFailed,
 		"JournalReopen":               &s.journalReopen,
@@ -98,7 +100,7 @@ func (s *writeStmts) close() error {
 	return errors.Join(closeAll(s.executionInsert, s.executionInsertChild, s.executionGet, s.executionGetByKey,
 		s.executionEpoch, s.executionUpdate, s.executionReplay,
 		s.leaseAcquire, s.leaseClaim, s.leaseRenew, s.leaseRelease,
-		s.journalUpsert, s.journalDelete, s.journalDeleteFailed, s.journalReopen,
+		s.journalUpsert, s.journalDelete, s.journalDeleteFailed, s.journalReopen, s.journalUpsertFenced,
 		s.snapshotUpsert, s.snapshotDelete,
 		s.deadLetterInsert, s.deadLetterGet, s.deadLetterDelete, s.deadLetterDeleteByEx),
 		s.coordination.close())
@@ -127,20 +129,13 @@ func (w *writer) createExecution(e *persistence.Execution) (*persistence.Executi
 	if err != nil {
 		return nil, false, fmt.Errorf("encoding error of execution %s: %w", e.ID, err)
 	}
-	res, err := w.s.executionInsert.ExecContext(bg, executionArgs(e, status, errJSON, created, now)...)
-	if err != nil {
-		return nil, false, fmt.Errorf("inserting execution %s: %w", e.ID, interpretError(err))
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return nil, false, fmt.Errorf("inserting execution %s: %w", e.ID, interpretError(err))
-	}
-	if n == 1 {
-		ex, err := scanExecution(w.s.executionGet.QueryRowContext(bg, e.ID))
-		if err != nil {
-			return nil, false, fmt.Errorf("reading back execution %s: %w", e.ID, err)
-		}
+	// The row inserted, or none on a conflict.
+	ex, err := scanExecution(w.s.executionInsert.QueryRowContext(bg, executionArgs(e, status, errJSON, created, now)...))
+	switch {
+	case err == nil:
 		return ex, true, nil
+	case !errors.Is(err, persistence.ErrNotFound):
+		return nil, false, fmt.Errorf("inserting execution %s: %w", e.ID, err)
 	}
 	if e.IdempotencyKey != "" {
 		ex, err := scanExecution(w.s.executionGetByKey.QueryRowContext(bg, e.IdempotencyKey))
@@ -155,7 +150,7 @@ func (w *writer) createExecution(e *persistence.Execution) (*persistence.Executi
 			return nil, false, fmt.Errorf("looking up idempotency key %q: %w", e.IdempotencyKey, err)
 		}
 	}
-	ex, err := scanExecution(w.s.executionGet.QueryRowContext(bg, e.ID))
+	ex, err = scanExecution(w.s.executionGet.QueryRowContext(bg, e.ID))
 	if err != nil {
 		return nil, false, fmt.Errorf("looking up execution %s: %w", e.ID, err)
 	}
@@ -207,13 +202,23 @@ func (w *writer) applyCommit(c *persistence.Commit) error {
 	}
 	id := c.ExecutionID
 	now := nowMillis()
-	if id != "" {
-		var epoch int64
-		if err := w.s.executionEpoch.QueryRowContext(bg, id).Scan(&epoch); err != nil {
-			return fmt.Errorf("fencing commit of %s: %w", id, interpretError(err))
+	journal := c.Journal
+	switch {
+	case id != "" && journalOnly(c):
+		// The most common commit (a step's outcome): its one statement
+		// is its fence.
+		je := journal[0]
+		written, err := w.upsertEntryFenced(id, c.Epoch, je)
+		if err != nil {
+			return fmt.Errorf("writing journal entry %d of %s: %w", je.Position, id, err)
 		}
-		if epoch != c.Epoch {
-			return fmt.Errorf("committing to %s at epoch %d, now %d: %w", id, c.Epoch, epoch, persistence.ErrStaleEpoch)
+		if !written {
+			return w.fence(id, c.Epoch, true)
+		}
+		journal = journal[1:]
+	case id != "":
+		if err := w.fence(id, c.Epoch, false); err != nil {
+			return err
 		}
 	}
 	if c.ConsumeSignal != "" {
@@ -231,7 +236,7 @@ func (w *writer) applyCommit(c *persistence.Commit) error {
 			return fmt.Errorf("deleting journal entry %d of %s: %w", pos, id, interpretError(err))
 		}
 	}
-	for _, je := range c.Journal {
+	for _, je := range journal {
 		if err := w.upsertEntry(id, je); err != nil {
 			return fmt.Errorf("writing journal entry %d of %s: %w", je.Position, id, err)
 		}
@@ -259,6 +264,31 @@ func (w *writer) applyCommit(c *persistence.Commit) error {
 	return nil
 }
 
+// fence returns nil if execution id is at lease epoch epoch, else an
+// error wrapping persistence.ErrStaleEpoch or persistence.ErrNotFound.
+// refused says that a fenced write found it at another epoch already.
+func (w *writer) fence(id string, epoch int64, refused bool) error {
+	var now int64
+	if err := w.s.executionEpoch.QueryRowContext(bg, id).Scan(&now); err != nil {
+		return fmt.Errorf("fencing commit of %s: %w", id, interpretError(err))
+	}
+	if now != epoch {
+		return fmt.Errorf("committing to %s at epoch %d, now %d: %w", id, epoch, now, persistence.ErrStaleEpoch)
+	}
+	if refused {
+		// Not possible inside one transaction: the epoch read is the one
+		// the write saw.
+		return fmt.Errorf("committing to %s at epoch %d: the journal entry was not written", id, epoch)
+	}
+	return nil
+}
+
+// journalOnly reports whether c writes journal entries and nothing else.
+func journalOnly(c *persistence.Commit) bool {
+	return len(c.Journal) > 0 && c.ConsumeSignal == "" && len(c.Create) == 0 && len(c.DeleteJournal) == 0 &&
+		c.Update == nil && c.Deliver == nil && c.Snapshot == nil && c.DeadLetter == nil
+}
+
 func (w *writer) insertChild(e *persistence.Execution, now int64) error {
 	created := now
 	if !e.CreatedAt.IsZero() {
@@ -277,13 +307,44 @@ func (w *writer) insertChild(e *persistence.Execution, now int64) error {
 }
 
 func (w *writer) upsertEntry(id string, je *persistence.JournalEntry) error {
-	errJSON, err := encodeError(je.Error)
+	args, err := entryArgs(id, je)
 	if err != nil {
 		return err
 	}
-	_, err = w.s.journalUpsert.ExecContext(bg, id, int64(je.Position), string(je.Kind), je.Name, je.ChildID,
-		nullTime(je.FireAt), je.Done, nullBlob(je.Output), errJSON, nowMillis())
+	_, err = w.s.journalUpsert.ExecContext(bg, args...)
 	return interpretError(err)
+}
+
+// upsertEntryFenced writes je only while execution id is at lease epoch
+// epoch, and reports whether it did.
+func (w *writer) upsertEntryFenced(id string, epoch int64, je *persistence.JournalEntry) (bool, error) {
+	args, err := entryArgs(id, je)
+	if err != nil {
+		return false, err
+	}
+	res, err := w.s.journalUpsertFenced.ExecContext(bg, append(args, epoch)...)
+	if err != nil {
+		return false, interpretError(err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, interpretError(err)
+}
+
+// entryArgs are the arguments of JournalUpsert for je of execution id.
+func entryArgs(id string, je *persistence.JournalEntry) ([]any, error) {
+	errJSON, err := encodeError(je.Error)
+	if err != nil {
+		return nil, err
+	}
+	var attempts any
+	if je.Attempts > 0 {
+		attempts = int64(je.Attempts)
+	}
+	args := make([]any, 14, 15)
+	args[0], args[1], args[2], args[3], args[4] = id, int64(je.Position), string(je.Kind), je.Name, je.ChildID
+	args[5], args[6], args[7], args[8], args[9] = nullTime(je.FireAt), je.Done, nullBlob(je.Output), errJSON, nowMillis()
+	args[10], args[11], args[12], args[13] = nullTime(je.StartedAt), nullTime(je.EndedAt), nullBlob(je.Input), attempts
+	return args, nil
 }
 
 func (w *writer) update(id string, u *persistence.Update, now int64) error {
@@ -298,7 +359,7 @@ func (w *writer) update(id string, u *persistence.Update, now int64) error {
 	setRunAt := u.SetRunAt
 	var runAt any
 	if u.SetRunAt && !u.NoRunAt {
-		runAt = dueMillis(time.Now().Add(u.RunAfter)) // rounded up: never due early
+		runAt = dueMillis(dueAt(w.clock, u.RunAfter)) // rounded up: never due early
 	}
 	if u.Status == persistence.StatusWaiting && u.WaitSignal != "" {
 		pending, err := w.signalPending(id, u.WaitSignal)
@@ -356,7 +417,7 @@ func (w *writer) acquireLease(id, owner string, ttl time.Duration) (*persistence
 
 func (w *writer) claimDue(owner string, queues, functions, tags any, ttl time.Duration, limit int) ([]*persistence.Execution, error) {
 	now := nowMillis()
-	rows, err := w.s.leaseClaim.QueryContext(bg, owner, now+ttl.Milliseconds(), now, queues, int64(limit), functions, tags)
+	rows, err := w.s.leaseClaim.QueryContext(bg, owner, now+ttl.Milliseconds(), now, queues, int64(limit), functions, tags, dueNow(w.clock))
 	if err != nil {
 		return nil, fmt.Errorf("claiming due executions: %w", interpretError(err))
 	}

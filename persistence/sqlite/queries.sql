@@ -17,38 +17,42 @@ INSERT INTO stent_migration (version, applied_at) VALUES (?1, ?2);
 
 -- name: ExecutionInsert
 -- An empty root_id (?10) becomes the parent's root, or the execution's own ID.
--- A conflict on the ID or on the idempotency key inserts nothing; the caller
--- then looks the existing row up.
+-- It returns the row inserted, in ExecutionGet's columns. A conflict on the
+-- ID or on the idempotency key inserts nothing and returns no row; the
+-- caller then looks the existing row up.
 INSERT INTO stent_execution (
     id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
     idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at,
-    run_at, deadline, created_at, updated_at)
+    run_at, deadline, created_at, updated_at, trace_context)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
         COALESCE(NULLIF(?10, ''), (SELECT p.root_id FROM stent_execution p WHERE p.id = ?8), ?1),
-        ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)
-ON CONFLICT DO NOTHING;
+        ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)
+ON CONFLICT DO NOTHING
+RETURNING id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
+          idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at,
+          run_at, deadline, created_at, updated_at, cancel_requested, trace_context;
 
 -- name: ExecutionInsertChild
 -- A replayed start of a child finds its row and leaves it as it is.
 INSERT INTO stent_execution (
     id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
     idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at,
-    run_at, deadline, created_at, updated_at)
+    run_at, deadline, created_at, updated_at, trace_context)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
         COALESCE(NULLIF(?10, ''), (SELECT p.root_id FROM stent_execution p WHERE p.id = ?8), ?1),
-        ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)
+        ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)
 ON CONFLICT (id) DO NOTHING;
 
 -- name: ExecutionGet
 SELECT id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
        idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at,
-       run_at, deadline, created_at, updated_at, cancel_requested
+       run_at, deadline, created_at, updated_at, cancel_requested, trace_context
 FROM stent_execution WHERE id = ?1;
 
 -- name: ExecutionGetByKey
 SELECT id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
        idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at,
-       run_at, deadline, created_at, updated_at, cancel_requested
+       run_at, deadline, created_at, updated_at, cancel_requested, trace_context
 FROM stent_execution WHERE idempotency_key = ?1;
 
 -- name: ExecutionEpoch
@@ -56,13 +60,16 @@ SELECT lease_epoch FROM stent_execution WHERE id = ?1;
 
 -- name: ExecutionUpdate
 -- ?2 status or NULL to keep; ?3 set output; ?5 set error; ?7 attempts or 0 to
--- keep; ?8 set run_at; ?10 release; ?11 now.
+-- keep; ?8 set run_at; ?10 release; ?11 now. A cancel requested while the
+-- execution was passivating (status waiting) makes it due now: it is
+-- claimed again at once, and its next activation ends it canceled.
 UPDATE stent_execution SET
     status           = COALESCE(?2, status),
     output           = CASE WHEN ?3 THEN ?4 ELSE output END,
     error            = CASE WHEN ?5 THEN ?6 ELSE error END,
     attempts         = CASE WHEN ?7 > 0 THEN ?7 ELSE attempts END,
-    run_at           = CASE WHEN ?8 THEN ?9 ELSE run_at END,
+    run_at           = CASE WHEN ?2 = 'waiting' AND cancel_requested = 1 THEN ?11
+                            WHEN ?8 THEN ?9 ELSE run_at END,
     owner            = CASE WHEN ?10 THEN NULL ELSE owner END,
     lease_expires_at = CASE WHEN ?10 THEN ?11 ELSE lease_expires_at END,
     updated_at       = ?11
@@ -75,7 +82,7 @@ UPDATE stent_execution SET
 WHERE id = ?1
 RETURNING id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
           idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at,
-          run_at, deadline, created_at, updated_at, cancel_requested;
+          run_at, deadline, created_at, updated_at, cancel_requested, trace_context;
 
 -- name: ExecutionNextRunAt
 SELECT MIN(run_at) FROM stent_execution
@@ -93,12 +100,13 @@ WHERE id = ?1 AND status IN ('pending', 'running', 'waiting')
   AND (owner IS NULL OR owner = '' OR owner = ?2 OR lease_expires_at < ?4)
 RETURNING id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
           idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at,
-          run_at, deadline, created_at, updated_at, cancel_requested;
+          run_at, deadline, created_at, updated_at, cancel_requested, trace_context;
 
 -- name: LeaseClaim
 -- ?4 and ?6 are JSON arrays of queue and function names, or NULL for every
 -- one; ?7 a JSON array of the node's tags, or NULL for none: an execution
--- with a tag not among them is left to other nodes.
+-- with a tag not among them is left to other nodes. ?8 is now by the clock of
+-- due times (WithClock), ?3 by the host's (leases).
 -- The plain status IN (...) lets the planner use the partial index of live
 -- rows (it cannot infer it from the OR below); the + before function keeps
 -- it off stent_execution_function, which holds every finished execution.
@@ -108,8 +116,8 @@ UPDATE stent_execution SET
 WHERE id IN (
     SELECT id FROM stent_execution
     WHERE status IN ('pending', 'running', 'waiting')
-      AND ((status IN ('pending', 'running') AND (run_at IS NULL OR run_at <= ?3))
-           OR (status = 'waiting' AND run_at <= ?3))
+      AND ((status IN ('pending', 'running') AND (run_at IS NULL OR run_at <= ?8))
+           OR (status = 'waiting' AND run_at <= ?8))
       AND (owner IS NULL OR owner = '' OR lease_expires_at < ?3)
       AND (?4 IS NULL OR queue IN (SELECT value FROM json_each(?4)))
       AND (?6 IS NULL OR +function IN (SELECT value FROM json_each(?6)))
@@ -119,7 +127,7 @@ WHERE id IN (
     LIMIT ?5)
 RETURNING id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
           idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at,
-          run_at, deadline, created_at, updated_at, cancel_requested;
+          run_at, deadline, created_at, updated_at, cancel_requested, trace_context;
 
 -- name: LeaseRenew
 -- Terminal executions hold no lease worth renewing.
@@ -134,15 +142,35 @@ UPDATE stent_execution SET owner = NULL, lease_expires_at = ?2,
 WHERE owner = ?1;
 
 -- name: JournalUpsert
--- ?10 is now: the entry's start when inserted, its end once done.
+-- ?10 is now; ?11 and ?12 the start and end the writer gives (NULL: now).
+-- The entry's start is set when inserted, its end once done; a later write
+-- keeps both, and keeps input (?13) and attempts (?14) when it has none.
 INSERT INTO stent_journal (execution_id, position, kind, name, child_id, fire_at, done, output, error,
-                           started_at, ended_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, CASE WHEN ?7 THEN ?10 END)
+                           started_at, ended_at, input, attempts)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, COALESCE(?11, ?10), CASE WHEN ?7 THEN COALESCE(?12, ?10) END, ?13, ?14)
 ON CONFLICT (execution_id, position) DO UPDATE SET
     kind = excluded.kind, name = excluded.name, child_id = excluded.child_id,
     fire_at = excluded.fire_at, done = excluded.done, output = excluded.output,
     error = excluded.error,
-    ended_at = CASE WHEN excluded.done THEN COALESCE(stent_journal.ended_at, excluded.started_at) END;
+    ended_at = CASE WHEN excluded.done THEN COALESCE(stent_journal.ended_at, excluded.ended_at) END,
+    input = COALESCE(excluded.input, stent_journal.input),
+    attempts = COALESCE(excluded.attempts, stent_journal.attempts);
+
+-- name: JournalUpsertFenced
+-- JournalUpsert, only while execution ?1 is at lease epoch ?15: the fence
+-- and the write of a commit that holds one journal entry in one statement.
+-- It changes no row when the execution is missing or at another epoch.
+INSERT INTO stent_journal (execution_id, position, kind, name, child_id, fire_at, done, output, error,
+                           started_at, ended_at, input, attempts)
+SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, COALESCE(?11, ?10), CASE WHEN ?7 THEN COALESCE(?12, ?10) END, ?13, ?14
+WHERE EXISTS (SELECT 1 FROM stent_execution WHERE id = ?1 AND lease_epoch = ?15)
+ON CONFLICT (execution_id, position) DO UPDATE SET
+    kind = excluded.kind, name = excluded.name, child_id = excluded.child_id,
+    fire_at = excluded.fire_at, done = excluded.done, output = excluded.output,
+    error = excluded.error,
+    ended_at = CASE WHEN excluded.done THEN COALESCE(stent_journal.ended_at, excluded.ended_at) END,
+    input = COALESCE(excluded.input, stent_journal.input),
+    attempts = COALESCE(excluded.attempts, stent_journal.attempts);
 
 -- name: JournalDelete
 DELETE FROM stent_journal WHERE execution_id = ?1 AND position = ?2;
@@ -152,7 +180,7 @@ DELETE FROM stent_journal WHERE execution_id = ?1 AND done = 1 AND error IS NOT 
 
 -- name: JournalReopen
 -- A failure recorded at a position goes back to an intent.
-UPDATE stent_journal SET done = 0, output = NULL, error = NULL, ended_at = NULL
+UPDATE stent_journal SET done = 0, output = NULL, error = NULL, ended_at = NULL, attempts = NULL
 WHERE execution_id = ?1 AND position = ?2 AND error IS NOT NULL;
 
 -- name: JournalLoad
@@ -232,7 +260,7 @@ UPDATE stent_execution SET run_at = ?2, updated_at = ?2
 WHERE id = ?1 AND status = 'waiting'
 RETURNING id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
           idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at,
-          run_at, deadline, created_at, updated_at, cancel_requested;
+          run_at, deadline, created_at, updated_at, cancel_requested, trace_context;
 
 -- name: ExecutionCancelTree
 -- Marks execution ?1 and every live execution below it (by parent_id; UNION
@@ -262,7 +290,7 @@ WHERE status IN ('pending', 'running', 'waiting')
     SELECT id FROM tree)
 RETURNING id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
           idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at,
-          run_at, deadline, created_at, updated_at, cancel_requested;
+          run_at, deadline, created_at, updated_at, cancel_requested, trace_context;
 
 -- name: JournalDeliverOutcome
 -- A child's outcome in its parent's journal: the call's intent, if there,

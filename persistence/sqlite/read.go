@@ -99,9 +99,10 @@ func (b *Backend) ListExecutions(ctx context.Context, f persistence.ListFilter) 
 	var args []any
 	q.WriteString(`SELECT id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
        idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at,
-       run_at, deadline, created_at, updated_at, cancel_requested FROM stent_execution WHERE 1`)
+       run_at, deadline, created_at, updated_at, cancel_requested, trace_context FROM stent_execution WHERE 1`)
 	for _, c := range []struct{ col, val string }{
 		{"status", string(f.Status)}, {"function", f.Function}, {"parent_id", f.ParentID}, {"queue", f.Queue},
+		{"idempotency_key", f.IdempotencyKey},
 	} {
 		if c.val != "" {
 			args = append(args, c.val)

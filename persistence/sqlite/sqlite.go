@@ -43,6 +43,7 @@ type config struct {
 	synchronous string
 	busyTimeout time.Duration
 	maxBatch    int
+	clock       func() time.Time // WithClock; nil is the host's
 }
 
 // validate checks and normalises the options in one place.
@@ -111,6 +112,8 @@ type Backend struct {
 
 	initMu sync.Mutex
 	reads  atomic.Pointer[readStmts]
+
+	clock func() time.Time // WithClock: due times; nil is the host's
 }
 
 // Open opens, or creates with mode 0600, the SQLite database at path, and
@@ -131,7 +134,7 @@ func Open(path string, opts ...Option) (*Backend, error) {
 	if path == "" {
 		return nil, errors.New("opening sqlite database: empty path")
 	}
-	b := &Backend{path: path, memory: path == ":memory:"}
+	b := &Backend{path: path, memory: path == ":memory:", clock: cfg.clock}
 	if err := b.open(cfg); err != nil {
 		return nil, errors.Join(fmt.Errorf("opening sqlite database %s: %w", path, err), b.closeDBs())
 	}
@@ -195,6 +198,7 @@ func (b *Backend) open(cfg config) error {
 	if err != nil {
 		return errors.Join(err, conn.Close())
 	}
+	b.w.clock = cfg.clock
 	return nil
 }
 

@@ -34,6 +34,9 @@ func ExampleRun() {
 		LeaseDuration: 5 * time.Second,
 		Retention:     30 * 24 * time.Hour,
 		AdminAddr:     ":8081",
+		// Off loopback the admin address (health, metrics, the web
+		// console) needs the console's token.
+		AdminToken: os.Getenv("STENT_ADMIN_TOKEN"),
 	})
 	if err != nil {
 		log.Fatal(err)

@@ -35,7 +35,9 @@ func parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	lease := fs.String("lease", env("STENT_LEASE", "0s"), "lease duration (env STENT_LEASE; 0: the SDK default, 10s)")
 	functions := fs.String("functions", env("STENT_FUNCTIONS", ""), "comma-separated functions this node runs (env STENT_FUNCTIONS; default every function in the binary)")
 	retention := fs.String("retention", env("STENT_RETENTION", "0s"), "delete executions finished longer ago than this, e.g. 720h (env STENT_RETENTION; 0 keeps them)")
-	admin := fs.String("admin", env("STENT_ADMIN", DefaultAdminAddr), "HTTP address of /healthz and /readyz; empty disables (env STENT_ADMIN)")
+	admin := fs.String("admin", env("STENT_ADMIN", DefaultAdminAddr), "HTTP address of /healthz, /readyz, /metrics and the web console; empty disables (env STENT_ADMIN)")
+	adminToken := fs.String("admin-token", env("STENT_ADMIN_TOKEN", ""), "admin token of the web console: writes need it, reads without it see no payloads; required when --admin is not loopback (env STENT_ADMIN_TOKEN)")
+	traceURL := fs.String("trace-url", env("STENT_TRACE_URL", ""), "link of a trace in your tracing UI, with {trace_id}, e.g. http://jaeger:16686/trace/{trace_id}; the console links trace IDs to it (env STENT_TRACE_URL)")
 	level := fs.String("log-level", env("STENT_LOG_LEVEL", "info"), "debug, info, warn or error (env STENT_LOG_LEVEL)")
 	gossip := fs.String("gossip", env("STENT_GOSSIP", ""), "host:port of this node's gossip (UDP and TCP); set it to run in a cluster (env STENT_GOSSIP)")
 	remote := fs.String("remote", env("STENT_REMOTE", DefaultRemoteAddr), "host:port of this node's remote endpoint, where the other members send it messages (env STENT_REMOTE)")
@@ -51,7 +53,7 @@ func parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	cfg := Config{DB: *db, Schema: *schema, NodeID: *nodeID, AdminAddr: *admin, Gossip: *gossip,
+	cfg := Config{DB: *db, Schema: *schema, NodeID: *nodeID, AdminAddr: *admin, AdminToken: *adminToken, TraceURL: *traceURL, Gossip: *gossip,
 		RemoteAddr: *remote, ClusterLabel: *label, TLSCert: *tlsCert, TLSKey: *tlsKey, TLSCA: *tlsCA,
 		Queues: splitList(*queues), Tags: splitList(*tags), Seeds: splitList(*seeds), Functions: splitList(*functions)}
 	if cfg.DB == "" {

@@ -43,6 +43,7 @@ import (
 	"time"
 
 	"github.com/stent-go/stent/cluster"
+	"github.com/stent-go/stent/internal/console"
 	"github.com/stent-go/stent/persistence"
 	"github.com/stent-go/stent/persistence/postgres"
 	"github.com/stent-go/stent/persistence/sqlite"
@@ -97,10 +98,20 @@ type Config struct {
 	// batches (sdk.WithRetention); 0 keeps them.
 	Retention time.Duration
 	// AdminAddr is the host:port of the HTTP endpoints /healthz (200 while
-	// the process runs) and /readyz (200 while the node serves, 503 while
-	// it starts or stops); "" serves none. Port 0 picks a free port, logged
+	// the process runs), /readyz (200 while the node serves, 503 while
+	// it starts or stops), /metrics and the web console (/ and /api/,
+	// docs/console.md); "" serves none. Port 0 picks a free port, logged
 	// as "admin listening".
 	AdminAddr string
+	// AdminToken is the console's admin token (--admin-token,
+	// STENT_ADMIN_TOKEN): the web console and its API at AdminAddr refuse
+	// writes without it and hide payloads from reads without it. It is
+	// required when AdminAddr is not a loopback address.
+	AdminToken string
+	// TraceURL, when set, links the console's trace IDs to a tracing UI:
+	// "{trace_id}" in it is replaced, e.g.
+	// "http://jaeger:16686/trace/{trace_id}".
+	TraceURL string
 	// Logger receives the node's logs; nil is JSON on stderr at info.
 	Logger *slog.Logger
 
@@ -236,6 +247,12 @@ func (cfg *Config) check() error {
 	if cfg.Gossip == "" && (len(cfg.Seeds) > 0 || cfg.GossipKey != nil || cfg.ClusterLabel != "" || tlsSet > 0) {
 		return errors.New("--seeds, --gossip-key, --cluster-label and --tls-* need --gossip (the cluster)")
 	}
+	if cfg.AdminAddr != "" && cfg.AdminToken == "" && !console.Loopback(cfg.AdminAddr) {
+		return fmt.Errorf("the admin address %s is not a loopback address: set --admin-token (STENT_ADMIN_TOKEN) so that the console refuses writes without it, or bind --admin to 127.0.0.1", cfg.AdminAddr)
+	}
+	if cfg.TraceURL != "" && !strings.Contains(cfg.TraceURL, "{trace_id}") {
+		return fmt.Errorf("--trace-url %q has no {trace_id} to replace with an execution's trace ID", cfg.TraceURL)
+	}
 	if cfg.NodeID == "" {
 		cfg.NodeID = DefaultNodeID()
 	}
@@ -280,8 +297,14 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	logger := cfg.Logger
 	var ready atomic.Bool
 	var adminAddr string
+	var metrics *nodeMetrics
+	var web consoleSlot
 	if cfg.AdminAddr != "" {
-		addr, stopAdmin, err := startAdmin(cfg.AdminAddr, &ready, logger)
+		if metrics, err = newNodeMetrics(cfg.NodeID); err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, metrics.shutdown()) }()
+		addr, stopAdmin, err := startAdmin(cfg.AdminAddr, &ready, metrics.handler, &web, logger)
 		if err != nil {
 			return configError{err}
 		}
@@ -302,7 +325,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		opts = append(opts, sdk.WithWorkerTags(cfg.Tags...))
 	}
 	if adminAddr != "" {
-		opts = append(opts, sdk.WithNodeAddress("admin", adminAddr))
+		opts = append(opts, sdk.WithNodeAddress("admin", adminAddr), sdk.WithMeterProvider(metrics.provider))
 	}
 	if len(cfg.Functions) > 0 {
 		opts = append(opts, sdk.WithFunctions(cfg.Functions...))
@@ -332,11 +355,11 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			defer func() { err = errors.Join(err, cleanup()) }()
 		}
 	}
-	return serve(ctx, cfg, backend, opts, &ready)
+	return serve(ctx, cfg, backend, opts, &ready, &web)
 }
 
 // serve starts the executor on backend and runs it until ctx ends.
-func serve(ctx context.Context, cfg Config, backend persistence.Backend, opts []sdk.ExecutorOption, ready *atomic.Bool) error {
+func serve(ctx context.Context, cfg Config, backend persistence.Backend, opts []sdk.ExecutorOption, ready *atomic.Bool, web *consoleSlot) error {
 	logger := cfg.Logger
 	// A node never runs a durable function outside the executor: a call
 	// that finds none fails with sdk.ErrNoExecutor instead of running
@@ -345,6 +368,14 @@ func serve(ctx context.Context, cfg Config, backend persistence.Backend, opts []
 	ex, err := sdk.Bootstrap(ctx, backend, opts...)
 	if err != nil {
 		return errors.Join(fmt.Errorf("starting the executor: %w", err), backend.Close())
+	}
+	if cfg.AdminAddr != "" {
+		h, err := console.New(console.Config{Executor: ex, Token: cfg.AdminToken, TraceURL: cfg.TraceURL,
+			Logger: logger.With(slog.String("component", "console"))})
+		if err != nil {
+			return errors.Join(configError{err}, ex.Close())
+		}
+		web.h.Store(h)
 	}
 	ready.Store(true)
 	logger.Info("node ready", slog.String("node", ex.NodeID()), slog.Int("pid", os.Getpid()),
@@ -398,16 +429,16 @@ func clusterConfig(cfg Config) (cluster.Config, error) {
 	return cc, nil
 }
 
-// startAdmin serves /healthz (200 while the process runs) and /readyz (200
-// while ready is true, 503 otherwise) on addr, and logs the address it
-// listens on (addr may use port 0), which it returns with a function that
-// stops it.
-func startAdmin(addr string, ready *atomic.Bool, logger *slog.Logger) (string, func() error, error) {
+// startAdmin serves /healthz (200 while the process runs), /readyz (200
+// while ready is true, 503 otherwise) and /metrics (the node's metrics in
+// the Prometheus text format) on addr, and logs the address it listens on
+// (addr may use port 0), which it returns with a function that stops it.
+func startAdmin(addr string, ready *atomic.Bool, metrics http.Handler, web *consoleSlot, logger *slog.Logger) (string, func() error, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", nil, fmt.Errorf("listening on --admin %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: adminHandler(ready), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: adminHandler(ready, metrics, web), ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	logger.Info("admin listening", slog.String("addr", ln.Addr().String()))
@@ -422,9 +453,30 @@ func startAdmin(addr string, ready *atomic.Bool, logger *slog.Logger) (string, f
 	}, nil
 }
 
-// adminHandler is the admin endpoints' handler.
-func adminHandler(ready *atomic.Bool) http.Handler {
+// consoleSlot holds the web console once the executor it reads runs.
+type consoleSlot struct {
+	h atomic.Pointer[console.Handler]
+}
+
+// ServeHTTP serves the console, or 503 while the node starts.
+func (s *consoleSlot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := s.h.Load()
+	if h == nil {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, `{"error": "the node is starting: the console serves once its executor runs"}`+"\n") //nolint:errcheck // the client's loss
+		return
+	}
+	h.ServeHTTP(w, r)
+}
+
+// adminHandler is the admin endpoints' handler: health, readiness,
+// metrics, and the web console at every other path.
+func adminHandler(ready *atomic.Bool, metrics http.Handler, web http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("/", web)
+	mux.Handle("GET /metrics", metrics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		io.WriteString(w, "ok\n") //nolint:errcheck // a failed write to the client is the client's loss

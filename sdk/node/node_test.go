@@ -101,16 +101,38 @@ func TestParse(t *testing.T) {
 		{"--db", "x.db", "--retention", "-1h"},
 		{"--db", "x.db", "--schema", "s"},
 		{"--db", "x.db", "extra"},
+		{"--db", "x.db", "--trace-url", "http://jaeger/trace/"},
 	} {
 		_, err := parse(args, none, io.Discard)
 		require.Error(t, err, "%q", args)
 	}
 }
 
+func TestAdminTokenOffLoopback(t *testing.T) {
+	t.Parallel()
+	none := func(string) string { return "" }
+	for _, addr := range []string{":8080", "0.0.0.0:8080", "10.0.0.5:8080", "[::]:8080"} {
+		_, err := parse([]string{"--db", "x.db", "--admin", addr}, none, io.Discard)
+		require.ErrorContains(t, err, "--admin-token", addr)
+	}
+	for _, addr := range []string{"127.0.0.1:8080", "localhost:8080", "[::1]:0"} {
+		_, err := parse([]string{"--db", "x.db", "--admin", addr}, none, io.Discard)
+		require.NoError(t, err, addr)
+	}
+	cfg, err := parse([]string{"--db", "x.db", "--admin", ":8080", "--trace-url", "http://jaeger/trace/{trace_id}"},
+		func(k string) string { return map[string]string{"STENT_ADMIN_TOKEN": "t0k"}[k] }, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, "t0k", cfg.AdminToken)
+	require.Equal(t, "http://jaeger/trace/{trace_id}", cfg.TraceURL)
+}
+
 func TestAdminHandler(t *testing.T) {
 	t.Parallel()
 	var ready atomic.Bool
-	srv := httptest.NewServer(adminHandler(&ready))
+	m, err := newNodeMetrics("admin-test")
+	require.NoError(t, err)
+	defer func() { require.NoError(t, m.shutdown()) }()
+	srv := httptest.NewServer(adminHandler(&ready, m.handler, &consoleSlot{}))
 	defer srv.Close()
 	status := func(path string) int {
 		resp, err := http.Get(srv.URL + path)
@@ -119,6 +141,7 @@ func TestAdminHandler(t *testing.T) {
 		return resp.StatusCode
 	}
 	require.Equal(t, http.StatusOK, status("/healthz"))
+	require.Equal(t, http.StatusOK, status("/metrics"))
 	require.Equal(t, http.StatusServiceUnavailable, status("/readyz"), "before the executor is ready")
 	ready.Store(true)
 	require.Equal(t, http.StatusOK, status("/readyz"))
@@ -147,6 +170,7 @@ func TestNode(t *testing.T) {
 		})
 	})
 	t.Run("Admin", testAdmin)
+	t.Run("Metrics", testMetrics)
 	t.Run("ChaosSQLite", func(t *testing.T) {
 		t.Parallel()
 		path := filepath.Join(t.TempDir(), "stent.db")
@@ -213,6 +237,12 @@ func testAdmin(t *testing.T) {
 		return err
 	})
 	require.NotEmpty(t, logAttr(t, logPath, "node ready", "node"))
+	// The web console and its API share the admin address.
+	for _, p := range []string{"/", "/api/members", "/assets/console.css"} {
+		code, err = get(p)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, code, p)
+	}
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, cmd.Wait(), "a node stopped by SIGTERM exits 0")

@@ -27,12 +27,22 @@ func Worker(t testing.TB, opts ...sdk.ExecutorOption) (context.Context, *sdk.Exe
 	if err != nil {
 		t.Fatalf("stenttest: opening SQLite: %v", err)
 	}
-	all := append([]sdk.ExecutorOption{
+	ex := serve(t, b, nil, opts)
+	return sdk.WithExecutor(context.Background(), ex), ex
+}
+
+// serve starts a serving executor on b with the defaults (Serve, a short
+// lease, a short poll interval, a test logger), then extra, then opts, and
+// closes it when the test ends.
+func serve(t testing.TB, b *sqlite.Backend, extra, opts []sdk.ExecutorOption) *sdk.Executor {
+	t.Helper()
+	all := []sdk.ExecutorOption{
 		sdk.Serve(),
 		sdk.WithLeaseDuration(2 * time.Second),
 		sdk.WithPollInterval(50 * time.Millisecond),
 		sdk.WithLogger(Logger(t)),
-	}, opts...)
+	}
+	all = append(append(all, extra...), opts...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ex, err := sdk.Bootstrap(ctx, b, all...)
@@ -44,7 +54,7 @@ func Worker(t testing.TB, opts ...sdk.ExecutorOption) (context.Context, *sdk.Exe
 			t.Errorf("stenttest: closing the executor: %v", err)
 		}
 	})
-	return sdk.WithExecutor(context.Background(), ex), ex
+	return ex
 }
 
 // Logger returns a logger that writes to t.Log until the test ends: warnings
