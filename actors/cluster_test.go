@@ -45,8 +45,9 @@ func (l *stepLog) snapshot() []stepRun {
 }
 
 // clusterRuntime starts a serving runtime called name on b, a member of a
-// cluster on loopback that it joins through seeds.
-func clusterRuntime(t *testing.T, b persistence.Backend, name string, log *stepLog, seeds ...string) *Runtime {
+// cluster on loopback that it joins through seeds. It polls for due work
+// every poll.
+func clusterRuntime(t *testing.T, b persistence.Backend, name string, log *stepLog, poll time.Duration, seeds ...string) *Runtime {
 	t.Helper()
 	w := newTestWriter(t) // registered before the runtime's cleanup: stops logging after it
 	loop := &Function{Name: "cluster_loop", Queue: "default", Run: func(ctx context.Context, _ []byte) ([]byte, error) {
@@ -64,7 +65,7 @@ func clusterRuntime(t *testing.T, b persistence.Backend, name string, log *stepL
 	cc.Label = "actors-test"
 	cc.SecretKey = []byte("0123456789abcdef")
 	rt, err := New(Config{
-		Backend: b, NodeID: name, LeaseTTL: time.Minute, PollInterval: 100 * time.Millisecond,
+		Backend: b, NodeID: name, LeaseTTL: time.Minute, PollInterval: poll,
 		Lookup: func(n string) (*Function, bool) {
 			switch n {
 			case loop.Name:
@@ -110,10 +111,13 @@ func TestClusterTakeover(t *testing.T) {
 	require.NoError(t, b.Init(ctx))
 
 	var log stepLog
-	a := clusterRuntime(t, b, "member-a", &log)
+	// member-a goes on running after it is cut off: it must not poll, or
+	// it may claim the execution again itself the moment the others
+	// release its lease (which is allowed, and fenced, but tests nothing).
+	a := clusterRuntime(t, b, "member-a", &log, time.Hour)
 	seed := a.cl.members.LocalMember().GossipAddr
-	bb := clusterRuntime(t, b, "member-b", &log, seed)
-	c := clusterRuntime(t, b, "member-c", &log, seed)
+	bb := clusterRuntime(t, b, "member-b", &log, 100*time.Millisecond, seed)
+	c := clusterRuntime(t, b, "member-c", &log, 100*time.Millisecond, seed)
 	testutil.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		for _, rt := range []*Runtime{a, bb, c} {
 			if n := len(rt.Members()); n != 3 {
@@ -227,9 +231,9 @@ func TestClusterPermits(t *testing.T) {
 	ctx := context.Background()
 	require.NoError(t, b.Init(ctx))
 	var log stepLog
-	a := clusterRuntime(t, b, "permit-a", &log)
+	a := clusterRuntime(t, b, "permit-a", &log, 100*time.Millisecond)
 	seed := a.cl.members.LocalMember().GossipAddr
-	rts := []*Runtime{a, clusterRuntime(t, b, "permit-b", &log, seed), clusterRuntime(t, b, "permit-c", &log, seed)}
+	rts := []*Runtime{a, clusterRuntime(t, b, "permit-b", &log, 100*time.Millisecond, seed), clusterRuntime(t, b, "permit-c", &log, 100*time.Millisecond, seed)}
 	testutil.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		for _, rt := range rts {
 			if n := len(rt.Members()); n != 3 {

@@ -159,3 +159,32 @@ func TestRemoteDiagnosticCallsAreRefused(t *testing.T) {
 	_, err = client.GetProcessDiagnostics(ctx, &remote.GetProcessDiagnosticsRequest{})
 	require.Equal(t, codes.PermissionDenied, status.Code(err), "GetProcessDiagnostics: %v", err)
 }
+
+// TestSendAfterStopIsADeadLetter: a message to a member this endpoint
+// has not connected to yet, sent after Stop (an execution actor finishing
+// while its node stops), is a dead letter. Upstream protoactor panics in
+// the sender: its connect asks the endpoint supervisor, which Stop has
+// stopped, and reads the dead-letter answer as an endpoint.
+func TestSendAfterStopIsADeadLetter(t *testing.T) {
+	quiet := actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) })
+	sys := actor.NewActorSystem(quiet)
+	r, err := StartRemote(sys, "127.0.0.1:0", nil)
+	require.NoError(t, err)
+	target := actor.NewPID("127.0.0.1:1", "nobody") // never connected to
+	dead := make(chan *actor.DeadLetterEvent, 16)
+	sub := sys.EventStream.Subscribe(func(ev any) {
+		if d, ok := ev.(*actor.DeadLetterEvent); ok && d.PID.Equal(target) {
+			dead <- d
+		}
+	})
+	defer sys.EventStream.Unsubscribe(sub)
+	r.Stop()
+
+	sys.Root.Send(target, &messages.Wake{ExecutionId: "after-stop"})
+	select {
+	case d := <-dead:
+		require.Equal(t, "after-stop", d.Message.(*messages.Wake).ExecutionId)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no dead letter for a send after Stop")
+	}
+}

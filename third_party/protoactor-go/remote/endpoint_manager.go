@@ -31,18 +31,22 @@ func (el *endpointLazy) connect() {
 	em := el.manager
 	system := em.remote.actorSystem
 	rst, _ := system.Root.RequestFuture(em.endpointSupervisor, el.address, -1).Result()
-	ep := rst.(*endpoint)
-	el.Set(ep)
+	// Stent: a connect that races Stop gets a dead letter, not an endpoint.
+	if ep, ok := rst.(*endpoint); ok {
+		el.Set(ep)
+	}
 }
 
 func (el *endpointLazy) Set(ep *endpoint) {
 	el.endpoint.Store(ep)
 }
 
+// Get returns the endpoint, or nil when the manager stopped before it
+// connected (Stent: upstream panics on the nil interface).
 func (el *endpointLazy) Get() *endpoint {
 	el.once.Do(el.connect)
-	ep := el.endpoint.Load()
-	return ep.(*endpoint)
+	ep, _ := el.endpoint.Load().(*endpoint)
+	return ep
 }
 
 type endpoint struct {
@@ -60,7 +64,7 @@ type endpointManager struct {
 	endpointSub               *eventstream.Subscription
 	endpointSupervisor        *actor.PID
 	activator                 *actor.PID
-	stopped                   bool
+	stopped                   atomic.Bool // Stent: read by senders while stop writes it
 	endpointReaderConnections *sync.Map
 }
 
@@ -68,7 +72,6 @@ func newEndpointManager(r *Remote) *endpointManager {
 	return &endpointManager{
 		connections:               &sync.Map{},
 		remote:                    r,
-		stopped:                   false,
 		endpointReaderConnections: &sync.Map{},
 	}
 }
@@ -102,7 +105,7 @@ func (em *endpointManager) waiting(timeout time.Duration) error {
 }
 
 func (em *endpointManager) stop() {
-	em.stopped = true
+	em.stopped.Store(true)
 	r := em.remote
 	r.actorSystem.EventStream.Unsubscribe(em.endpointSub)
 	if err := em.stopActivator(); err != nil {
@@ -112,7 +115,6 @@ func (em *endpointManager) stop() {
 		em.remote.Logger().Error("stop endpoint supervisor failed", slog.Any("error", err))
 	}
 	em.endpointSub = nil
-	em.connections = nil
 	if em.endpointReaderConnections != nil {
 		em.endpointReaderConnections.Range(func(key interface{}, value interface{}) bool {
 			channel := value.(chan bool)
@@ -165,41 +167,49 @@ func (em *endpointManager) endpointEvent(evn interface{}) {
 		em.remote.Logger().Debug("EndpointManager received endpoint terminated event, removing endpoint", slog.Any("message", evn))
 		em.removeEndpoint(msg)
 	case *EndpointConnectedEvent:
-		endpoint := em.ensureConnected(msg.Address)
-		em.remote.actorSystem.Root.Send(endpoint.watcher, msg)
+		if endpoint := em.ensureConnected(msg.Address); endpoint != nil {
+			em.remote.actorSystem.Root.Send(endpoint.watcher, msg)
+		}
 	}
 }
 
 func (em *endpointManager) remoteTerminate(msg *remoteTerminate) {
-	if em.stopped {
+	if em.stopped.Load() {
 		return
 	}
 	address := msg.Watchee.Address
-	endpoint := em.ensureConnected(address)
-	em.remote.actorSystem.Root.Send(endpoint.watcher, msg)
+	if endpoint := em.ensureConnected(address); endpoint != nil {
+		em.remote.actorSystem.Root.Send(endpoint.watcher, msg)
+	}
 }
 
 func (em *endpointManager) remoteWatch(msg *remoteWatch) {
-	if em.stopped {
+	if em.stopped.Load() {
 		return
 	}
 	address := msg.Watchee.Address
-	endpoint := em.ensureConnected(address)
-	em.remote.actorSystem.Root.Send(endpoint.watcher, msg)
+	if endpoint := em.ensureConnected(address); endpoint != nil {
+		em.remote.actorSystem.Root.Send(endpoint.watcher, msg)
+	}
 }
 
 func (em *endpointManager) remoteUnwatch(msg *remoteUnwatch) {
-	if em.stopped {
+	if em.stopped.Load() {
 		return
 	}
 	address := msg.Watchee.Address
-	endpoint := em.ensureConnected(address)
-	em.remote.actorSystem.Root.Send(endpoint.watcher, msg)
+	if endpoint := em.ensureConnected(address); endpoint != nil {
+		em.remote.actorSystem.Root.Send(endpoint.watcher, msg)
+	}
 }
 
 func (em *endpointManager) remoteDeliver(msg *remoteDeliver) {
-	if em.stopped {
-		// send to deadletter
+	var endpoint *endpoint
+	if !em.stopped.Load() {
+		endpoint = em.ensureConnected(msg.target.Address)
+	}
+	if endpoint == nil {
+		// stopped (or stopping): a dead letter
 		em.remote.actorSystem.EventStream.Publish(&actor.DeadLetterEvent{
 			PID:     msg.target,
 			Message: msg.message,
@@ -207,8 +217,6 @@ func (em *endpointManager) remoteDeliver(msg *remoteDeliver) {
 		})
 		return
 	}
-	address := msg.target.Address
-	endpoint := em.ensureConnected(address)
 	em.remote.actorSystem.Root.Send(endpoint.writer, msg)
 }
 
@@ -251,6 +259,9 @@ func (em *endpointManager) removeEndpoint(msg *EndpointTerminatedEvent) {
 		if le.unloaded.CompareAndSwap(false, true) {
 			em.connections.Delete(msg.Address)
 			ep := le.Get()
+			if ep == nil {
+				return
+			}
 			em.remote.Logger().Debug("Sending EndpointTerminatedEvent to EndpointWatcher and EndpointWriter", slog.String("address", msg.Address))
 			em.remote.actorSystem.Root.Send(ep.watcher, msg)
 			em.remote.actorSystem.Root.Send(ep.writer, msg)
