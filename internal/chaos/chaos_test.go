@@ -239,3 +239,17 @@ func TestNodeArgs(t *testing.T) {
 	cfg.NoCluster = true
 	require.NotContains(t, strings.Join(nodeArgs(cfg, "x.db", "", a, []*node{a, b}), " "), "--gossip")
 }
+
+// TestFreeAddrsAreDistinct: the ports picked for the nodes never repeat
+// (picked one at a time and closed at once, a node's admin and gossip
+// ports were once the same, and the node could not start).
+func TestFreeAddrsAreDistinct(t *testing.T) {
+	addrs, err := freeAddrs(60)
+	require.NoError(t, err)
+	seen := map[string]bool{}
+	for _, a := range addrs {
+		require.False(t, seen[a], "%s picked twice", a)
+		seen[a] = true
+	}
+	require.Len(t, seen, 60)
+}

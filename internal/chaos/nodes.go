@@ -39,14 +39,26 @@ type node struct {
 // pid is the current process's ID.
 func (n *node) pid() int { return n.cmd.Process.Pid }
 
-// freeAddr returns a 127.0.0.1 address with a port that was free just now.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("picking a free port: %w", err)
+// freeAddrs returns n distinct 127.0.0.1 addresses with ports that were
+// free just now. It holds each port until it has picked them all: a port
+// closed at once may be the next one the kernel hands out (a node's admin
+// and gossip ports were once the same).
+func freeAddrs(n int) (addrs []string, err error) {
+	lns := make([]net.Listener, 0, n)
+	defer func() {
+		for _, ln := range lns {
+			err = errors.Join(err, ln.Close())
+		}
+	}()
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("picking a free port: %w", err)
+		}
+		lns = append(lns, ln)
+		addrs = append(addrs, ln.Addr().String())
 	}
-	addr := ln.Addr().String()
-	return addr, ln.Close()
+	return addrs, nil
 }
 
 // nodeEnv is this process's environment without STENT_* variables, which

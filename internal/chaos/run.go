@@ -228,15 +228,13 @@ func (r *run) open(ctx context.Context) (persistence.Backend, *ledger.Ledger, fu
 // startNodes picks the nodes' ports and starts them, waiting until each
 // is ready.
 func (r *run) startNodes(ctx context.Context) error {
+	addrs, err := freeAddrs(3 * r.cfg.Nodes)
+	if err != nil {
+		return err
+	}
 	for i := range r.cfg.Nodes {
 		n := &node{name: fmt.Sprintf("chaos-%d", i), logPath: filepath.Join(r.dir, fmt.Sprintf("chaos-%d.log", i))}
-		for _, p := range []*string{&n.admin, &n.gossip, &n.remote} {
-			addr, err := freeAddr()
-			if err != nil {
-				return err
-			}
-			*p = addr
-		}
+		n.admin, n.gossip, n.remote = addrs[3*i], addrs[3*i+1], addrs[3*i+2]
 		r.nodes = append(r.nodes, n)
 	}
 	for _, n := range r.nodes {
