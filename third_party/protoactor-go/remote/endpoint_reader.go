@@ -18,9 +18,9 @@ type endpointReader struct {
 	remote    *Remote
 }
 
-// The generated RemotingServer interface requires this method (its name is
-// grpc-go's); gRPC never calls it.
-func (s *endpointReader) mustEmbedUnimplementedRemotingServer() {}
+// remotingServer marks endpointReader as the RemotingServer (the
+// interface's unexported method); gRPC never calls it.
+func (s *endpointReader) remotingServer() {}
 
 // Stent: the diagnostic calls are refused (PermissionDenied): a node does
 // not list its actors to whoever reaches its remote port. Upstream they
@@ -116,7 +116,7 @@ func (s *endpointReader) OnConnectRequest(stream Remoting_ReceiveServer, c *Conn
 		{
 			// A client connection (the other end connecting back) is not
 			// part of this protocol version: logged and ignored.
-			s.remote.Logger().Error("ClientConnection not implemented")
+			s.remote.Logger().Error("EndpointReader refused a client connection: this protocol version has none")
 		}
 	default:
 		s.remote.Logger().Error("EndpointReader received unknown connection type")

@@ -9,8 +9,6 @@ package remote
 import (
 	context "context"
 	grpc "google.golang.org/grpc"
-	codes "google.golang.org/grpc/codes"
-	status "google.golang.org/grpc/status"
 )
 
 // This is a compile-time assertion to ensure that this generated file
@@ -84,36 +82,14 @@ func (c *remotingClient) GetProcessDiagnostics(ctx context.Context, in *GetProce
 	return out, nil
 }
 
-// RemotingServer is the server API for Remoting service.
-// All implementations must embed UnimplementedRemotingServer
-// for forward compatibility
+// RemotingServer is the server API for Remoting service. Stent: its one
+// implementation is endpointReader; the generated base type for other
+// implementations is not kept, and the marker method is renamed.
 type RemotingServer interface {
 	Receive(Remoting_ReceiveServer) error
 	ListProcesses(context.Context, *ListProcessesRequest) (*ListProcessesResponse, error)
 	GetProcessDiagnostics(context.Context, *GetProcessDiagnosticsRequest) (*GetProcessDiagnosticsResponse, error)
-	mustEmbedUnimplementedRemotingServer()
-}
-
-// UnimplementedRemotingServer must be embedded to have forward compatible implementations.
-type UnimplementedRemotingServer struct {
-}
-
-func (UnimplementedRemotingServer) Receive(Remoting_ReceiveServer) error {
-	return status.Errorf(codes.Unimplemented, "method Receive not implemented")
-}
-func (UnimplementedRemotingServer) ListProcesses(context.Context, *ListProcessesRequest) (*ListProcessesResponse, error) {
-	return nil, status.Errorf(codes.Unimplemented, "method ListProcesses not implemented")
-}
-func (UnimplementedRemotingServer) GetProcessDiagnostics(context.Context, *GetProcessDiagnosticsRequest) (*GetProcessDiagnosticsResponse, error) {
-	return nil, status.Errorf(codes.Unimplemented, "method GetProcessDiagnostics not implemented")
-}
-func (UnimplementedRemotingServer) mustEmbedUnimplementedRemotingServer() {}
-
-// UnsafeRemotingServer may be embedded to opt out of forward compatibility for this service.
-// Use of this interface is not recommended, as added methods to RemotingServer will
-// result in compilation errors.
-type UnsafeRemotingServer interface {
-	mustEmbedUnimplementedRemotingServer()
+	remotingServer()
 }
 
 func RegisterRemotingServer(s grpc.ServiceRegistrar, srv RemotingServer) {
