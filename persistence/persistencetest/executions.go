@@ -60,6 +60,24 @@ func (s *suite) testCreateExecution(t *testing.T) {
 		}
 	})
 
+	t.Run("ReturnsTheRowStored", func(t *testing.T) {
+		b, ctx := s.setup(t)
+		now := time.Now().UTC()
+		for _, e := range []*persistence.Execution{
+			{ID: "r-every", Function: testFunction, Queue: "q1", Status: persistence.StatusWaiting,
+				Input: []byte(`{"a":1}`), Output: []byte(`2`),
+				Error:          &persistence.ErrorInfo{Message: "earlier", Kind: persistence.ErrorKindError, Attempts: 2},
+				IdempotencyKey: "key-r", Attempts: 2, Priority: -3, Version: "v3",
+				RunAt: now.Add(time.Hour + 500*time.Microsecond), Deadline: now.Add(24 * time.Hour),
+				CreatedAt: now.Add(-time.Minute), TraceContext: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+			{ID: "r-owned", Function: testFunction, Status: persistence.StatusRunning, Owner: "node-1", Epoch: 4, LeaseTTL: time.Minute},
+			{ID: "r-child", Function: testFunction, ParentID: "r-owned", ParentPos: 3, RootID: "r-owned", Input: []byte{}},
+		} {
+			got := create(t, ctx, b, e)
+			require.Equal(t, get(t, ctx, b, e.ID), got, "CreateExecution of %s returns the row as Get reads it", e.ID)
+		}
+	})
+
 	t.Run("Defaults", func(t *testing.T) {
 		b, ctx := s.setup(t)
 		got := create(t, ctx, b, &persistence.Execution{ID: "d", Function: testFunction})

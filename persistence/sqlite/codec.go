@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -93,6 +94,84 @@ func executionArgs(e *persistence.Execution, status persistence.Status, errJSON 
 		leaseOnInsert(e, now), dueMillis(e.RunAt), nullTime(e.Deadline), created, now,
 		nullString(e.TraceContext),
 	}
+}
+
+// insertedRow reads a row just inserted with ExecutionInsert from its
+// parameters (executionArgs), as scanExecution would read it from the
+// table: the columns in ExecutionGet's order, cancel_requested 0.
+type insertedRow []any
+
+func (r insertedRow) Scan(dest ...any) error {
+	if len(r) != 22 || len(dest) != 23 {
+		return fmt.Errorf("reading an inserted row: %d parameters into %d columns", len(r), len(dest))
+	}
+	for i, d := range dest {
+		var v any
+		switch {
+		case i < 21:
+			v = r[i]
+		case i == 21:
+			v = false // cancel_requested
+		default:
+			v = r[21]
+		}
+		if err := assignColumn(d, v); err != nil {
+			return fmt.Errorf("reading column %d of an inserted row: %w", i+1, err)
+		}
+	}
+	return nil
+}
+
+// assignColumn stores v, a statement parameter, in d as database/sql's Scan
+// would store the column value SQLite keeps for it.
+func assignColumn(d, v any) error {
+	switch d := d.(type) {
+	case *string:
+		s, ok := v.(string)
+		if !ok {
+			return fmt.Errorf("%T into a string", v)
+		}
+		*d = s
+	case *sql.NullString:
+		s, ok := v.(string)
+		*d = sql.NullString{String: s, Valid: ok}
+		if !ok && v != nil {
+			return fmt.Errorf("%T into a string", v)
+		}
+	case *[]byte:
+		switch b := v.(type) {
+		case nil:
+			*d = nil
+		case []byte:
+			*d = nil // an empty blob reads back as NULL does
+			if len(b) > 0 {
+				*d = bytes.Clone(b)
+			}
+		default:
+			return fmt.Errorf("%T into bytes", v)
+		}
+	case *int64:
+		n, ok := v.(int64)
+		if !ok {
+			return fmt.Errorf("%T into an integer", v)
+		}
+		*d = n
+	case *sql.NullInt64:
+		n, ok := v.(int64)
+		*d = sql.NullInt64{Int64: n, Valid: ok}
+		if !ok && v != nil {
+			return fmt.Errorf("%T into an integer", v)
+		}
+	case *bool:
+		b, ok := v.(bool)
+		if !ok {
+			return fmt.Errorf("%T into a boolean", v)
+		}
+		*d = b
+	default:
+		return fmt.Errorf("no column of type %T", d)
+	}
+	return nil
 }
 
 // leaseOnInsert is the lease expiry of a row about to be inserted: with an

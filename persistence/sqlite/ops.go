@@ -129,14 +129,32 @@ func (w *writer) createExecution(e *persistence.Execution) (*persistence.Executi
 	if err != nil {
 		return nil, false, fmt.Errorf("encoding error of execution %s: %w", e.ID, err)
 	}
-	// The row inserted, or none on a conflict.
-	ex, err := scanExecution(w.s.executionInsert.QueryRowContext(bg, executionArgs(e, status, errJSON, created, now)...))
-	switch {
-	case err == nil:
-		return ex, true, nil
-	case !errors.Is(err, persistence.ErrNotFound):
-		return nil, false, fmt.Errorf("inserting execution %s: %w", e.ID, err)
+	args := executionArgs(e, status, errJSON, created, now)
+	if e.RootID == "" && e.ParentID == "" {
+		args[9] = e.ID // what the statement would make it
 	}
+	res, err := w.s.executionInsert.ExecContext(bg, args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("inserting execution %s: %w", e.ID, interpretError(err))
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return nil, false, fmt.Errorf("inserting execution %s: %w", e.ID, interpretError(err))
+	} else if n == 1 {
+		if args[9] == "" {
+			// Its root is its parent's, which the statement looked up.
+			ex, err := scanExecution(w.s.executionGet.QueryRowContext(bg, e.ID))
+			if err != nil {
+				return nil, false, fmt.Errorf("reading execution %s back: %w", e.ID, err)
+			}
+			return ex, true, nil
+		}
+		ex, err := scanExecution(insertedRow(args))
+		if err != nil {
+			return nil, false, fmt.Errorf("inserting execution %s: %w", e.ID, err)
+		}
+		return ex, true, nil
+	}
+	// A conflict: the row of the same ID or idempotency key.
 	if e.IdempotencyKey != "" {
 		ex, err := scanExecution(w.s.executionGetByKey.QueryRowContext(bg, e.IdempotencyKey))
 		switch {
@@ -150,7 +168,7 @@ func (w *writer) createExecution(e *persistence.Execution) (*persistence.Executi
 			return nil, false, fmt.Errorf("looking up idempotency key %q: %w", e.IdempotencyKey, err)
 		}
 	}
-	ex, err = scanExecution(w.s.executionGet.QueryRowContext(bg, e.ID))
+	ex, err := scanExecution(w.s.executionGet.QueryRowContext(bg, e.ID))
 	if err != nil {
 		return nil, false, fmt.Errorf("looking up execution %s: %w", e.ID, err)
 	}

@@ -17,9 +17,10 @@ INSERT INTO stent_migration (version, applied_at) VALUES (?1, ?2);
 
 -- name: ExecutionInsert
 -- An empty root_id (?10) becomes the parent's root, or the execution's own ID.
--- It returns the row inserted, in ExecutionGet's columns. A conflict on the
--- ID or on the idempotency key inserts nothing and returns no row; the
--- caller then looks the existing row up.
+-- A conflict on the ID or on the idempotency key inserts nothing (no change);
+-- the caller then looks the existing row up. The caller knows the row it
+-- inserted from its parameters: nothing is returned, as reading a row back
+-- costs about as much as writing it.
 INSERT INTO stent_execution (
     id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
     idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at,
@@ -27,10 +28,7 @@ INSERT INTO stent_execution (
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
         COALESCE(NULLIF(?10, ''), (SELECT p.root_id FROM stent_execution p WHERE p.id = ?8), ?1),
         ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)
-ON CONFLICT DO NOTHING
-RETURNING id, function, queue, status, input, output, error, parent_id, parent_pos, root_id,
-          idempotency_key, attempts, priority, version, owner, lease_epoch, lease_expires_at,
-          run_at, deadline, created_at, updated_at, cancel_requested, trace_context;
+ON CONFLICT DO NOTHING;
 
 -- name: ExecutionInsertChild
 -- A replayed start of a child finds its row and leaves it as it is.

@@ -243,6 +243,28 @@ func TestBeforeInit(t *testing.T) {
 	require.ErrorIs(t, err, errNotInitialised)
 }
 
+// A child created without a root takes its parent's (or its own, when the
+// parent is missing), and CreateExecution returns it as stored.
+func TestCreateChildFindsItsRoot(t *testing.T) {
+	t.Parallel()
+	b := openTestDB(t, filepath.Join(t.TempDir(), "stent.db"))
+	ctx := t.Context()
+	for _, c := range []struct{ id, parent, root string }{
+		{"top", "", "top"},
+		{"mid", "top", "top"},
+		{"leaf", "mid", "top"},
+		{"orphan", "no-such-parent", "orphan"},
+	} {
+		got, created, err := b.CreateExecution(ctx, &persistence.Execution{ID: c.id, Function: "f", ParentID: c.parent})
+		require.NoError(t, err)
+		require.True(t, created)
+		require.Equal(t, c.root, got.RootID, c.id)
+		stored, err := b.GetExecution(ctx, c.id)
+		require.NoError(t, err)
+		require.Equal(t, stored, got, c.id)
+	}
+}
+
 func TestMemory(t *testing.T) {
 	t.Parallel()
 	a := openTestDB(t, ":memory:")
