@@ -184,8 +184,10 @@ func (e *execution) startAttemptSpan() {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
 	}
 	rec := e.rec
-	attrs := []attribute.KeyValue{AttrExecutionID.String(e.id), AttrFunction.String(rec.Function), AttrAttempt.Int(e.attempt),
-		AttrQueue.String(rec.Queue), rt.tr.node, AttrRootID.String(rec.RootID)}
+	// Sized for all seven: an append past the capacity would copy them.
+	attrs := make([]attribute.KeyValue, 0, 7)
+	attrs = append(attrs, AttrExecutionID.String(e.id), AttrFunction.String(rec.Function), AttrAttempt.Int(e.attempt),
+		AttrQueue.String(rec.Queue), rt.tr.node, AttrRootID.String(rec.RootID))
 	if rec.ParentID != "" {
 		attrs = append(attrs, AttrParentID.String(rec.ParentID))
 	}
