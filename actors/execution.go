@@ -73,7 +73,8 @@ type execution struct {
 	permit         *heldPermit
 	cachedFrom     string
 	// settled is set once the attempt's outcome is decided; finishing once
-	// it is recorded, while the actor waits for its children to stop.
+	// it is recorded (or the activation passivated), while the actor waits
+	// for its children to stop.
 	settled, finishing bool
 	// span is the attempt's span (trace.go) until it ends.
 	span trace.Span
@@ -218,12 +219,23 @@ func (e *execution) Receive(ctx actor.Context) {
 		e.onMaterializeChild(ctx, m)
 	case *materialized:
 		e.onMaterialized(ctx, m)
-	case *messages.ChildOutcome:
-		e.deliver(ctx, m)
-	case *messages.Wake:
-		e.poke()
-	case *messages.CancelExecution:
-		e.cancel(ctx)
+	case *messages.ChildOutcome, *messages.Wake, *messages.CancelExecution:
+		if e.passivated {
+			// Passivated, stopping once its children have: as for a
+			// message to no actor (watchDeadLetters), the node looks for
+			// due work, and the next activation reads what the message
+			// was about from the database.
+			e.rt.Kick()
+			break
+		}
+		switch m := m.(type) {
+		case *messages.ChildOutcome:
+			e.deliver(ctx, m)
+		case *messages.Wake:
+			e.poke()
+		case *messages.CancelExecution:
+			e.cancel(ctx)
+		}
 	case *cancelExecution:
 		e.cancel(ctx)
 		if ctx.Sender() != nil {
@@ -266,6 +278,19 @@ func (e *execution) Receive(ctx actor.Context) {
 	case *actor.Stopped:
 		e.stopped()
 	}
+}
+
+// stopAfterChildren stops the actor now, or once its last child actor has
+// stopped (Terminated). A child in memory whose outcome this actor wrote
+// may still have the answer (recorded) in its mailbox; stopping it first
+// would end it as stopped, without its finish: its log line, metrics and
+// attempt span would say it never completed.
+func (e *execution) stopAfterChildren(ctx actor.Context) {
+	if len(ctx.Children()) == 0 {
+		ctx.Stop(ctx.Self())
+		return
+	}
+	e.finishing = true
 }
 
 // watching reports whether pid is a remote child this actor watches
@@ -712,11 +737,9 @@ func (e *execution) finish(ctx actor.Context, outcome *Outcome, info *persistenc
 	e.finishing = true
 	defer func() {
 		e.releasePermit()
-		if len(ctx.Children()) == 0 {
-			ctx.Stop(ctx.Self())
-		}
-		// else: children started and not awaited still run under this
-		// actor; it stops when the last of them has (Terminated).
+		// Children started and not awaited still run under this actor:
+		// it stops when the last of them has.
+		e.stopAfterChildren(ctx)
 	}()
 	if outcome == nil {
 		rt.kickAt(retryIn)

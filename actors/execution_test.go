@@ -8,11 +8,17 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/stent-go/stent/internal/retry"
 	"github.com/stent-go/stent/internal/testutil"
@@ -37,6 +43,13 @@ type harness struct {
 
 func newHarness(t *testing.T, fns ...*Function) *harness {
 	t.Helper()
+	return newHarnessWith(t, nil, fns...)
+}
+
+// newHarnessWith is newHarness with configure applied to the runtime's
+// Config first.
+func newHarnessWith(t *testing.T, configure func(*Config), fns ...*Function) *harness {
+	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "stent.db")
 	b, err := sqlite.Open(path)
@@ -52,10 +65,14 @@ func newHarness(t *testing.T, fns ...*Function) *harness {
 		}
 		h.fns[fn.Name] = fn
 	}
-	h.rt, err = New(Config{Backend: b, NodeID: "n1", LeaseTTL: time.Minute, PassivateAfter: time.Hour,
+	cfg := Config{Backend: b, NodeID: "n1", LeaseTTL: time.Minute, PassivateAfter: time.Hour,
 		PollInterval: 50 * time.Millisecond,
 		Lookup:       func(name string) (*Function, bool) { fn, ok := h.fns[name]; return fn, ok },
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if configure != nil {
+		configure(&cfg)
+	}
+	h.rt, err = New(cfg)
 	require.NoError(t, err)
 	serveCtx, stopServe := context.WithCancel(ctx)
 	served := make(chan error, 1)
@@ -537,4 +554,90 @@ func TestExecutionActorGoesOnUnderItsLeaseTakenAgain(t *testing.T) {
 		t.Fatal("the body ran again: the activation was replaced instead of going on")
 	default:
 	}
+}
+
+// TestExecutionActorPassivatesAfterItsChildrenFinish: a parent that
+// passivates (a long Sleep) right after a child in memory settled stops
+// only once the child has handled the parent's answer (recorded) and
+// finished. Stopped first, the child would end without its finish: its
+// attempt span "stopped", no completion in its log or metrics, though its
+// outcome is written. The child is held on a message queued ahead of the
+// answer until the parent has handled its passivating write.
+func TestExecutionActorPassivatesAfterItsChildrenFinish(t *testing.T) {
+	// Not parallel: the hook is process-wide.
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	parentFn, parent := newParked("sleeper")
+	item := &Function{Name: "item", Run: func(ctx context.Context, in []byte) ([]byte, error) { return in, nil }}
+	h := newHarnessWith(t, func(c *Config) { c.Tracer = tp.Tracer("test") }, parentFn, item)
+	var releaseOnce, parentOnce sync.Once
+	release, parentDone := make(chan struct{}), make(chan struct{})
+	releaseChild := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(releaseChild)
+	passivating := false
+	setHook(t, func(id string, msg any) {
+		switch id {
+		case "pz.0":
+			switch msg.(type) {
+			case *bodyDone:
+				// Ahead of the parent's answer to the outcome it is
+				// about to settle.
+				h.rt.system.Root.Send(h.rt.pidOf("pz.0"), &messages.Wake{ExecutionId: "pz.0"})
+			case *messages.Wake:
+				<-release
+			}
+		case "pz":
+			switch m := msg.(type) {
+			case *opWrite:
+				passivating = passivating || m.passivate
+			case *applied:
+				if passivating {
+					// Handled after the passivating write's answer (or
+					// after the stop, if the write stopped the actor).
+					h.rt.system.Root.Send(h.rt.pidOf("pz"), &messages.Wake{ExecutionId: "pz"})
+				}
+			case *messages.Wake, *actor.Stopping:
+				if passivating {
+					parentOnce.Do(func() { close(parentDone) })
+				}
+			}
+		}
+	})
+	h.start("pz", "sleeper", `0`)
+	pctx := parent.body(t)
+	futures, err := StartChildren(pctx, item, [][]byte{[]byte(`7`)}, CallOptions{})
+	require.NoError(t, err)
+	out, err := futures[0].Await(pctx)
+	require.NoError(t, err)
+	require.JSONEq(t, `7`, string(out))
+	go func() { _ = Sleep(pctx, 2*time.Hour) }() // passivates: its goroutine ends
+	select {
+	case <-parentDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the parent did not handle its passivating write")
+	}
+	releaseChild()
+	h.gone("pz.0")
+	h.gone("pz")
+
+	outcomes := map[string]string{}
+	for _, s := range exp.GetSpans() {
+		id := ""
+		o := "completed"
+		for _, kv := range s.Attributes {
+			switch kv.Key {
+			case AttrExecutionID:
+				id = kv.Value.AsString()
+			case AttrOutcome:
+				o = kv.Value.AsString()
+			}
+		}
+		if strings.HasPrefix(s.Name, "run ") {
+			outcomes[id] = o
+			if o == "completed" {
+				require.Equal(t, codes.Ok, s.Status.Code, "%s", s.Name)
+			}
+		}
+	}
+	require.Equal(t, map[string]string{"pz": "passivated", "pz.0": "completed"}, outcomes)
 }

@@ -263,7 +263,7 @@ func (e *execution) onWrite(ctx actor.Context, m *opWrite) {
 				}
 				m.reply <- opReply{}
 				e.shut(errPassivated)
-				ctx.Stop(ctx.Self())
+				e.stopAfterChildren(ctx)
 				return
 			}
 			m.reply <- opReply{}
