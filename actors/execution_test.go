@@ -574,30 +574,43 @@ func TestExecutionActorPassivatesAfterItsChildrenFinish(t *testing.T) {
 	release, parentDone := make(chan struct{}), make(chan struct{})
 	releaseChild := func() { releaseOnce.Do(func() { close(release) }) }
 	t.Cleanup(releaseChild)
-	passivating := false
+	// The hook runs on whichever goroutine runs a mailbox, and only on the
+	// parent's and child's mailboxes; these flags are theirs.
+	var settled, held, passivating atomic.Bool
 	setHook(t, func(id string, msg any) {
 		switch id {
 		case "pz.0":
-			switch msg.(type) {
-			case *bodyDone:
-				// Ahead of the parent's answer to the outcome it is
-				// about to settle.
-				h.rt.system.Root.Send(h.rt.pidOf("pz.0"), &messages.Wake{ExecutionId: "pz.0"})
-			case *messages.Wake:
-				<-release
+			if _, ok := msg.(*messages.Wake); ok {
+				// A goroutine that runs the child's mailbox (a worker),
+				// never the test's: the child's mailbox was idle when
+				// the message was sent.
+				select {
+				case <-release:
+				case <-time.After(30 * time.Second):
+				}
 			}
 		case "pz":
 			switch m := msg.(type) {
+			case *childSettled:
+				settled.Store(true)
 			case *opWrite:
-				passivating = passivating || m.passivate
+				if m.passivate {
+					passivating.Store(true)
+				}
 			case *applied:
-				if passivating {
+				if settled.Load() && !held.Swap(true) {
+					// The child's outcome is written; the parent is about
+					// to answer it (recorded). Queue a message ahead of
+					// that answer, and hold the child on it.
+					h.rt.system.Root.Send(h.rt.pidOf("pz.0"), &messages.Wake{ExecutionId: "pz.0"})
+				}
+				if passivating.Load() {
 					// Handled after the passivating write's answer (or
 					// after the stop, if the write stopped the actor).
 					h.rt.system.Root.Send(h.rt.pidOf("pz"), &messages.Wake{ExecutionId: "pz"})
 				}
 			case *messages.Wake, *actor.Stopping:
-				if passivating {
+				if passivating.Load() {
 					parentOnce.Do(func() { close(parentDone) })
 				}
 			}
