@@ -395,3 +395,51 @@ func TestInitWaitsForALockedDatabase(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, <-done)
 }
+
+// TestCheckpointsOffTheWriter: the writer's connection has SQLite's
+// automatic checkpoint off, and the checkpointer copies the log back every
+// checkpointEvery write transactions, so that the log starts over and its
+// file stays a few hundred frames long. Without checkpoints it would hold
+// every frame written (ten times checkpointEvery transactions here); with
+// the checkpointer, but no catch-up by the writer, it would never start
+// over either.
+func TestCheckpointsOffTheWriter(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ckpt.db")
+	b, err := Open(path)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close()) })
+	require.NoError(t, b.Init(ctx))
+	var auto int
+	require.NoError(t, b.writeFunc(ctx, func(w *writer) error {
+		return w.conn.QueryRowContext(ctx, "PRAGMA wal_autocheckpoint").Scan(&auto)
+	}))
+	require.Zero(t, auto, "the writer checkpoints automatically")
+
+	_, _, err = b.CreateExecution(ctx, &persistence.Execution{ID: "ck", Function: "f", Input: []byte(`{}`)})
+	require.NoError(t, err)
+	e, err := b.AcquireLease(ctx, "ck", "n1", time.Hour)
+	require.NoError(t, err)
+	const commits = 10 * checkpointEvery
+	for i := range commits {
+		// A new page's worth of output each time: every commit adds
+		// frames to the log.
+		out := fmt.Appendf(nil, `"%s"`, strings.Repeat(string(rune('a'+i%26)), 3000))
+		errs, err := b.Apply(ctx, []*persistence.Commit{{ExecutionID: "ck", Epoch: e.Epoch,
+			Journal: []*persistence.JournalEntry{{Position: i, Kind: persistence.EntryNow, Done: true, Output: out}}}})
+		require.NoError(t, err)
+		require.NoError(t, errs[0])
+	}
+	fi, err := os.Stat(path + "-wal")
+	require.NoError(t, err)
+	var pageSize int64
+	require.NoError(t, b.readDB.QueryRowContext(ctx, "PRAGMA page_size").Scan(&pageSize))
+	frames := fi.Size() / (pageSize + 24)
+	// Each commit here writes four frames or so: unchecked, the log would
+	// hold over four thousand.
+	require.Less(t, frames, int64(2*commits), "the log holds %d frames after %d commits of a page or more", frames, commits)
+	journal, err := b.JournalEntries(ctx, "ck")
+	require.NoError(t, err)
+	require.Len(t, journal, commits)
+}
