@@ -84,6 +84,15 @@ func decodeError(v sql.NullString) (*persistence.ErrorInfo, error) {
 	return e, nil
 }
 
+// The shape of executionArgs and of ExecutionGet's columns: the root's ID
+// is parameter argRootID (0-based), and the columns are the parameters in
+// order with cancel_requested inserted at colCancelRequested.
+const (
+	executionArgCount  = 22
+	argRootID          = 9
+	colCancelRequested = 21
+)
+
 // executionArgs are the parameters ?1 to ?22 of ExecutionInsert and
 // ExecutionInsertChild.
 func executionArgs(e *persistence.Execution, status persistence.Status, errJSON any, created, now int64) []any {
@@ -102,18 +111,18 @@ func executionArgs(e *persistence.Execution, status persistence.Status, errJSON 
 type insertedRow []any
 
 func (r insertedRow) Scan(dest ...any) error {
-	if len(r) != 22 || len(dest) != 23 {
+	if len(r) != executionArgCount || len(dest) != executionArgCount+1 {
 		return fmt.Errorf("reading an inserted row: %d parameters into %d columns", len(r), len(dest))
 	}
 	for i, d := range dest {
 		var v any
 		switch {
-		case i < 21:
+		case i < colCancelRequested:
 			v = r[i]
-		case i == 21:
-			v = false // cancel_requested
+		case i == colCancelRequested:
+			v = false
 		default:
-			v = r[21]
+			v = r[i-1]
 		}
 		if err := assignColumn(d, v); err != nil {
 			return fmt.Errorf("reading column %d of an inserted row: %w", i+1, err)

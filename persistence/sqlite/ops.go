@@ -131,7 +131,7 @@ func (w *writer) createExecution(e *persistence.Execution) (*persistence.Executi
 	}
 	args := executionArgs(e, status, errJSON, created, now)
 	if e.RootID == "" && e.ParentID == "" {
-		args[9] = e.ID // what the statement would make it
+		args[argRootID] = e.ID // what the statement would make it
 	}
 	res, err := w.s.executionInsert.ExecContext(bg, args...)
 	if err != nil {
@@ -140,7 +140,7 @@ func (w *writer) createExecution(e *persistence.Execution) (*persistence.Executi
 	if n, err := res.RowsAffected(); err != nil {
 		return nil, false, fmt.Errorf("inserting execution %s: %w", e.ID, interpretError(err))
 	} else if n == 1 {
-		if args[9] == "" {
+		if args[argRootID] == "" {
 			// Its root is its parent's, which the statement looked up.
 			ex, err := scanExecution(w.s.executionGet.QueryRowContext(bg, e.ID))
 			if err != nil {
