@@ -164,8 +164,9 @@ func (b *Backend) open(cfg config) error {
 		if err != nil {
 			return err
 		}
-		writeDSN = uri + "?" + params + "&_pragma=synchronous(" + cfg.synchronous + ")&_pragma=wal_autocheckpoint(0)"
-		ckptDB, err := sql.Open("sqlite", uri+"?"+params+"&_pragma=synchronous("+cfg.synchronous+")")
+		syncDSN := uri + "?" + params + "&_pragma=synchronous(" + cfg.synchronous + ")"
+		writeDSN = syncDSN + "&_pragma=wal_autocheckpoint(0)"
+		ckptDB, err := sql.Open("sqlite", syncDSN)
 		if err != nil {
 			return err
 		}
