@@ -164,9 +164,8 @@ func (b *Backend) open(cfg config) error {
 		if err != nil {
 			return err
 		}
-		syncDSN := uri + "?" + params + "&_pragma=synchronous(" + cfg.synchronous + ")"
-		writeDSN = syncDSN + "&_pragma=wal_autocheckpoint(0)"
-		ckptDB, err := sql.Open("sqlite", syncDSN)
+		writeDSN = uri + "?" + params + "&_pragma=synchronous(" + cfg.synchronous + ")&_pragma=wal_autocheckpoint(0)"
+		ckptDB, err := sql.Open("sqlite", uri+"?"+params+"&_pragma=synchronous("+cfg.synchronous+")")
 		if err != nil {
 			return err
 		}
