@@ -37,14 +37,6 @@
 // run beside the writer. Several processes may share one file; their
 // writers take turns on SQLite's write lock, waiting up to WithBusyTimeout.
 //
-// The write-ahead log is copied back into the database file (checkpointed)
-// off the writer: every 100 transactions a connection of its own copies
-// the log (a PASSIVE checkpoint, which blocks no one), and the writer then
-// copies the few frames written meanwhile between two transactions, so
-// that the log starts over and stays a few hundred pages long. SQLite's
-// automatic checkpoint, which made the commit that crossed a thousand
-// pages copy them all while every queued write waited, is off.
-//
 // The path ":memory:" gives a private in-memory database, gone when the
 // Backend is closed. It lives on one connection, which reads and the writer
 // share in turn; it is meant for tests and examples.
