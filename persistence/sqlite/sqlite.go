@@ -104,9 +104,6 @@ type Backend struct {
 
 	writeDB *sql.DB
 	w       *writer
-	// ckpt runs the checkpoints of a file's write-ahead log; nil for
-	// ":memory:".
-	ckpt *checkpointer
 
 	// readDB is the pool of read connections; nil for ":memory:", whose
 	// reads use the writer's connection under memMu.
@@ -139,14 +136,7 @@ func Open(path string, opts ...Option) (*Backend, error) {
 	}
 	b := &Backend{path: path, memory: path == ":memory:", clock: cfg.clock}
 	if err := b.open(cfg); err != nil {
-		errs := []error{fmt.Errorf("opening sqlite database %s: %w", path, err), b.closeDBs()}
-		if b.ckpt != nil {
-			errs = append(errs, b.ckpt.db.Close()) // its loop has not started
-		}
-		return nil, errors.Join(errs...)
-	}
-	if b.ckpt != nil {
-		go b.ckpt.loop()
+		return nil, errors.Join(fmt.Errorf("opening sqlite database %s: %w", path, err), b.closeDBs())
 	}
 	go b.w.loop()
 	return b, nil
@@ -164,12 +154,7 @@ func (b *Backend) open(cfg config) error {
 		if err != nil {
 			return err
 		}
-		writeDSN = uri + "?" + params + "&_pragma=synchronous(" + cfg.synchronous + ")&_pragma=wal_autocheckpoint(0)"
-		ckptDB, err := sql.Open("sqlite", uri+"?"+params+"&_pragma=synchronous("+cfg.synchronous+")")
-		if err != nil {
-			return err
-		}
-		b.ckpt = newCheckpointer(ckptDB)
+		writeDSN = uri + "?" + params + "&_pragma=synchronous(" + cfg.synchronous + ")"
 		b.readDB, err = sql.Open("sqlite", uri+"?"+params+"&_pragma=query_only(1)")
 		if err != nil {
 			return err
@@ -214,7 +199,6 @@ func (b *Backend) open(cfg config) error {
 		return errors.Join(err, conn.Close())
 	}
 	b.w.clock = cfg.clock
-	b.w.ckpt = b.ckpt
 	return nil
 }
 
@@ -394,9 +378,6 @@ func (b *Backend) Close() error {
 	b.mu.Unlock()
 	b.w.stop()
 	var errs []error
-	if b.ckpt != nil {
-		errs = append(errs, b.ckpt.stop())
-	}
 	if rs := b.reads.Load(); rs != nil {
 		errs = append(errs, rs.close())
 	}

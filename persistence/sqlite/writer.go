@@ -129,10 +129,6 @@ type writer struct {
 	batches, requests atomic.Int64
 	// observer, if set, is told of each batch (SetCommitObserver).
 	observer atomic.Pointer[persistence.CommitObserver]
-	// ckpt, if set, is poked every checkpointEvery transactions, and
-	// caught up with after the checkpoint it ran (checkpoint.go).
-	ckpt      *checkpointer
-	sinceCkpt int
 
 	batch []*request
 	// aborted is set when the transaction of the running batch is lost
@@ -272,13 +268,6 @@ func (w *writer) loop() {
 			r.done <- struct{}{}
 		}
 		w.batch = batch[:0]
-		if c := w.ckpt; c != nil {
-			if w.sinceCkpt++; w.sinceCkpt >= checkpointEvery {
-				w.sinceCkpt = 0
-				c.poke()
-			}
-			c.catchUp(w)
-		}
 		if o := w.observer.Load(); o != nil {
 			(*o).ObserveCommit(n, took, failed) // after the answers: no caller waits for it
 		}
