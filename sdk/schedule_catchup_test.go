@@ -16,15 +16,23 @@ import (
 
 // outage moves the stored next tick of a paused schedule an hour back and
 // unpauses it, as if every node had been down for an hour, and waits for
-// the schedule loop to take the missed ticks. It returns the first missed
-// tick.
+// the schedule loop to take the missed ticks, then pauses it again so that
+// no tick of the next minute joins them while the test reads them. It
+// starts in the first 45 seconds of a minute, so that a minute turns
+// during it only on a machine slower by far than any it runs on. It
+// returns the first missed tick.
 func outage(t *testing.T, ctx context.Context, ex *sdk.Executor, name string) time.Time {
 	t.Helper()
 	b := ex.Backend()
 	s, err := b.GetSchedule(ctx, name)
 	require.NoError(t, err)
-	now, err := b.Now(ctx)
-	require.NoError(t, err)
+	var now time.Time
+	testutil.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
+		if now, err = b.Now(ctx); err != nil || now.Second() >= 45 {
+			return errors.Join(fmt.Errorf("%s is late in its minute", now), err)
+		}
+		return nil
+	})
 	s.NextAt = now.Add(-time.Hour).Truncate(time.Minute) // on the grid of @every 1m
 	s.WakeAt, s.Paused = s.NextAt, false
 	_, err = b.UpdateSchedule(ctx, s)
@@ -39,6 +47,8 @@ func outage(t *testing.T, ctx context.Context, ex *sdk.Executor, name string) ti
 		}
 		return nil
 	})
+	_, err = ex.PauseSchedule(ctx, name, "read its ticks")
+	require.NoError(t, err)
 	return s.NextAt
 }
 
