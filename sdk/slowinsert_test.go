@@ -111,7 +111,9 @@ func holdWriteLock(t *testing.T, env []string) (release func()) {
 
 func TestSlowInsertDoesNotRunAStepTwice(t *testing.T) {
 	t.Parallel()
-	const lease = time.Second
+	// Two seconds: a lease of one was once lost to a renewal held up past
+	// it on a loaded CI machine, and the step then rightly ran again.
+	const lease = 2 * time.Second
 	env, open := testDatabase(t)
 	ctx := context.Background()
 	ex, err := sdk.Bootstrap(ctx, open(t), sdk.Serve(), sdk.WithLeaseDuration(lease),
@@ -134,9 +136,9 @@ func TestSlowInsertDoesNotRunAStepTwice(t *testing.T) {
 	for i := range n {
 		wg.Go(func() { handles[i], errs[i] = slowFlow.Start(wctx, base+i) })
 	}
-	// The inserts wait on the lock for two and a half leases (within
+	// The inserts wait on the lock for one and a half leases (within
 	// SQLite's 5 s busy timeout), then commit.
-	time.Sleep(lease * 5 / 2)
+	time.Sleep(lease * 3 / 2)
 	release()
 	wg.Wait()
 	rctx, cancel := context.WithTimeout(wctx, 30*time.Second)
