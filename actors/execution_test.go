@@ -391,6 +391,47 @@ func TestExecutionActorCancel(t *testing.T) {
 	h.gone(futures[0].ID())
 }
 
+// TestPermitRunOutBeforeTheBodyIsNotUsed: a process stopped (SIGSTOP)
+// between taking a permit and starting the body finds, when it goes on,
+// that its permit ran out in the database and was given to another
+// execution. The body must not start on it: the permit is confirmed again
+// and, being gone, waited for again.
+func TestPermitRunOutBeforeTheBodyIsNotUsed(t *testing.T) {
+	// Not parallel: the hook is process-wide (it acts only for "s1").
+	fn, p := newParked("limited-stop")
+	fn.MaxConcurrent = 1
+	const ttl = time.Second
+	h := newHarnessWith(t, func(c *Config) { c.LeaseTTL = ttl }, fn)
+	ctx := context.Background()
+	var stopped atomic.Bool
+	setHook(t, func(id string, msg any) {
+		if _, ok := msg.(*opPermitHeld); !ok || id != "s1" || !stopped.CompareAndSwap(false, true) {
+			return
+		}
+		// The stop: the permit's lease runs out (its row goes) and
+		// another execution takes it, while this process stands still
+		// for longer than half a lease.
+		since := time.Now()
+		require.NoError(t, h.b.ReleasePermit(ctx, "limited-stop", "s1", "n1"))
+		ok, err := h.b.AcquirePermit(ctx, "limited-stop", "other", "n2", 1, time.Minute)
+		require.NoError(t, err)
+		require.True(t, ok)
+		time.Sleep(ttl/2 - time.Since(since))
+	})
+	h.start("s1", "limited-stop", `1`)
+	// s1 asks the router again, and waits, with no body running.
+	waitRequests(t, h.rt, "limited-stop", 2)
+	require.True(t, stopped.Load())
+	require.Empty(t, p.ctxs, "the body started on a permit another execution holds")
+	require.NoError(t, h.b.ReleasePermit(ctx, "limited-stop", "other", "n2"))
+	require.Equal(t, "s1", ExecutionID(p.body(t)))
+	n, err := h.b.CountPermits(ctx, "limited-stop")
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	p.release <- result{out: []byte(`1`)}
+	h.status("s1", persistence.StatusCompleted)
+}
+
 // setHook installs a receive hook for the test's duration.
 func setHook(t *testing.T, hook func(id string, msg any)) {
 	testHookReceive.Store(&hook)

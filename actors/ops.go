@@ -427,6 +427,57 @@ func (h *handle) checkLease() error {
 	return h.ask(m, m.reply).err
 }
 
+// takePermit waits for a permit of the attempt's function, tells the actor
+// it holds one, and checks the lease (the wait may have been long). The
+// body starts only on a permit that is surely still held: one taken or
+// confirmed more than half a lease ago (the process may have been stopped
+// since, its permit run out in the database and given to another
+// execution) is confirmed in the database again, and waited for again if
+// it is gone. gone reports that the actor stopped meanwhile.
+func (h *handle) takePermit(ctx context.Context) (gone bool, err error) {
+	rt, fn, rec := h.rt, h.fn, h.rec
+	told := false
+	for {
+		at, err := rt.acquirePermit(ctx, h.id, h.act, fn.Name, fn.Queue, fn.MaxConcurrent, rec.Priority, rec.CreatedAt)
+		if err != nil {
+			return false, err
+		}
+		if !told {
+			m := &opPermitHeld{key: fn.Name, queue: fn.Queue, reply: newReply()}
+			if r := h.ask(m, m.reply); r.err != nil {
+				rt.releasePermit(h.id, h.act, fn.Name, fn.Queue) // the actor is gone
+				return true, nil
+			}
+			told = true // the actor gives it back when the attempt ends
+		}
+		if err := h.checkLease(); err != nil {
+			return false, err
+		}
+		held := true
+		for held && time.Since(at) >= rt.cfg.LeaseTTL/2 {
+			at = time.Now()
+			ok, err := rt.backend.AcquirePermit(ctx, fn.Name, h.id, rt.cfg.NodeID, fn.MaxConcurrent, rt.cfg.LeaseTTL)
+			if ctx.Err() != nil {
+				return false, ctxError(ctx)
+			}
+			if ok {
+				continue // confirmed: its lease runs from at
+			}
+			if err != nil {
+				rt.log.Warn("confirming a permit", slog.String("function", fn.Name), slog.String("execution_id", h.id), slog.Any("error", err))
+			} else {
+				rt.log.Info("permit ran out before the body started (the process was stopped?); waiting for one again",
+					slog.String("function", fn.Name), slog.String("execution_id", h.id))
+			}
+			rt.releasePermit(h.id, h.act, fn.Name, fn.Queue)
+			held = false
+		}
+		if held {
+			return false, nil
+		}
+	}
+}
+
 // usable returns why the activation may no longer write, or nil.
 func (h *handle) usable() error {
 	if h.isGone() {
@@ -462,20 +513,13 @@ func (h *handle) run(ctx context.Context, cacheCheck bool) {
 	if fn.MaxConcurrent > 0 {
 		// Wait for a permit: the body runs only with one.
 		sp := h.startOp(ctx, opPermit, fn.Name)
-		err := rt.acquirePermit(ctx, h.id, h.act, fn.Name, fn.Queue, fn.MaxConcurrent, rec.Priority, rec.CreatedAt)
+		gone, err := h.takePermit(ctx)
 		endSpan(sp, err)
+		if gone {
+			return
+		}
 		if err != nil {
-			done(bodyResult{err: err}, "") // canceled, or the node stops (not recorded)
-			return
-		}
-		m := &opPermitHeld{key: fn.Name, queue: fn.Queue, reply: newReply()}
-		if r := h.ask(m, m.reply); r.err != nil {
-			rt.releasePermit(h.id, h.act, fn.Name, fn.Queue) // the actor is gone
-			return
-		}
-		// The wait may have been long (the process stopped meanwhile).
-		if err := h.checkLease(); err != nil {
-			done(bodyResult{err: err}, "")
+			done(bodyResult{err: err}, "") // canceled, lease lost, or the node stops (not recorded)
 			return
 		}
 	}

@@ -338,14 +338,18 @@ func (r *routers) Receive(ctx actor.Context) {
 }
 
 // acquirePermit blocks until holder holds one of limit permits of key, or
-// ctx ends. Requests are served by priority, then oldest execution first.
-// In a cluster they are queued by the router of the member placement gives
-// for the function among those serving queue.
-func (rt *Runtime) acquirePermit(ctx context.Context, holder string, act *activation, key, queue string, limit, priority int, created time.Time) error {
+// ctx ends, and returns a time before the permit was last taken or
+// confirmed in the database: its lease runs at least until then plus the
+// lease TTL (the node's renewals extend it). Requests are served by
+// priority, then oldest execution first. In a cluster they are queued by
+// the router of the member placement gives for the function among those
+// serving queue.
+func (rt *Runtime) acquirePermit(ctx context.Context, holder string, act *activation, key, queue string, limit, priority int, created time.Time) (time.Time, error) {
 	defer rt.metrics.waitPermit(key, queue)()
 	if rt.cl != nil {
 		return rt.acquireClusterPermit(ctx, holder, act, key, queue, limit, priority, created)
 	}
+	asked := time.Now() // the router takes the permit after this
 	// The router owns req once sent (it may merge another request of the
 	// holder into it): only grant is this call's.
 	grant := make(chan struct{})
@@ -353,7 +357,7 @@ func (rt *Runtime) acquirePermit(ctx context.Context, holder string, act *activa
 	rt.system.Root.Send(rt.routers, &routeTo{key: key, msg: req})
 	select {
 	case <-grant:
-		return nil
+		return asked, nil
 	case <-ctx.Done():
 		rt.system.Root.Send(rt.routers, &routeTo{key: key, msg: &permitCancel{holder: holder, grant: grant}})
 		select {
@@ -361,7 +365,7 @@ func (rt *Runtime) acquirePermit(ctx context.Context, holder string, act *activa
 			rt.releasePermit(holder, act, key, queue)
 		default: // the router drops the request, or gives back a late grant
 		}
-		return ctxError(ctx)
+		return time.Time{}, ctxError(ctx)
 	}
 }
 
@@ -440,7 +444,7 @@ func (rt *Runtime) permitGranted(key, holder string) {
 }
 
 // acquireClusterPermit is acquirePermit in a cluster.
-func (rt *Runtime) acquireClusterPermit(ctx context.Context, holder string, act *activation, key, queue string, limit, priority int, created time.Time) error {
+func (rt *Runtime) acquireClusterPermit(ctx context.Context, holder string, act *activation, key, queue string, limit, priority int, created time.Time) (time.Time, error) {
 	w := &permitWait{grant: make(chan struct{})}
 	wk := key + "\x00" + holder
 	rt.mu.Lock()
@@ -482,9 +486,10 @@ func (rt *Runtime) acquireClusterPermit(ctx context.Context, holder string, act 
 			// meant for an earlier process of this node's name): the body
 			// runs only once the database confirms that this node holds
 			// the holder's permit, unexpired, within the limit.
+			start := time.Now()
 			ok, err := rt.backend.AcquirePermit(ctx, key, holder, rt.cfg.NodeID, limit, rt.cfg.LeaseTTL)
 			if ok {
-				return nil
+				return start, nil
 			}
 			if err != nil && ctx.Err() == nil {
 				rt.log.Warn("confirming a permit", slog.String("function", key), slog.String("execution_id", holder), slog.Any("error", err))
@@ -509,7 +514,7 @@ func (rt *Runtime) acquireClusterPermit(ctx context.Context, holder string, act 
 				rt.releasePermit(holder, act, key, queue)
 			default: // a late grant finds no wait and is given back
 			}
-			return ctxError(ctx)
+			return time.Time{}, ctxError(ctx)
 		}
 	}
 }

@@ -46,10 +46,10 @@ func TestPermitGoesToTheNewerActivation(t *testing.T) {
 	old, newer := &activation{}, &activation{}
 	octx, stopOld := context.WithCancel(ctx)
 	oldDone := make(chan error, 1)
-	go func() { oldDone <- rt.acquirePermit(octx, "x", old, key, queue, 1, 0, time.Now()) }()
+	go func() { _, err := rt.acquirePermit(octx, "x", old, key, queue, 1, 0, time.Now()); oldDone <- err }()
 	waitRequests(t, rt, key, 1)
 	newerDone := make(chan error, 1)
-	go func() { newerDone <- rt.acquirePermit(ctx, "x", newer, key, queue, 1, 0, time.Now()) }()
+	go func() { _, err := rt.acquirePermit(ctx, "x", newer, key, queue, 1, 0, time.Now()); newerDone <- err }()
 	waitRequests(t, rt, key, 2)
 	rt.mu.Lock()
 	rt.active["x"] = newer

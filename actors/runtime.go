@@ -317,12 +317,16 @@ func (rt *Runtime) Serve(ctx context.Context) error {
 		}
 	}()
 
-	renewDone := make(chan struct{})
+	renewDone := make(chan struct{}, 2)
 	go func() {
-		defer close(renewDone)
+		defer func() { renewDone <- struct{}{} }()
 		rt.renewLoop(ctx)
 	}()
-	defer func() { <-renewDone }()
+	go func() {
+		defer func() { renewDone <- struct{}{} }()
+		rt.renewPermitsLoop(ctx)
+	}()
+	defer func() { <-renewDone; <-renewDone }()
 
 	// A node restarted under the same ID takes back at once the executions
 	// its previous incarnation held, instead of waiting for their leases to
@@ -437,16 +441,29 @@ func (rt *Runtime) renewLoop(ctx context.Context) {
 				}
 			}
 			rt.checkCancels(ctx, active) // cancels requested by other processes
-			// Permits of the executions running here, not every one under
-			// this node's name (an earlier process of the same name may
-			// have left some behind when it was killed): of every
-			// activation, with a lease of its own or not, since a child
-			// in memory (its parent's lease covers it) holds its permit
-			// as long as any other.
+		}
+	}
+}
+
+// renewPermitsLoop renews the permits of the executions running here, on
+// a loop of its own: a body runs on its permit, which nothing fences, so
+// its renewals wait for no lease query or cancel check that a slow
+// database holds up. Not every permit under this node's name (an earlier
+// process of the same name may have left some behind when it was killed):
+// those of every activation, with a lease of its own or not, since a child
+// in memory (its parent's lease covers it) holds its permit as long as any
+// other.
+func (rt *Runtime) renewPermitsLoop(ctx context.Context) {
+	t := time.NewTicker(rt.cfg.LeaseTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 			if _, err := rt.backend.RenewPermits(ctx, rt.cfg.NodeID, rt.Active(), rt.cfg.LeaseTTL); err != nil && ctx.Err() == nil {
 				rt.log.Error("renewing permits", slog.Any("error", err))
 			}
-
 		}
 	}
 }
