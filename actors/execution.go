@@ -95,8 +95,48 @@ type unwritten struct {
 	parentBox *mailbox
 }
 
-// heldPermit is the concurrency permit an attempt holds.
-type heldPermit struct{ key, queue string }
+// heldPermit is the concurrency permit an attempt holds. The actor and the
+// goroutine that runs the body each hold a reference, and the permit goes
+// back with the last of them: never before the body has returned, even
+// when the actor stops first (its lease lost, a restart) while the body,
+// its context canceled, still runs. Until then the node renews it, and a
+// newer activation of the execution on this node, which would take the
+// same permit row, waits for it to be released before asking for one.
+type heldPermit struct {
+	key, queue string
+	holder     string
+	act        *activation
+	refs       atomic.Int32
+	released   chan struct{}
+}
+
+// newHeldPermit returns a permit of key that activation act of execution
+// holder holds, referenced by its actor and its body's goroutine.
+func newHeldPermit(rt *Runtime, holder string, act *activation, key, queue string) *heldPermit {
+	p := &heldPermit{key: key, queue: queue, holder: holder, act: act, released: make(chan struct{})}
+	p.refs.Store(2)
+	rt.mu.Lock()
+	if rt.permitsInUse == nil {
+		rt.permitsInUse = make(map[string]*heldPermit)
+	}
+	rt.permitsInUse[holder] = p
+	rt.mu.Unlock()
+	return p
+}
+
+// drop lets go of one reference to p, and gives p back with the last.
+func (p *heldPermit) drop(rt *Runtime) {
+	if p.refs.Add(-1) != 0 {
+		return
+	}
+	rt.mu.Lock()
+	if rt.permitsInUse[p.holder] == p {
+		delete(rt.permitsInUse, p.holder)
+	}
+	rt.mu.Unlock()
+	rt.releasePermit(p.holder, p.act, p.key, p.queue)
+	close(p.released)
+}
 
 // confirmBase is the origin of confirmed times; time.Since of it reads the
 // monotonic clock, which a stopped process's wall-clock jump cannot fool.
@@ -194,8 +234,8 @@ func (e *execution) Receive(ctx actor.Context) {
 			m.reply <- opReply{err: e.closed} // the attempt gives it back
 			break
 		}
-		e.permit = &heldPermit{key: m.key, queue: m.queue}
-		e.rt.metrics.permitHeld(m.key, m.queue, 1)
+		e.permit = m.permit
+		e.rt.metrics.permitHeld(m.permit.key, m.permit.queue, 1)
 		m.reply <- opReply{}
 	case *leaseChecked:
 		e.onLeaseChecked(ctx, m)
@@ -510,12 +550,13 @@ func (e *execution) stopped() {
 	rt.deactivate(e.act)
 }
 
-// releasePermit gives back the permit the attempt holds, if any.
+// releasePermit lets go of the permit the attempt holds, if any: it goes
+// back now, or once the body returns if it still runs.
 func (e *execution) releasePermit() {
 	if p := e.permit; p != nil {
 		e.permit = nil
 		e.rt.metrics.permitHeld(p.key, p.queue, -1)
-		e.rt.releasePermit(e.id, e.act, p.key, p.queue)
+		p.drop(e.rt)
 	}
 }
 

@@ -432,6 +432,64 @@ func TestPermitRunOutBeforeTheBodyIsNotUsed(t *testing.T) {
 	h.status("s1", persistence.StatusCompleted)
 }
 
+// TestPermitKeptUntilTheBodyReturns: an activation stopped while its body
+// runs (its lease lost) keeps the body's permit, renewed, until the body
+// returns: a body that does not heed its context still runs, and another
+// execution given the permit, or a newer activation of the same one (which
+// would share its permit row), would run beside it, over the limit.
+func TestPermitKeptUntilTheBodyReturns(t *testing.T) {
+	t.Parallel()
+	const ttl = time.Second
+	var running, most atomic.Int32
+	started := make(chan string, 4)
+	unblock := make(chan struct{})
+	fn := &Function{Name: "deaf", MaxConcurrent: 1, Run: func(ctx context.Context, _ []byte) ([]byte, error) {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		started <- ExecutionID(ctx)
+		<-unblock // deaf to ctx
+		return []byte(`1`), nil
+	}}
+	h := newHarnessWith(t, func(c *Config) { c.LeaseTTL = ttl }, fn)
+	ctx := context.Background()
+	permits := func() int {
+		n, err := h.b.CountPermits(ctx, "deaf")
+		require.NoError(t, err)
+		return n
+	}
+	h.start("d1", "deaf", `1`)
+	require.Equal(t, "d1", <-started)
+	pid := h.rt.pidOf("d1")
+	require.NotNil(t, pid)
+	h.rt.system.Root.Send(pid, &leaseLost{})
+	h.start("d2", "deaf", `2`)
+	// d2 waits for the permit while d1's body runs, for longer than the
+	// permit's lease (its renewals go on), and so does d1's next
+	// activation (the lease was not taken: the node claims it again).
+	waitRequests(t, h.rt, "deaf", 1)
+	deadline := time.Now().Add(2 * ttl)
+	for time.Now().Before(deadline) {
+		select {
+		case id := <-started:
+			t.Fatalf("%s started while the body of d1 still runs on the only permit", id)
+		case <-time.After(50 * time.Millisecond):
+		}
+		require.Equal(t, 1, permits())
+	}
+	close(unblock)
+	h.status("d1", persistence.StatusCompleted)
+	h.status("d2", persistence.StatusCompleted)
+	require.Equal(t, int32(1), most.Load(), "bodies at once")
+	testutil.CheckFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if n := permits(); n != 0 {
+			return fmt.Errorf("%d permits held", n)
+		}
+		return nil
+	})
+}
+
 // setHook installs a receive hook for the test's duration.
 func setHook(t *testing.T, hook func(id string, msg any)) {
 	testHookReceive.Store(&hook)

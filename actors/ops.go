@@ -158,8 +158,8 @@ type (
 	opWatch struct{ pids []*actor.PID }
 	// opPermitHeld tells the actor that the attempt holds a permit.
 	opPermitHeld struct {
-		key, queue string
-		reply      chan opReply
+		permit *heldPermit
+		reply  chan opReply
 	}
 )
 
@@ -433,32 +433,46 @@ func (h *handle) checkLease() error {
 // confirmed more than half a lease ago (the process may have been stopped
 // since, its permit run out in the database and given to another
 // execution) is confirmed in the database again, and waited for again if
-// it is gone. gone reports that the actor stopped meanwhile.
-func (h *handle) takePermit(ctx context.Context) (gone bool, err error) {
+// it is gone. It returns the permit, of which the caller holds a reference
+// (the actor holds the other) once the actor knows of it; gone reports that
+// the actor stopped meanwhile.
+func (h *handle) takePermit(ctx context.Context) (p *heldPermit, gone bool, err error) {
 	rt, fn, rec := h.rt, h.fn, h.rec
-	told := false
+	rt.mu.Lock()
+	prev := rt.permitsInUse[h.id]
+	rt.mu.Unlock()
+	if prev != nil {
+		// An earlier activation's body still runs on the holder's permit
+		// row, which this one would share.
+		select {
+		case <-prev.released:
+		case <-ctx.Done():
+			return nil, false, ctxError(ctx)
+		}
+	}
 	for {
 		at, err := rt.acquirePermit(ctx, h.id, h.act, fn.Name, fn.Queue, fn.MaxConcurrent, rec.Priority, rec.CreatedAt)
 		if err != nil {
-			return false, err
+			return p, false, err
 		}
-		if !told {
-			m := &opPermitHeld{key: fn.Name, queue: fn.Queue, reply: newReply()}
+		if p == nil {
+			m := &opPermitHeld{permit: newHeldPermit(rt, h.id, h.act, fn.Name, fn.Queue), reply: newReply()}
 			if r := h.ask(m, m.reply); r.err != nil {
-				rt.releasePermit(h.id, h.act, fn.Name, fn.Queue) // the actor is gone
-				return true, nil
+				m.permit.drop(rt) // the actor is gone: both references
+				m.permit.drop(rt)
+				return nil, true, nil
 			}
-			told = true // the actor gives it back when the attempt ends
+			p = m.permit
 		}
 		if err := h.checkLease(); err != nil {
-			return false, err
+			return p, false, err
 		}
 		held := true
 		for held && time.Since(at) >= rt.cfg.LeaseTTL/2 {
 			at = time.Now()
 			ok, err := rt.backend.AcquirePermit(ctx, fn.Name, h.id, rt.cfg.NodeID, fn.MaxConcurrent, rt.cfg.LeaseTTL)
 			if ctx.Err() != nil {
-				return false, ctxError(ctx)
+				return p, false, ctxError(ctx)
 			}
 			if ok {
 				continue // confirmed: its lease runs from at
@@ -473,7 +487,7 @@ func (h *handle) takePermit(ctx context.Context) (gone bool, err error) {
 			held = false
 		}
 		if held {
-			return false, nil
+			return p, false, nil
 		}
 	}
 }
@@ -513,10 +527,13 @@ func (h *handle) run(ctx context.Context, cacheCheck bool) {
 	if fn.MaxConcurrent > 0 {
 		// Wait for a permit: the body runs only with one.
 		sp := h.startOp(ctx, opPermit, fn.Name)
-		gone, err := h.takePermit(ctx)
+		p, gone, err := h.takePermit(ctx)
 		endSpan(sp, err)
 		if gone {
 			return
+		}
+		if p != nil {
+			defer p.drop(rt) // once the body has returned (or will not run)
 		}
 		if err != nil {
 			done(bodyResult{err: err}, "") // canceled, lease lost, or the node stops (not recorded)

@@ -163,6 +163,10 @@ type Runtime struct {
 	// router in the cluster (under mu), so that a repeated grant is not
 	// mistaken for one nobody waits for.
 	permitsHeld map[string]bool
+	// permitsInUse are the permits of this node's attempts not yet given
+	// back, by holder (under mu): renewed while a body runs on one, after
+	// its actor has stopped too.
+	permitsInUse map[string]*heldPermit
 	// waits tracks attempts and their waits under a test clock (clock.go).
 	waits *waitTracker
 	// metrics are the runtime's instruments.
@@ -461,7 +465,7 @@ func (rt *Runtime) renewPermitsLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := rt.backend.RenewPermits(ctx, rt.cfg.NodeID, rt.Active(), rt.cfg.LeaseTTL); err != nil && ctx.Err() == nil {
+			if _, err := rt.backend.RenewPermits(ctx, rt.cfg.NodeID, rt.permitHolders(), rt.cfg.LeaseTTL); err != nil && ctx.Err() == nil {
 				rt.log.Error("renewing permits", slog.Any("error", err))
 			}
 		}
@@ -634,6 +638,24 @@ func (rt *Runtime) Active() []string {
 	ids := make([]string, 0, len(rt.active))
 	for id := range rt.active {
 		ids = append(ids, id)
+	}
+	return ids
+}
+
+// permitHolders returns the executions whose permits this node renews:
+// those active here, and those whose body still runs on a permit after
+// their actor stopped.
+func (rt *Runtime) permitHolders() []string {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	ids := make([]string, 0, len(rt.active)+len(rt.permitsInUse))
+	for id := range rt.active {
+		ids = append(ids, id)
+	}
+	for id := range rt.permitsInUse {
+		if rt.active[id] == nil {
+			ids = append(ids, id)
+		}
 	}
 	return ids
 }
