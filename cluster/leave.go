@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -61,6 +62,56 @@ func (m *Membership) noteLeaving(msg []byte) {
 		}
 	}
 	m.nodesMu.Unlock()
+}
+
+// goneGrace is how long a member gone without a leave notice may wait for
+// it before it is logged as failed: the notice, sent over TCP, may be
+// handled after memberlist's own leave broadcast on a loaded machine.
+const goneGrace = 2 * leaveNoticeWait
+
+// reportGone logs member name, gone without a leave notice, as failed once
+// goneGrace has passed, or as left if its notice arrives meanwhile.
+func (m *Membership) reportGone(name string) {
+	m.nodesMu.Lock()
+	defer m.nodesMu.Unlock()
+	if _, ok := m.unexplained[name]; ok {
+		return
+	}
+	if m.unexplained == nil {
+		m.unexplained = make(map[string]*time.Timer)
+	}
+	m.reporting.Add(1)
+	m.unexplained[name] = time.AfterFunc(goneGrace, func() { m.settleGone(name) })
+}
+
+// settleGone logs what became of member name, reported gone without a
+// notice: left if its notice came since, else failed (or, while this node
+// stops, gone with it). Shutdown settles them all before it returns.
+func (m *Membership) settleGone(name string) {
+	m.nodesMu.Lock()
+	t, ok := m.unexplained[name]
+	delete(m.unexplained, name)
+	_, left := m.leaving[name]
+	if ok && left {
+		delete(m.leaving, name)
+	}
+	m.nodesMu.Unlock()
+	if !ok {
+		return // settled already
+	}
+	defer m.reporting.Done()
+	t.Stop()
+	m.mu.Lock()
+	closing := m.closing
+	m.mu.Unlock()
+	switch {
+	case left:
+		m.logger.Info("cluster member left", slog.String("member", name))
+	case closing:
+		m.logger.Info("cluster member gone while this node stops", slog.String("member", name))
+	default:
+		m.logger.Warn("cluster member failed", slog.String("member", name))
+	}
 }
 
 // leftOrDead is the state of a member memberlist no longer lists: left if

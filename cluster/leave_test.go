@@ -1,13 +1,17 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/stent-go/stent/internal/testutil"
 )
 
 // levelCounter is a slog handler that records the messages at WARN and
@@ -71,4 +75,28 @@ func TestCleanLeaveIsQuiet(t *testing.T) {
 	require.Empty(t, warned, "a clean stop warns of nothing")
 	require.Contains(t, infos, "cluster member joined")
 	require.Contains(t, infos, "cluster member left")
+}
+
+// A leave notice handled after memberlist reported the member gone (the
+// notice comes over TCP, the leave broadcast by gossip, in either order on
+// a loaded machine) still makes it a leave; a member gone with no notice
+// within goneGrace is logged as failed.
+func TestLateLeaveNoticeIsALeave(t *testing.T) {
+	t.Parallel()
+	h := &levelCounter{}
+	m := &Membership{logger: slog.New(h), leaving: make(map[string]time.Time)}
+	m.reportGone("node-x")
+	m.reportGone("node-y")
+	m.noteLeaving(append(bytes.Clone(leaveNotice), "node-x"...))
+	testutil.CheckFor(t, 5*goneGrace, 10*time.Millisecond, func() error {
+		if warned, infos := h.snapshot(); len(warned) == 0 || len(infos) == 0 {
+			return fmt.Errorf("logged %q and %q", warned, infos)
+		}
+		return nil
+	})
+	m.reporting.Wait()
+	warned, infos := h.snapshot()
+	require.Equal(t, []string{"cluster member failed member=node-y"}, warned)
+	require.Equal(t, []string{"cluster member left"}, infos)
+	require.Empty(t, m.leaving, "the notice is used")
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -112,6 +113,11 @@ type Membership struct {
 	nodesMu sync.Mutex
 	nodes   map[string]nodeCopy
 	leaving map[string]time.Time // members that sent their leave notice, when (under nodesMu)
+	// unexplained are the members gone without a leave notice, each with
+	// the timer that logs it failed unless its notice comes late (under
+	// nodesMu); reporting counts those not logged yet.
+	unexplained map[string]*time.Timer
+	reporting   sync.WaitGroup
 
 	mu      sync.Mutex
 	view    []Member      // sorted by name; includes this node
@@ -289,7 +295,7 @@ func (m *Membership) refresh() {
 			// not failures worth a warning.
 			m.logger.Info("cluster member gone while this node stops", slog.String("member", n.name))
 		default:
-			m.logger.Warn("cluster member failed", slog.String("member", n.name))
+			m.reportGone(n.name)
 		}
 	}
 	view := make([]Member, 0, len(copies))
@@ -449,6 +455,16 @@ func (m *Membership) shutdownLocked(final State) error {
 	err := m.ml.Shutdown()
 	close(m.stop)
 	<-m.done
+	m.mu.Lock()
+	m.closing = true
+	m.mu.Unlock()
+	m.nodesMu.Lock()
+	names := slices.Collect(maps.Keys(m.unexplained))
+	m.nodesMu.Unlock()
+	for _, name := range names {
+		m.settleGone(name)
+	}
+	m.reporting.Wait()
 	m.mu.Lock()
 	m.closed = true
 	m.local.State = final
