@@ -303,8 +303,12 @@ var (
 			return "", ctx.Err()
 		}
 	}, sdk.WithTimeout(50*time.Millisecond), sdk.WithRetry(sdk.RetryPolicy{MaxAttempts: 2, InitialDelay: 10 * time.Millisecond}))
-	stubborn = sdk.Durable("test_stubborn", func(ctx context.Context, d time.Duration) (string, error) {
-		time.Sleep(d) // ignores its context
+	// stubborn ignores its context: it returns only once the channel
+	// stored under its input in stubbornGates is closed.
+	stubbornGates sync.Map
+	stubborn      = sdk.Durable("test_stubborn", func(ctx context.Context, gate string) (string, error) {
+		ch, _ := stubbornGates.Load(gate)
+		<-ch.(chan struct{})
 		return "late", nil
 	}, sdk.WithTimeout(50*time.Millisecond), sdk.WithRetry(sdk.RetryPolicy{MaxAttempts: 1}))
 	longSleeper = sdk.Durable("test_long_sleeper", func(ctx context.Context, d time.Duration) (string, error) {
@@ -330,11 +334,22 @@ func TestTimeouts(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "done", got)
 
-	// A body that ignores its context is abandoned at the deadline.
-	start := time.Now()
-	_, err = stubborn.Call(ctx, 400*time.Millisecond)
+	// A body that ignores its context is abandoned at the deadline: the
+	// call ends while the body still runs (it returns only after).
+	gate := make(chan struct{})
+	stubbornGates.Store(t.Name(), gate)
+	called := make(chan error, 1)
+	go func() {
+		_, err := stubborn.Call(ctx, t.Name())
+		called <- err
+	}()
+	select {
+	case err = <-called:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the call waited for a body past its timeout")
+	}
+	close(gate)
 	require.ErrorIs(t, err, sdk.ErrTimeout)
-	require.Less(t, time.Since(start), 400*time.Millisecond)
 
 	// The whole execution's deadline.
 	h, err := longSleeper.Start(ctx, time.Hour, sdk.WithMaxDuration(200*time.Millisecond))
