@@ -40,7 +40,7 @@ var (
 		n := cacheRuns.n["short:"+in]
 		cacheRuns.Unlock()
 		return fmt.Sprintf("%s#%d", in, n), nil
-	}, sdk.WithCache(300*time.Millisecond))
+	}, sdk.WithCache(2*time.Second)) // long enough for a loaded machine's next call to find the entry
 	cachedFails = sdk.Durable("test_cached_fails", func(ctx context.Context, in string) (string, error) {
 		cacheRuns.Lock()
 		cacheRuns.n["fails:"+in]++
@@ -100,9 +100,9 @@ func TestCacheExpires(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, in+"#1", out)
 	// Within the TTL a call is cached, after it the body runs again: poll
-	// until it does (the TTL is 300ms on the database's clock).
+	// until it does (the TTL is 2s on the database's clock).
 	var last *sdk.Handle[string]
-	testutil.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+	testutil.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
 		h, err := cachedShort.Start(ctx, in)
 		if err != nil {
 			return err
