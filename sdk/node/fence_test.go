@@ -303,7 +303,8 @@ func testPausedOwner(t *testing.T, args []string, open func(*testing.T) (persist
 				repeatedSteps++
 			}
 			_, wasTaken := taken[id]
-			require.True(t, wasTaken, "%s step %d (-1: completion) ran %d times but was not taken over: %+v", id, s, len(g), g)
+			require.True(t, wasTaken, "%s step %d (-1: completion) ran %d times but was not taken over: %+v; the node logs of it:\n%s",
+				id, s, len(g), g, linesAbout(t, logs[:], id))
 			require.Len(t, g, 2, "%s step %d (-1: completion): %+v", id, s, g)
 			var mine, theirs int
 			for _, r := range g {
@@ -376,6 +377,30 @@ func lostLeaseLines(t *testing.T, path string, since time.Time) []string {
 // stopped in the middle of a write transaction holds the database's write
 // lock until it resumes, so no other process can write, take over
 // included: it is continued and stopped again until the lock is free.
+// linesAbout returns the lines of the node logs at paths that name
+// execution id or one of its steps (their IDs start with id), at most 60
+// of each log, for a failure message: the logs go with the test's
+// directory.
+func linesAbout(t *testing.T, paths []string, id string) string {
+	t.Helper()
+	var b strings.Builder
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			fmt.Fprintf(&b, "%s: %v\n", p, err)
+			continue
+		}
+		n := 0
+		for line := range strings.Lines(string(data)) {
+			if strings.Contains(line, id) && n < 60 {
+				fmt.Fprintf(&b, "%s: %s", filepath.Base(p), line)
+				n++
+			}
+		}
+	}
+	return b.String()
+}
+
 func stopOutsideWrite(t *testing.T, proc *exec.Cmd, path string) {
 	t.Helper()
 	pid := proc.Process.Pid
