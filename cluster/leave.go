@@ -104,6 +104,13 @@ func (m *Membership) settleGone(name string) {
 	m.mu.Lock()
 	closing := m.closing
 	m.mu.Unlock()
+	m.logGone(name, left, closing)
+}
+
+// logGone logs that member name is gone: it left (sent its notice), went
+// while this node stops too (peers that stop with it are no failures worth
+// a warning), or failed.
+func (m *Membership) logGone(name string, left, closing bool) {
 	switch {
 	case left:
 		m.logger.Info("cluster member left", slog.String("member", name))

@@ -288,12 +288,8 @@ func (m *Membership) refresh() {
 	for _, n := range gone {
 		switch {
 		case n.name == self: // this node's own leave: Leave logs it
-		case n.state == StateLeft:
-			m.logger.Info("cluster member left", slog.String("member", n.name))
-		case closing:
-			// This node is stopping too: peers that stop with it are
-			// not failures worth a warning.
-			m.logger.Info("cluster member gone while this node stops", slog.String("member", n.name))
+		case n.state == StateLeft || closing:
+			m.logGone(n.name, n.state == StateLeft, closing)
 		default:
 			m.reportGone(n.name)
 		}
