@@ -373,10 +373,7 @@ func lostLeaseLines(t *testing.T, path string, since time.Time) []string {
 }
 
 // procState is the state letter of process pid in /proc (T: stopped).
-// stopOutsideWrite stops proc (SIGSTOP). On SQLite (path set), a process
-// stopped in the middle of a write transaction holds the database's write
-// lock until it resumes, so no other process can write, take over
-// included: it is continued and stopped again until the lock is free.
+
 // linesAbout returns the lines of the node logs at paths that name
 // execution id or one of its steps (their IDs start with id), at most 60
 // of each log, for a failure message: the logs go with the test's
@@ -401,29 +398,43 @@ func linesAbout(t *testing.T, paths []string, id string) string {
 	return b.String()
 }
 
+// stopOutsideWrite stops proc (SIGSTOP). On SQLite (path set), a process
+// stopped in the middle of a write transaction holds the database's write
+// lock until it resumes, so no other process can write, take over
+// included: it is continued and stopped again until the lock is free.
+// Each try stops every writer for as long as it takes, so it takes
+// milliseconds: the lock is tried without waiting (a busy timeout would
+// stall the other node's lease renewals for that long at every try, and
+// a few tries in a row made it lose its own leases).
 func stopOutsideWrite(t *testing.T, proc *exec.Cmd, path string) {
 	t.Helper()
 	pid := proc.Process.Pid
 	var db *sql.DB
 	if path != "" {
 		var err error
-		db, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(500)")
+		db, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(0)")
 		require.NoError(t, err)
 		defer db.Close()
+		db.SetMaxOpenConns(1)
+		require.NoError(t, db.Ping()) // opened before the stop
 	}
 	for attempt := 1; ; attempt++ {
 		require.NoError(t, proc.Process.Signal(syscall.SIGSTOP))
-		waitFor(t, 10*time.Second, "the process stopped", func() bool { return procState(t, pid) == 'T' })
+		deadline := time.Now().Add(10 * time.Second)
+		for procState(t, pid) != 'T' {
+			require.True(t, time.Now().Before(deadline), "process %d did not stop within 10s", pid)
+			time.Sleep(time.Millisecond)
+		}
 		if db == nil || writable(t, db) {
 			return
 		}
-		require.Less(t, attempt, 20, "process %d held the SQLite write lock at every stop", pid)
+		require.Less(t, attempt, 200, "process %d held the SQLite write lock at every stop", pid)
 		require.NoError(t, proc.Process.Signal(syscall.SIGCONT))
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-// writable reports whether a write transaction can begin on db.
+// writable reports whether a write transaction can begin on db now.
 func writable(t *testing.T, db *sql.DB) bool {
 	t.Helper()
 	conn, err := db.Conn(context.Background())
