@@ -372,8 +372,6 @@ func lostLeaseLines(t *testing.T, path string, since time.Time) []string {
 	return ids
 }
 
-// procState is the state letter of process pid in /proc (T: stopped).
-
 // linesAbout returns the lines of the node logs at paths that name
 // execution id or one of its steps (their IDs start with id), at most 60
 // of each log, for a failure message: the logs go with the test's
@@ -402,10 +400,11 @@ func linesAbout(t *testing.T, paths []string, id string) string {
 // stopped in the middle of a write transaction holds the database's write
 // lock until it resumes, so no other process can write, take over
 // included: it is continued and stopped again until the lock is free.
-// Each try stops every writer for as long as it takes, so it takes
-// milliseconds: the lock is tried without waiting (a busy timeout would
-// stall the other node's lease renewals for that long at every try, and
-// a few tries in a row made it lose its own leases).
+// A try that finds the lock held keeps every other writer waiting until
+// the process is continued, so it must be short: the lock is tried without
+// waiting. (With a 500 ms busy timeout, a few such tries in a row held up
+// the other node's lease renewals past its lease, and it lost its own
+// leases.)
 func stopOutsideWrite(t *testing.T, proc *exec.Cmd, path string) {
 	t.Helper()
 	pid := proc.Process.Pid
@@ -448,6 +447,7 @@ func writable(t *testing.T, db *sql.DB) bool {
 	return true
 }
 
+// procState is the state letter of process pid in /proc (T: stopped).
 func procState(t *testing.T, pid int) byte {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
