@@ -555,11 +555,11 @@ func TestTableLocked(t *testing.T) {
 
 	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
-	start := time.Now()
+	// The lock is held until after this call: that it returns at all
+	// shows the caller returns when its context ends.
 	_, err = b.Apply(short, []*persistence.Commit{{ExecutionID: impatient.ID, Epoch: impatient.Epoch,
 		Journal: []*persistence.JournalEntry{{Position: 0, Kind: persistence.EntryNow}}}})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-	require.Less(t, time.Since(start), 2*time.Second, "the caller returns when its context ends")
 
 	done := make(chan error, 1)
 	go func() {
