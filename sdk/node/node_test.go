@@ -236,7 +236,13 @@ func testAdmin(t *testing.T) {
 		}
 		return err
 	})
-	require.NotEmpty(t, logAttr(t, logPath, "node ready", "node"))
+	// The line may come a moment after /readyz answers 200.
+	testutil.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
+		if logAttr(t, logPath, "node ready", "node") == "" {
+			return errors.New(`no "node ready" line logged yet`)
+		}
+		return nil
+	})
 	// The web console and its API share the admin address.
 	for _, p := range []string{"/", "/api/members", "/assets/console.css"} {
 		code, err = get(p)
