@@ -315,3 +315,17 @@ func (state *endpointSupervisor) spawnEndpointWatcher(remote *Remote, address st
 	pid := ctx.Spawn(props)
 	return pid
 }
+
+// waitUnlessStopped waits for d, or less if the manager stops meanwhile
+// (checked every 100ms). It reports whether the manager has stopped.
+// Stent: the endpoint writer's retries end with the remote.
+func (em *endpointManager) waitUnlessStopped(d time.Duration) bool {
+	const step = 100 * time.Millisecond
+	for waited := time.Duration(0); waited < d; waited += step {
+		if em.stopped.Load() {
+			return true
+		}
+		time.Sleep(min(step, d-waited))
+	}
+	return em.stopped.Load()
+}

@@ -47,7 +47,12 @@ func (state *endpointWriter) initialize(ctx actor.Context) {
 			state.remote.Logger().Error("EndpointWriter failed to connect", slog.String("address", state.address), slog.Any("error", err), slog.Int("retry", i))
 			// Wait 2 seconds to restart and retry
 			// Replace with Exponential Backoff
-			time.Sleep(2 * time.Second)
+			// Stent: give up once the endpoint manager has stopped (the
+			// remote shuts down), checked every 100ms of the wait, so
+			// that no retry outlives the remote.
+			if state.remote.edpManager.waitUnlessStopped(2 * time.Second) {
+				break
+			}
 			continue
 		}
 
